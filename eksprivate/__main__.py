@@ -1,0 +1,3 @@
+from eksprivate.cli import main
+
+main()
