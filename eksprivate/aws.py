@@ -1,0 +1,351 @@
+"""The AWS boundary: sessions, retry policy, waiters, call accounting and error translation.
+
+This is the only module that imports boto3/botocore. Everything above it sees `AwsApiError` (with the
+AWS error code) and the project's other errors, never botocore's exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import boto3
+import botocore.exceptions as bx
+from botocore.config import Config
+from botocore.waiter import WaiterModel, create_waiter_with_client
+
+from eksprivate.errors import AwsApiError, EksPrivateError, ResourceFailed, UsageError, WaitTimeout
+
+# Standard mode retries throttling and 5xx on every call, waiter polls included (aws-facts).
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 10},
+    max_pool_connections=32,
+    connect_timeout=10,
+    read_timeout=60,
+)
+
+POLL_ENV = "EKSPRIVATE_POLL_INTERVAL"
+READ_PREFIXES = ("Describe", "List", "Get")
+
+# Error codes that mean "a service quota was hit", so we can say which.
+QUOTA_CODES = {
+    "VpcLimitExceeded",
+    "SubnetLimitExceeded",
+    "RouteTableLimitExceeded",
+    "SecurityGroupLimitExceeded",
+    "VpcEndpointLimitExceeded",
+    "AddressLimitExceeded",
+    "ResourceLimitExceededException",
+    "LimitExceeded",
+    "LimitExceededException",
+    "ServiceQuotaExceededException",
+}
+DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
+EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+BAD_CREDENTIAL_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+                        "AuthFailure", "InvalidAccessKeyId"}
+
+
+def poll_interval(default: float) -> float:
+    """Seconds between status polls: `EKSPRIVATE_POLL_INTERVAL` overrides the real-AWS default."""
+    raw = os.environ.get(POLL_ENV)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{POLL_ENV}={raw!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{POLL_ENV}={raw!r} must be zero or a positive number of seconds")
+    return value
+
+
+def is_mutating(operation: str) -> bool:
+    return not operation.startswith(READ_PREFIXES)
+
+
+@dataclass
+class CallLog:
+    """Counts every API call made (once per logical call, retries not counted twice)."""
+
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, service: str, operation: str) -> None:
+        with self._lock:
+            self.calls.append((service, operation))
+
+    @property
+    def total(self) -> int:
+        return len(self.calls)
+
+    @property
+    def mutating(self) -> list[tuple[str, str]]:
+        return [c for c in self.calls if is_mutating(c[1])]
+
+    def summary(self) -> dict[str, int]:
+        return dict(Counter(f"{s}:{o}" for s, o in self.calls))
+
+
+StatusListener = Callable[[str, str, str], None]  # (kind, resource name, status)
+
+
+def translate(exc: Exception, service: str = "", operation: str = "") -> EksPrivateError:
+    """Turn a botocore exception into the project's error with a hint a human can act on."""
+    if isinstance(exc, EksPrivateError):
+        return exc
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        message = one_line(str(err.get("Message", "")) or str(exc))
+        op = operation or exc.operation_name
+        hint: str | None = None
+        if code in DENIED_CODES:
+            hint = (f"the caller is not allowed to call {service}:{op}; "
+                    "grant it (README lists every permission eksprivate needs)")
+        elif code in EXPIRED_CODES:
+            hint = "your AWS credentials have expired; refresh them (e.g. `aws sso login`) and rerun"
+        elif code in BAD_CREDENTIAL_CODES:
+            hint = "the AWS credentials are not valid for this account/region; check your profile"
+        elif code in QUOTA_CODES:
+            hint = f"a service quota for {service} was hit; raise it in Service Quotas or free some"
+        return AwsApiError(service, op, code, message, hint)
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return UsageError("no AWS credentials found",
+                          "set --profile or AWS_PROFILE, run `aws sso login`, or try --sandbox")
+    if isinstance(exc, bx.ProfileNotFound):
+        return UsageError(str(exc), "list profiles with `aws configure list-profiles`")
+    if isinstance(exc, bx.NoRegionError):
+        return UsageError("no AWS region given", "pass --region, set AWS_REGION, or set one in the profile")
+    if isinstance(exc, bx.SSOError | bx.TokenRetrievalError | bx.UnauthorizedSSOTokenError
+                  | bx.SSOTokenLoadError):
+        return UsageError(f"AWS SSO login needed: {exc}", "run `aws sso login` and rerun")
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
+        return EksPrivateError(f"cannot reach AWS: {exc}", "check the network (or the sandbox) and rerun")
+    if isinstance(exc, bx.ParamValidationError):
+        return UsageError(f"invalid request to {service} {operation}: {exc}")
+    if isinstance(exc, bx.BotoCoreError):
+        return EksPrivateError(f"AWS SDK error in {service} {operation}: {exc}")
+    raise exc
+
+
+class Client:
+    """A boto3 client whose calls raise the project's errors instead of botocore's."""
+
+    def __init__(self, service: str, raw: Any) -> None:
+        self.service = service
+        self.raw = raw
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.raw, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (bx.ClientError, bx.BotoCoreError) as exc:
+                raise translate(exc, self.service, _op_name(name)) from exc
+
+        return call
+
+    def paginate(self, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+        """Yield every item under `key` across all pages."""
+        try:
+            for page in self.raw.get_paginator(operation).paginate(**kwargs):
+                yield from page.get(key, [])
+        except (bx.ClientError, bx.BotoCoreError) as exc:
+            raise translate(exc, self.service, _op_name(operation)) from exc
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """AWS (and proxies in front of it) sometimes answer with HTML or multi-line text."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _op_name(method: str) -> str:
+    return "".join(part.capitalize() for part in method.split("_"))
+
+
+def _custom_waiters(service: str) -> WaiterModel:
+    text = resources.files("eksprivate").joinpath(f"waiters/{service}.json").read_text()
+    return WaiterModel(json.loads(text))
+
+
+class Aws:
+    """One account+region: clients are made once (sessions are not thread-safe, clients are)."""
+
+    def __init__(
+        self,
+        region: str,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            self.session = boto3.session.Session(
+                profile_name=profile, region_name=region, **(credentials or {}))
+        except bx.BotoCoreError as exc:
+            raise translate(exc) from exc
+        self.region = region
+        self.profile = profile
+        self.endpoint_url = endpoint_url
+        self.log = CallLog()
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[StatusListener] = []
+        events = self.session._session.get_component("event_emitter")
+        events.register("before-call", self._count)
+        events.register("after-call.eks.DescribeCluster", self._saw_status)
+        events.register("after-call.eks.DescribeNodegroup", self._saw_status)
+        events.register("after-call.ec2.DescribeVpcEndpoints", self._saw_status)
+
+    # -- clients -------------------------------------------------------------------------------
+    def client(self, service: str) -> Client:
+        with self._lock:
+            if service not in self._clients:
+                kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                try:
+                    raw = self.session.client(service, **kwargs)  # type: ignore[call-overload]
+                except bx.BotoCoreError as exc:
+                    raise translate(exc, service) from exc
+                self._clients[service] = Client(service, raw)
+            return self._clients[service]
+
+    @property
+    def ec2(self) -> Client:
+        return self.client("ec2")
+
+    @property
+    def eks(self) -> Client:
+        return self.client("eks")
+
+    @property
+    def iam(self) -> Client:
+        return self.client("iam")
+
+    @property
+    def sts(self) -> Client:
+        return self.client("sts")
+
+    @property
+    def kms(self) -> Client:
+        return self.client("kms")
+
+    @property
+    def logs(self) -> Client:
+        return self.client("logs")
+
+    def account_id(self) -> str:
+        return str(self.sts.get_caller_identity()["Account"])
+
+    def caller_arn(self) -> str:
+        return str(self.sts.get_caller_identity()["Arn"])
+
+    # -- waiting -------------------------------------------------------------------------------
+    def wait(self, service: str, waiter_name: str, *, delay: float, timeout: float, what: str,
+             **kwargs: Any) -> None:
+        """Wait with a boto3 waiter (or one of ours) until it succeeds, fails, or `timeout` passes."""
+        client = self.client(service)
+        try:
+            if waiter_name in client.raw.waiter_names:
+                waiter = client.raw.get_waiter(waiter_name)
+            else:
+                waiter = create_waiter_with_client(waiter_name, _custom_waiters(service), client.raw)
+        except (ValueError, bx.WaiterConfigError) as exc:
+            raise EksPrivateError(f"no waiter {waiter_name} for {service}: {exc}") from exc
+        # Waiters poll with a fixed delay; at least one attempt, enough of them to cover `timeout`.
+        attempts = max(1, math.ceil(timeout / delay)) if delay > 0 else 1_000_000
+        try:
+            waiter.wait(WaiterConfig={"Delay": delay, "MaxAttempts": attempts}, **kwargs)
+        except bx.WaiterError as exc:
+            reason = str(exc.kwargs.get("reason", "")) if hasattr(exc, "kwargs") else str(exc)
+            last = getattr(exc, "last_response", None) or {}
+            if "Max attempts exceeded" in reason:
+                raise WaitTimeout(f"{what} did not finish within {timeout / 60:.0f} min",
+                                  "it may still finish: check the console, then rerun to resume") from exc
+            if "Error" in last and last["Error"].get("Code"):
+                err = last["Error"]
+                raise AwsApiError(service, _op_name(waiter_name), str(err.get("Code")),
+                                  str(err.get("Message", ""))) from exc
+            raise ResourceFailed(f"{what} failed: {_failure_detail(last) or reason}") from exc
+        except (bx.ClientError, bx.BotoCoreError) as exc:
+            raise translate(exc, service, waiter_name) from exc
+
+    # -- observation -----------------------------------------------------------------------------
+    def on_status(self, listener: StatusListener) -> None:
+        self._listeners.append(listener)
+
+    def _count(self, model: Any = None, **_: Any) -> None:
+        if model is not None:
+            self.log.add(model.service_model.endpoint_prefix, model.name)
+
+    def _saw_status(self, parsed: Any = None, model: Any = None, **_: Any) -> None:
+        if not self._listeners or not isinstance(parsed, dict):
+            return
+        seen: list[tuple[str, str, str]] = []
+        if "cluster" in parsed:
+            seen.append(("cluster", parsed["cluster"].get("name", ""), parsed["cluster"].get("status", "")))
+        if "nodegroup" in parsed:
+            ng = parsed["nodegroup"]
+            seen.append(("nodegroup", ng.get("nodegroupName", ""), ng.get("status", "")))
+        for ep in parsed.get("VpcEndpoints", []) or []:
+            seen.append(("endpoint", ep.get("VpcEndpointId", ""), ep.get("State", "")))
+        for item in seen:
+            for listener in self._listeners:
+                listener(*item)
+
+
+def _failure_detail(response: dict[str, Any]) -> str:
+    """Pull the useful part out of a failed resource (EKS health issues, endpoint state)."""
+    for key in ("cluster", "nodegroup"):
+        res = response.get(key)
+        if isinstance(res, dict):
+            issues = res.get("health", {}).get("issues", [])
+            text = "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues)
+            return f"status {res.get('status')}" + (f" ({text})" if text else "")
+    eps = response.get("VpcEndpoints")
+    if isinstance(eps, list):
+        return ", ".join(f"{e.get('VpcEndpointId')} {e.get('State')}" for e in eps)
+    return ""
+
+
+def known_regions() -> list[str]:
+    """Regions where EKS exists, from botocore's bundled endpoint data (no network call)."""
+    return sorted(boto3.session.Session().get_available_regions("eks"))
+
+
+def retry_transient(
+    call: Callable[[], Any],
+    codes: set[str],
+    *,
+    timeout: float,
+    delay: float,
+    message_contains: tuple[str, ...] = (),
+) -> Any:
+    """Retry `call` while it fails with one of `codes` (and a matching message), up to `timeout` s.
+
+    For the errors botocore never retries but real AWS makes transient: DependencyViolation during
+    teardown, InvalidParameterException while a new IAM role propagates.
+    """
+    end = time.monotonic() + timeout
+    pause = max(delay, 0.01)
+    while True:
+        try:
+            return call()
+        except AwsApiError as exc:
+            transient = exc.code in codes and (
+                not message_contains or any(m in exc.aws_message for m in message_contains))
+            if not transient or time.monotonic() + pause > end:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, max(delay, 0.01) * 4, 15.0)

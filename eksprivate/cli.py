@@ -1,0 +1,357 @@
+"""The command line: thin commands, and the one place errors become a red line and an exit code.
+
+Exit codes: 0 success, 1 failure, 2 usage or configuration error, 130 interrupted. Heavy imports
+(boto3, the engine, moto) happen inside the commands so `eksprivate --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from eksprivate.errors import EksPrivateError, UsageError
+
+if TYPE_CHECKING:
+    from eksprivate.steps.base import Context
+    from eksprivate.target import Options
+
+app = typer.Typer(
+    name="eksprivate",
+    help="Build and tear down an Amazon EKS cluster whose nodes have no internet access.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals hold sessions and credentials
+    add_completion=False,
+)
+sandbox_app = typer.Typer(help="The embedded AWS stand-in (moto on loopback, real-world timings).",
+                          no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Cluster name (default: eksprivate).")]
+RegionOpt = Annotated[str | None, typer.Option(
+    "--region", "-r", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / the profile's).")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="AWS profile (SSO works).",
+                                                envvar="AWS_PROFILE", show_envvar=False)]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (docs/configuration.md).")]
+StateOpt = Annotated[Path | None, typer.Option("--state", help="State file (default: state/<name>-<region>.json).")]
+SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Run against the embedded AWS stand-in, not AWS.")]
+ScaleOpt = Annotated[float | None, typer.Option(
+    "--time-scale", help="Sandbox only: real AWS durations x this factor (default 0.03).", min=0.0)]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and API call counts.")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.")]
+
+
+def main() -> None:
+    app()
+
+
+@contextmanager
+def boundary(debug: bool) -> Iterator[None]:
+    """Every domain error becomes one red line and its exit code; no traceback unless --debug."""
+    from eksprivate import ui
+
+    try:
+        yield
+    except EksPrivateError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        ui.error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        ui.error("interrupted; rerun the same command to resume")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        ui.error(f"internal error: {type(exc).__name__}: {exc} — rerun with --debug and report it")
+        raise typer.Exit(1) from None
+
+
+def _options(name: str | None, region: str | None, profile: str | None, config: Path | None,
+             state: Path | None, sandbox: bool, time_scale: float | None = None, prune: bool = False) -> Options:
+    from eksprivate.target import Options
+
+    if time_scale is not None and not sandbox:
+        raise UsageError("--time-scale only applies with --sandbox")
+    return Options(name=name, region=region, profile=None if sandbox else profile, config=config, state=state,
+                   sandbox=sandbox, time_scale=time_scale, prune=prune)
+
+
+def _write_metrics(ctx: Context, verb: str, seconds: float) -> None:
+    """EKSPRIVATE_METRICS=path: the run's makespan and API call counts, for benchmarks."""
+    path = os.environ.get("EKSPRIVATE_METRICS")
+    if not path:
+        return
+    log = ctx.aws.log
+    Path(path).write_text(json.dumps({
+        "verb": verb, "seconds": round(seconds, 3), "calls": log.total, "mutating": len(log.mutating),
+        "mutating_calls": [f"{s}:{o}" for s, o in log.mutating], "by_operation": log.summary(),
+    }, indent=2, sort_keys=True))
+
+
+def _report_calls(ctx: Context, debug: bool) -> None:
+    from eksprivate import ui
+
+    if debug:
+        ui.info(f"API calls: {ctx.aws.log.total} ({len(ctx.aws.log.mutating)} mutating)")
+
+
+@app.command()
+def up(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False, time_scale: ScaleOpt = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Also delete node groups/endpoints removed from the config.")]
+    = False,
+    yes: YesOpt = False, debug: DebugOpt = False,
+) -> None:
+    """Create the cluster, or converge it to the config. Rerun any time: it resumes and changes only what differs."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.engine import Engine
+        from eksprivate.state import run_lock
+        from eksprivate.steps import build_graph
+        from eksprivate.target import open_context
+
+        opts = _options(name, region, profile, config, state, sandbox, time_scale, prune)
+        started = time.monotonic()
+        ctx = open_context(opts, mutate=True)
+        for text in ctx.settings.warnings:
+            ui.warn(text)
+        with run_lock(ctx.ledger.path):
+            if ctx.ledger.input("availability_zones") != ctx.azs:
+                ctx.ledger.set_input("availability_zones", ctx.azs)
+            ui.info(f"eksprivate up: {ctx.name} in {ctx.region} ({', '.join(ctx.azs)}), account {ctx.account}, "
+                    f"state {ctx.ledger.path}")
+            steps = build_graph(ctx, orphans=prune)
+            try:
+                with ui.Progress("up") as progress:
+                    outcomes = Engine(ctx, steps, progress).up()
+            finally:
+                _write_metrics(ctx, "up", time.monotonic() - started)
+                _report_calls(ctx, debug)
+        ui.print_outcomes(outcomes, "up", time.monotonic() - started)
+        cluster = next((o for o in outcomes if o.key == "cluster"), None)
+        if cluster is not None:
+            ui.info(f"cluster {ctx.name} is ACTIVE with a private API. Next: `eksprivate kubeconfig --name {ctx.name} "
+                    f"--region {ctx.region}`; reaching it from outside the VPC: docs/private-access.md")
+
+
+@app.command()
+def down(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False, time_scale: ScaleOpt = None, yes: YesOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Delete everything eksprivate made for the cluster (found from the state file, or by tags)."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.engine import Engine
+        from eksprivate.state import run_lock
+        from eksprivate.steps import build_graph
+        from eksprivate.target import open_context
+
+        opts = _options(name, region, profile, config, state, sandbox, time_scale)
+        started = time.monotonic()
+        ctx = open_context(opts, mutate=True, need_azs=False)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("refusing to delete without confirmation: no terminal to ask on",
+                                 "pass --yes to delete non-interactively")
+            if not typer.confirm(f"Delete EKS cluster {ctx.name} in {ctx.region} (account {ctx.account}) and "
+                                 "everything eksprivate made for it?"):
+                raise UsageError("nothing deleted")
+        with run_lock(ctx.ledger.path):
+            steps = build_graph(ctx, everything=True)
+            try:
+                with ui.Progress("down") as progress:
+                    outcomes = Engine(ctx, steps, progress).down()
+            finally:
+                _write_metrics(ctx, "down", time.monotonic() - started)
+                _report_calls(ctx, debug)
+            ctx.ledger.remove_file()
+        if all(o.phase == "absent" for o in outcomes):
+            ui.info(f"nothing to delete: no resources of {ctx.name} in {ctx.region}")
+        else:
+            ui.print_outcomes(outcomes, "down", time.monotonic() - started)
+
+
+@app.command()
+def plan(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False,
+    destroy: Annotated[bool, typer.Option("--destroy", help="Show what `down` would delete.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Show what `up --prune` would delete.")] = False,
+    output: OutputOpt = "text", debug: DebugOpt = False,
+) -> None:
+    """Show what `up` (or `down`, with --destroy) would do. Reads only; writes nothing."""
+    with boundary(debug):
+        from dataclasses import asdict
+
+        from eksprivate import ui
+        from eksprivate.engine import Engine
+        from eksprivate.steps import build_graph
+        from eksprivate.target import describe_target, open_context
+
+        _check_output(output)
+        opts = _options(name, region, profile, config, state, sandbox, prune=prune)
+        ctx = open_context(opts, mutate=False, need_azs=not destroy)
+        steps = build_graph(ctx, everything=destroy, orphans=True)
+        items = Engine(ctx, steps, _Quiet()).plan(destroy=destroy)
+        if output == "json":
+            ui.print_json({**describe_target(ctx), "destroy": destroy, "steps": [asdict(i) for i in items]})
+        else:
+            ui.print_plan(items, destroy)
+        _report_calls(ctx, debug)
+
+
+@app.command()
+def status(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False, output: OutputOpt = "text", debug: DebugOpt = False,
+) -> None:
+    """Show each step with its resource IDs and live status."""
+    with boundary(debug):
+        from dataclasses import asdict
+
+        from eksprivate import ui
+        from eksprivate.engine import Engine
+        from eksprivate.steps import build_graph
+        from eksprivate.target import describe_target, open_context
+
+        _check_output(output)
+        opts = _options(name, region, profile, config, state, sandbox)
+        ctx = open_context(opts, mutate=False, need_azs=False)
+        items = Engine(ctx, build_graph(ctx, everything=True), _Quiet()).status()
+        if output == "json":
+            ui.print_json({**describe_target(ctx), "steps": [asdict(i) for i in items]})
+        else:
+            ui.print_status(items, describe_target(ctx))
+        _report_calls(ctx, debug)
+
+
+@app.command()
+def verify(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    sandbox: SandboxOpt = False, output: OutputOpt = "text", debug: DebugOpt = False,
+) -> None:
+    """Audit any EKS cluster's private networking and security posture (exit 1 on any FAIL)."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.target import connect, load_settings, resolve_region
+        from eksprivate.verify import render, run_checks
+
+        _check_output(output)
+        opts = _options(name, region, profile, config, None, sandbox)
+        settings = load_settings(opts)
+        aws, _ = connect(opts, resolve_region(settings, opts))
+        report = run_checks(aws, settings.name, settings.endpoints)
+        if output == "json":
+            ui.print_json(report.to_dict())
+        else:
+            render(report, ui.out)
+        if report.failed:
+            raise typer.Exit(1)
+
+
+@app.command()
+def kubeconfig(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    sandbox: SandboxOpt = False,
+    path: Annotated[Path | None, typer.Option("--kubeconfig", help="Default: $KUBECONFIG or ~/.kube/config.")]
+    = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Merge a context for the cluster into your kubeconfig (keeps every other context)."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.kube import cluster_entry, kubeconfig_path, merge_context
+        from eksprivate.target import connect, load_settings, resolve_region
+
+        opts = _options(name, region, profile, config, None, sandbox)
+        settings = load_settings(opts)
+        aws, _ = connect(opts, resolve_region(settings, opts))
+        target = kubeconfig_path(path)
+        context = merge_context(target, cluster_entry(aws, settings.name), profile=opts.profile)
+        ui.info(f"context {context} written to {target}. The API is private: from outside the VPC see "
+                "docs/private-access.md (e.g. `eksprivate tunnel`).")
+
+
+@app.command()
+def tunnel(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Local port.")] = 8443,
+    path: Annotated[Path | None, typer.Option("--kubeconfig", help="Default: $KUBECONFIG or ~/.kube/config.")]
+    = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Forward a local port to the private API through a node with AWS Session Manager."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.target import connect, load_settings, resolve_region
+        from eksprivate.tunnel import run_tunnel
+
+        opts = _options(name, region, profile, config, None, False)
+        settings = load_settings(opts)
+        aws, _ = connect(opts, resolve_region(settings, opts))
+        code = run_tunnel(aws, settings.name, local_port=port, kubeconfig=path, profile=opts.profile, say=ui.info)
+        raise typer.Exit(code)
+
+
+@sandbox_app.command("start")
+def sandbox_start(time_scale: ScaleOpt = None, debug: DebugOpt = False) -> None:
+    """Start the sandbox in the background (up/down/... --sandbox also start it when needed)."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.sandbox.process import ensure_running
+
+        info = ensure_running(Path("state"), time_scale)
+        ui.info(f"sandbox running at {info.url} (pid {info.pid}, time scale {info.time_scale})")
+
+
+@sandbox_app.command("stop")
+def sandbox_stop(debug: DebugOpt = False) -> None:
+    """Stop the background sandbox (its AWS resources vanish with it)."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.sandbox.process import stop
+
+        ui.info("sandbox stopped" if stop(Path("state")) else "no sandbox was running")
+
+
+@sandbox_app.command("status")
+def sandbox_status(debug: DebugOpt = False) -> None:
+    """Say whether a sandbox runs, and where."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.sandbox.process import read_running
+
+        info = read_running(Path("state"))
+        ui.info(f"sandbox running at {info.url} (pid {info.pid}, time scale {info.time_scale})" if info
+                else "no sandbox running")
+
+
+def _check_output(output: str) -> None:
+    if output not in ("text", "json"):
+        raise UsageError(f"--output {output!r}: use text or json")
+
+
+class _Quiet:
+    def phase(self, key: str, title: str, phase: str, detail: str = "") -> None:
+        return None
+
+    def note(self, key: str, text: str) -> None:
+        return None
+
+

@@ -1,0 +1,240 @@
+"""The graph runner behind `up`, `down`, `plan` and `status`.
+
+Each step runs in its own thread as soon as the steps it needs are done (the work is waiting on AWS,
+so threads are enough). `down` walks the same graph reversed: a step is removed once every step that
+needs it is gone. Every change is in the state file before the engine moves on, so a kill at any
+instant leaves a ledger that the next `up` or `down` resumes from.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eksprivate.errors import EksPrivateError, Interrupted
+from eksprivate.steps import Context, Found, Step
+
+
+class Reporter(Protocol):
+    def phase(self, key: str, title: str, phase: str, detail: str = "") -> None: ...
+
+    def note(self, key: str, text: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    key: str
+    title: str
+    phase: str  # ready | created | updated | deleted | absent | kept | failed | skipped
+    detail: str = ""
+    changes: list[str] = field(default_factory=list)
+    error: EksPrivateError | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.phase not in ("failed", "skipped")
+
+
+@dataclass
+class PlanItem:
+    key: str
+    title: str
+    action: str  # create | update | delete | keep | none | absent
+    resources: str = ""
+    details: list[str] = field(default_factory=list)
+    status: str = ""
+
+
+class RunFailed(EksPrivateError):
+    """Some steps failed; the others finished and everything is recorded."""
+
+    def __init__(self, outcomes: list[Outcome], verb: str) -> None:
+        failed = [o for o in outcomes if o.phase == "failed"]
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more step(s))" if len(failed) > 1 else ""
+        super().__init__(f"{verb} failed at {first.title}: {first.error.message if first.error else first.detail}"
+                         f"{more}", (first.error.hint if first.error and first.error.hint else
+                                     f"fix the cause and rerun `eksprivate {verb}`: it resumes where it stopped"))
+        self.outcomes = outcomes
+
+
+class Engine:
+    def __init__(self, ctx: Context, steps: list[Step], reporter: Reporter) -> None:
+        self.ctx = ctx
+        self.steps = steps
+        self.reporter = reporter
+        keys = {s.key for s in steps}
+        # Needs on steps the configuration left out (e.g. no KMS step with a user key) are satisfied.
+        self.needs = {s.key: tuple(n for n in s.needs if n in keys) for s in steps}
+        ctx.say = reporter.note
+        ctx.aws.on_status(self._saw_status)
+
+    # -- the verbs -------------------------------------------------------------------------------
+    def up(self) -> list[Outcome]:
+        return self._run(self.needs, self._up_one, "up")
+
+    def down(self) -> list[Outcome]:
+        return self._run(self._reverse_needs(), self._down_one, "down")
+
+    def plan(self, destroy: bool = False) -> list[PlanItem]:
+        items: dict[str, PlanItem] = {}
+
+        def one(step: Step) -> Outcome:
+            found = step.find(self.ctx)
+            items[step.key] = self._plan_item(step, found, destroy)
+            return Outcome(step.key, step.title, "ready")
+
+        outcomes = self._run(self.needs, one, "plan", quiet=True)
+        return [items.get(o.key) or PlanItem(o.key, o.title, "unknown", details=[o.detail]) for o in outcomes]
+
+    def status(self) -> list[PlanItem]:
+        items: dict[str, PlanItem] = {}
+
+        def one(step: Step) -> Outcome:
+            found = step.find(self.ctx)
+            if found is None:
+                items[step.key] = PlanItem(step.key, step.title, "absent", status="absent")
+            else:
+                self.ctx.ledger.sync(step.key, step.ids(found))
+                items[step.key] = PlanItem(step.key, step.title, "exists", step.describe(found),
+                                           status=step.status(found))
+            return Outcome(step.key, step.title, "ready")
+
+        outcomes = self._run(self.needs, one, "status", quiet=True)
+        return [items.get(o.key) or PlanItem(o.key, o.title, "unknown", details=[o.detail]) for o in outcomes]
+
+    # -- one step --------------------------------------------------------------------------------
+    def _up_one(self, step: Step) -> Outcome:
+        ctx, say = self.ctx, self.reporter.phase
+        say(step.key, step.title, "checking")
+        found = step.find(ctx)
+        if step.orphan:
+            if found is None:
+                return Outcome(step.key, step.title, "absent")
+            if not ctx.prune:
+                return Outcome(step.key, step.title, "kept", "not in the config (`up --prune` deletes it)")
+            return self._down_one(step, found)
+        if found is None or found.get("incomplete"):
+            say(step.key, step.title, "creating")
+            found = step.create(ctx)
+            phase, changes = "created", ["created"]
+        else:
+            ctx.ledger.sync(step.key, step.ids(found))
+            changes = step.update(ctx, found)
+            phase = "updated" if changes else "ready"
+            if changes:
+                say(step.key, step.title, "updating", "; ".join(changes))
+        ctx.check_cancel()
+        say(step.key, step.title, "waiting", step.describe(found))
+        step.ready(ctx, found)
+        return Outcome(step.key, step.title, phase, step.describe(found), changes)
+
+    def _down_one(self, step: Step, found: Found | None = None) -> Outcome:
+        ctx, say = self.ctx, self.reporter.phase
+        if found is None:
+            say(step.key, step.title, "checking")
+            found = step.find(ctx)
+        if found is None:
+            ctx.ledger.forget(step.key)
+            return Outcome(step.key, step.title, "absent")
+        say(step.key, step.title, "deleting", step.describe(found))
+        step.remove(ctx, found)
+        step.gone(ctx, found)
+        ctx.ledger.forget(step.key)
+        return Outcome(step.key, step.title, "deleted", step.describe(found))
+
+    def _plan_item(self, step: Step, found: Found | None, destroy: bool) -> PlanItem:
+        ctx = self.ctx
+        if destroy:
+            if found is None:
+                return PlanItem(step.key, step.title, "absent")
+            return PlanItem(step.key, step.title, "delete", step.describe(found), status=step.status(found))
+        if found is not None:
+            ctx.ledger.sync(step.key, step.ids(found))  # in memory only: plan never writes
+        if step.orphan:
+            if found is None:
+                return PlanItem(step.key, step.title, "absent")
+            return PlanItem(step.key, step.title, "delete" if ctx.prune else "keep", step.describe(found),
+                            step.changes(ctx, found), step.status(found))
+        if found is None:
+            return PlanItem(step.key, step.title, "create")
+        if found.get("incomplete"):
+            return PlanItem(step.key, step.title, "create", step.describe(found), ["complete what is missing"])
+        changes = step.changes(ctx, found)
+        applied = [c for c in changes if not c.startswith("!")]
+        return PlanItem(step.key, step.title, "update" if applied else "none", step.describe(found),
+                        changes, step.status(found))
+
+    # -- the runner ------------------------------------------------------------------------------
+    def _reverse_needs(self) -> dict[str, tuple[str, ...]]:
+        return {s.key: tuple(o.key for o in self.steps if s.key in self.needs[o.key]) for s in self.steps}
+
+    def _run(self, deps: dict[str, tuple[str, ...]], work: Callable[[Step], Outcome], verb: str,
+             quiet: bool = False) -> list[Outcome]:
+        done = {s.key: threading.Event() for s in self.steps}
+        outcomes: dict[str, Outcome] = {}
+
+        def worker(step: Step) -> None:
+            try:
+                for dep in deps[step.key]:
+                    done[dep].wait()
+                blocked = [d for d in deps[step.key] if not outcomes[d].ok]
+                start = time.monotonic()
+                if blocked:
+                    outcome = Outcome(step.key, step.title, "skipped", f"waits for {', '.join(blocked)}")
+                elif self.ctx.cancel.is_set():
+                    outcome = Outcome(step.key, step.title, "skipped", "interrupted")
+                else:
+                    try:
+                        outcome = work(step)
+                    except EksPrivateError as exc:
+                        outcome = Outcome(step.key, step.title, "failed", str(exc), error=exc)
+                    except Exception as exc:  # a bug: keep the other steps going, report it plainly
+                        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                        err = EksPrivateError(f"internal error in {step.title}: {detail}",
+                                              "rerun with --debug and report it")
+                        err.__cause__ = exc
+                        outcome = Outcome(step.key, step.title, "failed", detail, error=err)
+                outcome.seconds = time.monotonic() - start
+                outcomes[step.key] = outcome
+                if not quiet or outcome.phase == "failed":
+                    self.reporter.phase(step.key, step.title, outcome.phase, outcome.detail)
+            finally:
+                done[step.key].set()
+
+        threads = [threading.Thread(target=worker, args=(s,), name=s.key, daemon=True) for s in self.steps]
+        for s in self.steps:
+            self.reporter.phase(s.key, s.title, "pending") if not quiet else None
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)  # short joins keep Ctrl-C deliverable to the main thread
+        except KeyboardInterrupt:
+            self.ctx.cancel.set()
+            raise Interrupted(f"{verb} interrupted; everything made so far is recorded in the state file",
+                              f"rerun `eksprivate {verb}` to resume") from None
+        result = [outcomes[s.key] for s in self.steps]
+        if any(o.phase == "failed" for o in result):
+            raise RunFailed(result, verb)
+        return result
+
+    def _saw_status(self, kind: str, name: str, status: str) -> None:
+        """Live AWS statuses seen by waiters, shown against their step (the real phases)."""
+        key = {"cluster": "cluster", "endpoint": "endpoints"}.get(kind, f"nodegroup/{name}")
+        if kind == "cluster" and name != self.ctx.name:
+            return
+        self.reporter.note(key, f"{name} {status}" if kind == "endpoint" else status)
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.phase] = counts.get(o.phase, 0) + 1
+    return counts

@@ -1,0 +1,56 @@
+"""The project's own errors: every failure a user can see is one of these.
+
+Each carries a one-line message (what, why) and an optional hint (what to do). The CLI turns them
+into a red line and an exit code; nothing below the CLI prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class EksPrivateError(Exception):
+    """A failure the user should read as one clear line. Exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} — {self.hint}"
+
+
+class UsageError(EksPrivateError):
+    """Bad flags, bad configuration, a state file that does not fit: nothing was changed. Exit code 2."""
+
+    exit_code = 2
+
+
+class StateError(UsageError):
+    """The state file is unreadable, belongs to something else, or is locked by another run."""
+
+
+class AwsApiError(EksPrivateError):
+    """An AWS call failed. Domain code reads `.code`; users read the message."""
+
+    def __init__(self, service: str, operation: str, code: str, message: str, hint: str | None = None):
+        super().__init__(f"{service} {operation} failed: {code}: {message}", hint)
+        self.service = service
+        self.operation = operation
+        self.code = code
+        self.aws_message = message
+
+
+class WaitTimeout(EksPrivateError):
+    """A resource did not reach the wanted status in time."""
+
+
+class ResourceFailed(EksPrivateError):
+    """A resource reached a terminal failed status (CREATE_FAILED, failed, ...)."""
+
+
+class Interrupted(EksPrivateError):
+    """The run was stopped by the user (Ctrl-C) or a signal; the state is saved."""
+
+    exit_code = 130

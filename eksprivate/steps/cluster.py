@@ -1,0 +1,218 @@
+"""The EKS control plane (private API from the first second) and its admin access entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eksprivate.aws import retry_transient
+from eksprivate.errors import AwsApiError, EksPrivateError, ResourceFailed
+from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
+from eksprivate.steps.iam import partition
+from eksprivate.steps.network import subnet_ids
+
+LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+# Messages EKS gives while a just-created IAM role is not yet assumable (aws-facts: IAM propagation).
+ROLE_NOT_READY = ("could not be assumed", "Error in role params", "sts:AssumeRole", "The role with name",
+                  "Role with arn", "does not exist")
+CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+
+
+def create_retrying_iam(ctx: Context, call: Any) -> Any:
+    """CreateCluster/CreateNodegroup right after CreateRole fails until IAM propagates: retry those."""
+    return retry_transient(call, {"InvalidParameterException", "InvalidRequestException"},
+                           timeout=ctx.timeouts.iam_propagation, delay=max(min(ctx.poll, 5.0), 0.05),
+                           message_contains=ROLE_NOT_READY)
+
+
+def kms_key_arn(ctx: Context) -> str | None:
+    if not ctx.settings.secrets_encryption:
+        return None
+    return ctx.settings.kms_key_arn or ctx.ledger.ids("kms-key").get("key_arn")
+
+
+class Cluster(Step):
+    key = "cluster"
+    title = "EKS cluster"
+
+    def __init__(self, needs: tuple[str, ...]) -> None:
+        self.needs = needs
+
+    def vpc_config(self, ctx: Context, subnets: list[str] | None) -> dict[str, Any]:
+        public = list(ctx.settings.public_access_cidrs)
+        config: dict[str, Any] = {"endpointPrivateAccess": True, "endpointPublicAccess": bool(public)}
+        if subnets is not None:
+            config["subnetIds"] = subnets
+        if public:
+            config["publicAccessCidrs"] = public
+        return config
+
+    def logging(self, ctx: Context) -> dict[str, Any]:
+        on = ctx.settings.control_plane_logging
+        return {"clusterLogging": [{"types": LOG_TYPES, "enabled": on}]}
+
+    def find(self, ctx: Context) -> Found | None:
+        try:
+            c = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
+        except AwsApiError as exc:
+            if not_found(exc.code):
+                return None
+            raise
+        if c.get("tags", {}).get(CLUSTER_TAG) != ctx.name:
+            raise EksPrivateError(f"EKS cluster {ctx.name} exists in {ctx.region} but was not made by eksprivate",
+                                  "choose another --name; `eksprivate verify` can still audit it")
+        vpc = c.get("resourcesVpcConfig", {})
+        enabled = sorted(t for entry in c.get("logging", {}).get("clusterLogging", []) if entry.get("enabled")
+                         for t in entry.get("types", []))
+        return {
+            "cluster_name": c["name"], "cluster_arn": c["arn"], "status": c.get("status", ""),
+            "version": c.get("version"), "endpoint": c.get("endpoint"),
+            "private": vpc.get("endpointPrivateAccess", False), "public": vpc.get("endpointPublicAccess", False),
+            "public_cidrs": sorted(vpc.get("publicAccessCidrs", []) if vpc.get("endpointPublicAccess") else []),
+            "logging": enabled, "encrypted": bool(c.get("encryptionConfig")),
+        }
+
+    def create(self, ctx: Context) -> Found:
+        token = ctx.intent(self.key)
+        args: dict[str, Any] = {
+            "name": ctx.name, "roleArn": ctx.ledger.ids("cluster-role")["role_arn"],
+            "resourcesVpcConfig": self.vpc_config(ctx, subnet_ids(ctx)),
+            "logging": self.logging(ctx),
+            # API authentication with the creator as admin: nothing has to reach the private API from
+            # outside the VPC to finish the setup (no aws-auth ConfigMap edits).
+            "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True},
+            "tags": ctx.tags(ctx.name), "clientRequestToken": token,
+        }
+        if ctx.settings.kubernetes_version:
+            args["version"] = ctx.settings.kubernetes_version
+        key_arn = kms_key_arn(ctx)
+        if key_arn:
+            args["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": key_arn}}]
+        c = create_retrying_iam(ctx, lambda: ctx.aws.eks.create_cluster(**args))["cluster"]
+        ctx.ledger.record(self.key, cluster_name=c["name"], cluster_arn=c["arn"])
+        found = self.find(ctx)
+        return found or {"cluster_name": c["name"], "cluster_arn": c["arn"], "status": c.get("status", "CREATING")}
+
+    def ready(self, ctx: Context, found: Found) -> None:
+        status = found.get("status")
+        if status == "ACTIVE":
+            return
+        if status == "FAILED":
+            raise ResourceFailed(f"EKS cluster {ctx.name} is FAILED", "run `eksprivate down`, then `up` again")
+        ctx.say(self.key, f"{status}: EKS takes ~9 min (up to 30)")
+        ctx.aws.wait("eks", "cluster_active", delay=ctx.poll, timeout=ctx.timeouts.cluster_create,
+                     what=f"EKS cluster {ctx.name}", name=ctx.name)
+        found["status"] = "ACTIVE"
+
+    def _diff(self, ctx: Context, found: Found) -> dict[str, Any]:
+        want_public = sorted(ctx.settings.public_access_cidrs)
+        diff: dict[str, Any] = {}
+        if not found.get("private", True) or found.get("public") != bool(want_public) or (
+                want_public and found.get("public_cidrs") != want_public):
+            diff["resourcesVpcConfig"] = self.vpc_config(ctx, None)
+        want_logs = sorted(LOG_TYPES) if ctx.settings.control_plane_logging else []
+        if found.get("logging", []) != want_logs:
+            diff["logging"] = self.logging(ctx)
+        return diff
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        out = []
+        diff = self._diff(ctx, found)
+        if "resourcesVpcConfig" in diff:
+            cidrs = ctx.settings.public_access_cidrs
+            out.append("set API access: private on, public " + (f"limited to {', '.join(cidrs)}" if cidrs else "off"))
+        if "logging" in diff:
+            out.append("set control-plane logging " + ("on (all 5 types)" if ctx.settings.control_plane_logging
+                                                        else "off"))
+        want = ctx.settings.kubernetes_version
+        if want and found.get("version") and found["version"] != want:
+            out.append(f"! kubernetes_version: the cluster runs {found['version']}, the config says {want}: "
+                       "eksprivate does not upgrade in place (use `aws eks update-cluster-version`)")
+        if kms_key_arn(ctx) and not found.get("encrypted"):
+            out.append("! secrets encryption is off on the live cluster: enable it with "
+                       "`aws eks associate-encryption-config`")
+        return out
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = []
+        # EKS allows one update at a time per cluster: apply each and wait for ACTIVE in between.
+        for field_name, value in self._diff(ctx, found).items():
+            ctx.say(self.key, f"updating {field_name}")
+            change = {field_name: value}
+            retry_transient(lambda: ctx.aws.eks.update_cluster_config(name=ctx.name, **change),  # noqa: B023
+                            {"ResourceInUseException"}, timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll)
+            ctx.aws.wait("eks", "cluster_active", delay=ctx.poll, timeout=ctx.timeouts.cluster_create,
+                         what=f"updating EKS cluster {ctx.name}", name=ctx.name)
+            done.append(f"updated {field_name}")
+        return done
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        if found.get("status") == "DELETING":
+            return
+        try:
+            # In use while node groups are still deleting or an update runs: those end by themselves.
+            retry_transient(lambda: ctx.aws.eks.delete_cluster(name=ctx.name), {"ResourceInUseException"},
+                            timeout=ctx.timeouts.nodegroup_delete, delay=ctx.poll)
+        except AwsApiError as exc:
+            if not not_found(exc.code):
+                raise
+
+    def gone(self, ctx: Context, found: Found) -> None:
+        ctx.say(self.key, "DELETING: EKS takes ~4 min")
+        ctx.aws.wait("eks", "cluster_deleted", delay=ctx.poll, timeout=ctx.timeouts.cluster_delete,
+                     what=f"deleting EKS cluster {ctx.name}", name=ctx.name)
+
+    def describe(self, found: Found) -> str:
+        return str(found.get("cluster_name", ""))
+
+
+class ClusterAdmins(Step):
+    """Cluster-admin access entries for the principals in `admins` (besides the creator)."""
+
+    key = "admins"
+    title = "Cluster admins"
+    needs = ("cluster",)
+
+    def policy_arn(self, ctx: Context) -> str:
+        return f"arn:{partition(ctx.region)}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_POLICY}"
+
+    def find(self, ctx: Context) -> Found | None:
+        try:
+            entries = list(ctx.aws.eks.paginate("list_access_entries", "accessEntries", clusterName=ctx.name))
+        except AwsApiError as exc:
+            if not_found(exc.code):
+                return None
+            raise
+        present = [a for a in ctx.settings.admins if a in entries]
+        if not present:
+            return None
+        return {"admins": present, "incomplete": len(present) < len(ctx.settings.admins), "status": "exists"}
+
+    def create(self, ctx: Context) -> Found:
+        found = self.find(ctx) or {"admins": []}
+        for arn in ctx.settings.admins:
+            if arn in found["admins"]:
+                continue
+            token = ctx.intent(f"{self.key}/{arn}")
+            try:
+                ctx.aws.eks.create_access_entry(clusterName=ctx.name, principalArn=arn, type="STANDARD",
+                                                clientRequestToken=token, tags=ctx.tags(ctx.name))
+            except AwsApiError as exc:
+                if exc.code != "ResourceInUseException":  # already there: a crashed run made it
+                    raise
+            ctx.aws.eks.associate_access_policy(clusterName=ctx.name, principalArn=arn,
+                                                policyArn=self.policy_arn(ctx), accessScope={"type": "cluster"})
+            found["admins"].append(arn)
+            ctx.ledger.record(self.key, admin_arns=list(found["admins"]))
+        found.update(incomplete=False, status="exists")
+        return found
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        for arn in found["admins"]:
+            try:
+                ctx.aws.eks.delete_access_entry(clusterName=ctx.name, principalArn=arn)
+            except AwsApiError as exc:
+                if not not_found(exc.code):
+                    raise
+
+    def describe(self, found: Found) -> str:
+        return ", ".join(found["admins"])

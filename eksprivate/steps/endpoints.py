@@ -1,0 +1,160 @@
+"""VPC endpoints: the nodes' only way to AWS APIs (interface endpoints) and to S3 (gateway endpoint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eksprivate.errors import AwsApiError
+from eksprivate.steps.base import Context, Found, Step, not_found
+from eksprivate.steps.network import route_table_ids, subnet_ids
+
+GONE_STATES = ("deleted", "Deleted", "deleting", "Deleting")
+
+
+def service_name(region: str, short: str) -> str:
+    return f"com.amazonaws.{region}.{short}"
+
+
+class Endpoints(Step):
+    key = "endpoints"
+    title = "VPC endpoints"
+    needs = ("subnets", "endpoint-sg")
+
+    def wanted(self, ctx: Context) -> dict[str, str]:
+        """Service short name → endpoint type, for this configuration."""
+        want = {svc: "Interface" for svc in ctx.settings.interface_endpoints}
+        want["s3"] = "Gateway"
+        return want
+
+    def find(self, ctx: Context) -> Found | None:
+        items = list(ctx.aws.ec2.paginate("describe_vpc_endpoints", "VpcEndpoints", Filters=ctx.cluster_filter()))
+        live = [e for e in items if e.get("State") not in GONE_STATES]
+        if not live:
+            return None
+        prefix = service_name(ctx.region, "")
+        eps: dict[str, dict[str, Any]] = {}
+        duplicates = []
+        for e in sorted(live, key=lambda e: str(e["VpcEndpointId"])):
+            short = e["ServiceName"].removeprefix(prefix)
+            if short in eps:
+                duplicates.append(e["VpcEndpointId"])
+                continue
+            eps[short] = {"endpoint_id": e["VpcEndpointId"], "state": e.get("State", ""),
+                          "type": e.get("VpcEndpointType", ""), "subnets": sorted(e.get("SubnetIds", [])),
+                          "route_tables": sorted(e.get("RouteTableIds", [])),
+                          "private_dns": bool(e.get("PrivateDnsEnabled"))}
+        missing = [svc for svc in self.wanted(ctx) if svc not in eps]
+        return {"endpoints": eps, "incomplete": bool(missing), "duplicates": duplicates}
+
+    def ids(self, found: Found) -> dict[str, Any]:
+        return {"endpoint_ids": {svc: e["endpoint_id"] for svc, e in found["endpoints"].items()}}
+
+    def create(self, ctx: Context) -> Found:
+        found = self.find(ctx) or {"endpoints": {}, "duplicates": []}
+        eps: dict[str, dict[str, Any]] = found["endpoints"]
+        vpc_id = ctx.ledger.ids("vpc")["vpc_id"]
+        group_id = ctx.ledger.ids("endpoint-sg")["group_id"]
+        subnets, tables = subnet_ids(ctx), route_table_ids(ctx)
+        for svc, kind in self.wanted(ctx).items():
+            if svc in eps:
+                continue
+            ctx.check_cancel()
+            token = ctx.intent(f"{self.key}/{svc}")
+            args: dict[str, Any] = {
+                "VpcEndpointType": kind, "VpcId": vpc_id, "ServiceName": service_name(ctx.region, svc),
+                "ClientToken": token,
+                "TagSpecifications": ctx.tag_spec("vpc-endpoint", ctx.resource_name(svc),
+                                                  {"eksprivate:service": svc}),
+            }
+            if kind == "Interface":
+                args.update(SubnetIds=subnets, SecurityGroupIds=[group_id], PrivateDnsEnabled=True)
+            else:
+                args.update(RouteTableIds=tables)
+            ep = ctx.aws.ec2.create_vpc_endpoint(**args)["VpcEndpoint"]
+            ctx.ledger.record(f"{self.key}/{svc}", endpoint_id=ep["VpcEndpointId"])
+            ctx.say(self.key, f"{svc}: {ep['VpcEndpointId']} {ep.get('State', '')}")
+            eps[svc] = {"endpoint_id": ep["VpcEndpointId"], "state": ep.get("State", "pending"), "type": kind,
+                        "subnets": sorted(ep.get("SubnetIds", [])), "route_tables": sorted(ep.get("RouteTableIds", [])),
+                        "private_dns": kind == "Interface"}
+        found.update(endpoints=eps, incomplete=False)
+        return found
+
+    def ready(self, ctx: Context, found: Found) -> None:
+        waiting = [e["endpoint_id"] for e in found["endpoints"].values() if e["state"].lower() != "available"]
+        if waiting:
+            ctx.say(self.key, f"waiting for {len(waiting)} endpoint(s) to become available")
+            ctx.aws.wait("ec2", "VpcEndpointsAvailable", delay=ctx.poll, timeout=ctx.timeouts.endpoint_create,
+                         what=f"VPC endpoints {', '.join(waiting)}", VpcEndpointIds=waiting)
+            for e in found["endpoints"].values():
+                e["state"] = "available"
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        out = []
+        subnets, tables = set(subnet_ids(ctx)), set(route_table_ids(ctx))
+        wanted = self.wanted(ctx)
+        for svc, e in sorted(found["endpoints"].items()):
+            if svc not in wanted:
+                out.append(f"{'delete' if ctx.prune else '! not in the config (kept; --prune deletes)'}: "
+                           f"endpoint {svc} {e['endpoint_id']}")
+            elif e["type"] == "Interface":
+                if not subnets <= set(e["subnets"]):
+                    out.append(f"add subnets {sorted(subnets - set(e['subnets']))} to endpoint {svc}")
+                if not e["private_dns"]:
+                    out.append(f"turn on private DNS for endpoint {svc}")
+            elif not tables <= set(e["route_tables"]):
+                out.append(f"attach route tables {sorted(tables - set(e['route_tables']))} to the {svc} gateway")
+        return out
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = []
+        subnets, tables = set(subnet_ids(ctx)), set(route_table_ids(ctx))
+        wanted = self.wanted(ctx)
+        for svc, e in list(found["endpoints"].items()):
+            if svc not in wanted:
+                if ctx.prune:
+                    self._delete(ctx, [e["endpoint_id"]])
+                    del found["endpoints"][svc]
+                    done.append(f"deleted endpoint {svc}")
+                continue
+            args: dict[str, Any] = {}
+            if e["type"] == "Interface":
+                if not subnets <= set(e["subnets"]):
+                    args["AddSubnetIds"] = sorted(subnets - set(e["subnets"]))
+                if not e["private_dns"]:
+                    args["PrivateDnsEnabled"] = True
+            elif not tables <= set(e["route_tables"]):
+                args["AddRouteTableIds"] = sorted(tables - set(e["route_tables"]))
+            if args:
+                ctx.aws.ec2.modify_vpc_endpoint(VpcEndpointId=e["endpoint_id"], **args)
+                done.append(f"updated endpoint {svc}: {', '.join(args)}")
+        return done
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        ids = [e["endpoint_id"] for e in found["endpoints"].values()] + found.get("duplicates", [])
+        self._delete(ctx, ids)
+
+    def _delete(self, ctx: Context, ids: list[str]) -> None:
+        try:
+            result = ctx.aws.ec2.delete_vpc_endpoints(VpcEndpointIds=ids)
+        except AwsApiError as exc:
+            if not not_found(exc.code):
+                raise
+            return
+        failed = [u for u in result.get("Unsuccessful", []) if not not_found(u.get("Error", {}).get("Code", ""))]
+        if failed:
+            first = failed[0]
+            raise AwsApiError("ec2", "DeleteVpcEndpoints", first["Error"].get("Code", ""),
+                              f"{first.get('ResourceId')}: {first['Error'].get('Message', '')}")
+
+    def gone(self, ctx: Context, found: Found) -> None:
+        # Interface endpoint ENIs (which block subnet and SG deletion) disappear only with the endpoint.
+        ids = [e["endpoint_id"] for e in found["endpoints"].values()] + found.get("duplicates", [])
+        ctx.aws.wait("ec2", "VpcEndpointsDeleted", delay=ctx.poll, timeout=ctx.timeouts.endpoint_delete,
+                     what="deleting the VPC endpoints", VpcEndpointIds=ids)
+
+    def describe(self, found: Found) -> str:
+        return ", ".join(f"{svc}={e['endpoint_id']}" for svc, e in sorted(found["endpoints"].items()))
+
+    def status(self, found: Found) -> str:
+        states = sorted({e["state"] for e in found["endpoints"].values()})
+        return "incomplete" if found.get("incomplete") else "/".join(states)

@@ -1,0 +1,348 @@
+"""The VPC, its private subnets with one route table each, and the endpoints' security group.
+
+Nothing here ever creates an internet gateway, a NAT gateway or a default route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eksprivate.aws import retry_transient
+from eksprivate.errors import AwsApiError, EksPrivateError
+from eksprivate.steps.base import Context, Found, Step, not_found, tags_of
+
+AZ_TAG = "eksprivate:az"
+DEPENDENCY = {"DependencyViolation"}
+
+
+def first_by_tag(items: list[dict[str, Any]], id_key: str, known_id: str | None) -> dict[str, Any] | None:
+    """Prefer the resource the state names; else the oldest-looking one (ids sort by creation)."""
+    if not items:
+        return None
+    for item in items:
+        if item[id_key] == known_id:
+            return item
+    return sorted(items, key=lambda i: str(i[id_key]))[0]
+
+
+def delete_leftover_enis(ctx: Context, filters: list[dict[str, Any]]) -> int:
+    """Detached ENIs left by the VPC CNI or EKS (status `available`) block subnet/SG deletion."""
+    enis = list(ctx.aws.ec2.paginate("describe_network_interfaces", "NetworkInterfaces",
+                                     Filters=[*filters, {"Name": "status", "Values": ["available"]}]))
+    for eni in enis:
+        try:
+            ctx.aws.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+        except AwsApiError as exc:
+            if not not_found(exc.code):
+                raise
+    return len(enis)
+
+
+def delete_retrying(ctx: Context, call: Any, **kwargs: Any) -> None:
+    """Delete, treating NotFound as done and retrying DependencyViolation as AWS frees dependencies."""
+    try:
+        retry_transient(lambda: call(**kwargs), DEPENDENCY, timeout=ctx.timeouts.dependency_violation,
+                        delay=max(ctx.poll, 0.05))
+    except AwsApiError as exc:
+        if not not_found(exc.code):
+            raise
+
+
+class Vpc(Step):
+    key = "vpc"
+    title = "VPC"
+
+    def find(self, ctx: Context) -> Found | None:
+        known = ctx.ledger.ids(self.key).get("vpc_id")
+        vpcs = list(ctx.aws.ec2.paginate("describe_vpcs", "Vpcs", Filters=ctx.cluster_filter()))
+        vpc = first_by_tag(vpcs, "VpcId", known)
+        if vpc is None:
+            return None
+        vpc_id = vpc["VpcId"]
+        support = ctx.aws.ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsSupport")
+        hostnames = ctx.aws.ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")
+        return {
+            "vpc_id": vpc_id,
+            "cidr": vpc["CidrBlock"],
+            "status": vpc.get("State", "available"),
+            "dns_support": support["EnableDnsSupport"]["Value"],
+            "dns_hostnames": hostnames["EnableDnsHostnames"]["Value"],
+            "duplicates": [v["VpcId"] for v in vpcs if v["VpcId"] != vpc_id],
+        }
+
+    def create(self, ctx: Context) -> Found:
+        ctx.intent(self.key)  # CreateVpc takes no token: `find` by tag is what prevents a duplicate
+        vpc = ctx.aws.ec2.create_vpc(CidrBlock=ctx.settings.vpc_cidr,
+                                     TagSpecifications=ctx.tag_spec("vpc", ctx.resource_name("vpc")))["Vpc"]
+        ctx.ledger.record(self.key, vpc_id=vpc["VpcId"])
+        found = {"vpc_id": vpc["VpcId"], "cidr": vpc["CidrBlock"], "status": vpc.get("State", "pending"),
+                 "dns_support": False, "dns_hostnames": False, "duplicates": []}
+        self.update(ctx, found)
+        return found
+
+    def ready(self, ctx: Context, found: Found) -> None:
+        if found["status"] != "available":
+            ctx.aws.wait("ec2", "vpc_available", delay=min(ctx.poll, 2.0), timeout=300,
+                         what=f"VPC {found['vpc_id']}", VpcIds=[found["vpc_id"]])
+            found["status"] = "available"
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        out = []
+        # Private DNS of interface endpoints and the EKS private API zone need both attributes.
+        if not found["dns_support"]:
+            out.append("enable DNS support")
+        if not found["dns_hostnames"]:
+            out.append("enable DNS hostnames")
+        if found["cidr"] != ctx.settings.vpc_cidr:
+            out.append(f"! vpc_cidr is {found['cidr']} in AWS but {ctx.settings.vpc_cidr} in the config: a VPC "
+                       "CIDR cannot change in place (restore the config value, or `down` then `up`)")
+        return out
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = []
+        if not found["dns_support"]:
+            ctx.aws.ec2.modify_vpc_attribute(VpcId=found["vpc_id"], EnableDnsSupport={"Value": True})
+            found["dns_support"] = True
+            done.append("enabled DNS support")
+        if not found["dns_hostnames"]:
+            ctx.aws.ec2.modify_vpc_attribute(VpcId=found["vpc_id"], EnableDnsHostnames={"Value": True})
+            found["dns_hostnames"] = True
+            done.append("enabled DNS hostnames")
+        return done
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        for vpc_id in [found["vpc_id"], *found.get("duplicates", [])]:
+            self._remove_one(ctx, vpc_id)
+
+    def _remove_one(self, ctx: Context, vpc_id: str) -> None:
+        vpc_filter = [{"Name": "vpc-id", "Values": [vpc_id]}]
+        # EKS leaves its own cluster security group (tagged aws:eks:cluster-name) behind in the VPC.
+        groups = ctx.aws.ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"]
+        leftovers = [g for g in groups if g.get("GroupName") != "default"]
+        for group in leftovers:  # rules referencing each other block deletion: drop the rules first
+            if group.get("IpPermissions"):
+                _ignore_missing(lambda g=group: ctx.aws.ec2.revoke_security_group_ingress(
+                    GroupId=g["GroupId"], IpPermissions=g["IpPermissions"]))
+        delete_leftover_enis(ctx, vpc_filter)
+        for group in leftovers:
+            ctx.say(self.key, f"deleting leftover security group {group['GroupId']}")
+            delete_retrying(ctx, ctx.aws.ec2.delete_security_group, GroupId=group["GroupId"])
+        delete_retrying(ctx, ctx.aws.ec2.delete_vpc, VpcId=vpc_id)
+
+    def describe(self, found: Found) -> str:
+        return f"{found['vpc_id']} ({found['cidr']})"
+
+
+def _ignore_missing(call: Any) -> None:
+    try:
+        call()
+    except AwsApiError as exc:
+        if not (not_found(exc.code) or exc.code == "InvalidPermission.NotFound"):
+            raise
+
+
+class Subnets(Step):
+    """One private subnet per AZ, each with its own route table (so each can get its own routes)."""
+
+    key = "subnets"
+    title = "Private subnets"
+    needs = ("vpc",)
+
+    def find(self, ctx: Context) -> Found | None:
+        subnets = list(ctx.aws.ec2.paginate("describe_subnets", "Subnets", Filters=ctx.cluster_filter()))
+        tables = list(ctx.aws.ec2.paginate("describe_route_tables", "RouteTables", Filters=ctx.cluster_filter()))
+        if not subnets and not tables:
+            return None
+        parts: dict[str, dict[str, Any]] = {}
+        extra_subnets, extra_tables = [], []
+        for sn in subnets:
+            az = tags_of(sn).get(AZ_TAG, sn["AvailabilityZone"])
+            if az in parts and "subnet_id" in parts[az]:
+                extra_subnets.append(sn["SubnetId"])
+                continue
+            parts.setdefault(az, {}).update({"subnet_id": sn["SubnetId"], "cidr": sn["CidrBlock"],
+                                             "vpc_id": sn["VpcId"], "public_ip": sn.get("MapPublicIpOnLaunch")})
+        for rt in tables:
+            az = tags_of(rt).get(AZ_TAG, "")
+            if az in parts and "route_table_id" in parts[az]:
+                extra_tables.append(rt["RouteTableId"])
+                continue
+            part = parts.setdefault(az, {})
+            part["route_table_id"] = rt["RouteTableId"]
+            part["associated"] = [a["SubnetId"] for a in rt.get("Associations", []) if a.get("SubnetId")]
+            part["association_ids"] = [a["RouteTableAssociationId"] for a in rt.get("Associations", [])
+                                       if a.get("SubnetId") and not a.get("Main")]
+            part["default_routes"] = [r.get("DestinationCidrBlock") or r.get("DestinationIpv6CidrBlock")
+                                      for r in rt.get("Routes", [])
+                                      if r.get("GatewayId", "").startswith("igw-") or r.get("NatGatewayId")
+                                      or r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        complete = all(
+            az in parts and {"subnet_id", "route_table_id"} <= parts[az].keys()
+            and parts[az]["subnet_id"] in parts[az].get("associated", [])
+            for az in ctx.azs)
+        return {"parts": parts, "incomplete": not complete, "extra_subnets": extra_subnets,
+                "extra_tables": extra_tables}
+
+    def create(self, ctx: Context) -> Found:
+        """Adopt what a crashed run left, create the rest: subnet, route table, association per AZ."""
+        found = self.find(ctx) or {"parts": {}, "extra_subnets": [], "extra_tables": []}
+        parts: dict[str, dict[str, Any]] = found["parts"]
+        vpc_id = ctx.ledger.ids("vpc")["vpc_id"]
+        for az, cidr in zip(ctx.azs, ctx.settings.subnet_cidrs(), strict=True):
+            ctx.check_cancel()
+            part = parts.setdefault(az, {})
+            suffix = az.removeprefix(ctx.region)
+            if "subnet_id" not in part:
+                ctx.intent(f"{self.key}/{az}/subnet")
+                extra = {AZ_TAG: az, f"kubernetes.io/cluster/{ctx.name}": "shared",
+                         "kubernetes.io/role/internal-elb": "1"}
+                sn = ctx.aws.ec2.create_subnet(
+                    VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=az,
+                    TagSpecifications=ctx.tag_spec("subnet", ctx.resource_name(f"private-{suffix}"), extra))["Subnet"]
+                part.update({"subnet_id": sn["SubnetId"], "cidr": sn["CidrBlock"], "vpc_id": vpc_id})
+                self._record(ctx, parts)
+            if "route_table_id" not in part:
+                token = ctx.intent(f"{self.key}/{az}/route-table")
+                rt = ctx.aws.ec2.create_route_table(
+                    VpcId=vpc_id, ClientToken=token,
+                    TagSpecifications=ctx.tag_spec("route-table", ctx.resource_name(f"private-{suffix}"),
+                                                   {AZ_TAG: az}))["RouteTable"]
+                part.update({"route_table_id": rt["RouteTableId"], "associated": [], "default_routes": []})
+                self._record(ctx, parts)
+            if part["subnet_id"] not in part.get("associated", []):
+                ctx.aws.ec2.associate_route_table(RouteTableId=part["route_table_id"], SubnetId=part["subnet_id"])
+                part["associated"] = [part["subnet_id"]]
+        found.update(parts=parts, incomplete=False)
+        return found
+
+    def _record(self, ctx: Context, parts: dict[str, dict[str, Any]]) -> None:
+        ctx.ledger.record(self.key, parts={az: {k: v for k, v in p.items() if k.endswith("_id")}
+                                           for az, p in parts.items()})
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        out = []
+        for az, part in sorted(found["parts"].items()):
+            if part.get("default_routes"):
+                out.append(f"! route table {part['route_table_id']} ({az}) has internet routes "
+                           f"{part['default_routes']} that eksprivate never adds: remove them by hand")
+            if part.get("public_ip"):
+                out.append(f"turn off public IPs on launch in {part['subnet_id']}")
+        return out
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = []
+        for part in found["parts"].values():
+            if part.get("public_ip"):
+                ctx.aws.ec2.modify_subnet_attribute(SubnetId=part["subnet_id"], MapPublicIpOnLaunch={"Value": False})
+                part["public_ip"] = False
+                done.append(f"public IPs off in {part['subnet_id']}")
+        return done
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        parts = found["parts"]
+        for part in parts.values():
+            if "subnet_id" in part:
+                delete_leftover_enis(ctx, [{"Name": "subnet-id", "Values": [part["subnet_id"]]}])
+        # Drop the associations first: a route table with associations cannot be deleted.
+        for part in parts.values():
+            for assoc in part.get("association_ids", []):
+                _ignore_missing(lambda a=assoc: ctx.aws.ec2.disassociate_route_table(AssociationId=a))
+        for sid in [p["subnet_id"] for p in parts.values() if "subnet_id" in p] + found.get("extra_subnets", []):
+            ctx.say(self.key, f"deleting {sid}")
+            delete_retrying(ctx, ctx.aws.ec2.delete_subnet, SubnetId=sid)
+        tables = [p["route_table_id"] for p in parts.values() if "route_table_id" in p]
+        for rtb in tables + found.get("extra_tables", []):
+            delete_retrying(ctx, ctx.aws.ec2.delete_route_table, RouteTableId=rtb)
+
+    def describe(self, found: Found) -> str:
+        return ", ".join(f"{az}: {p.get('subnet_id', '-')}/{p.get('route_table_id', '-')}"
+                         for az, p in sorted(found["parts"].items()))
+
+    def status(self, found: Found) -> str:
+        return "incomplete" if found.get("incomplete") else "available"
+
+    def subnet_ids(self, found: Found, azs: list[str]) -> list[str]:
+        return [found["parts"][az]["subnet_id"] for az in azs]
+
+
+def subnet_ids(ctx: Context) -> list[str]:
+    """The node subnets, in AZ order, from the state the `subnets` step recorded."""
+    parts = ctx.ledger.ids("subnets").get("parts", {})
+    try:
+        return [parts[az]["subnet_id"] for az in ctx.azs]
+    except KeyError as exc:
+        raise EksPrivateError(f"no subnet recorded for {exc}: rerun `eksprivate up`") from None
+
+
+def route_table_ids(ctx: Context) -> list[str]:
+    parts = ctx.ledger.ids("subnets").get("parts", {})
+    return [parts[az]["route_table_id"] for az in ctx.azs if "route_table_id" in parts.get(az, {})]
+
+
+class EndpointSecurityGroup(Step):
+    """Admits HTTPS from the VPC to the interface endpoints, and nothing else."""
+
+    key = "endpoint-sg"
+    title = "Endpoint security group"
+    needs = ("vpc",)
+
+    def _rule(self, ctx: Context) -> dict[str, Any]:
+        return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                "IpRanges": [{"CidrIp": ctx.settings.vpc_cidr,
+                              "Description": "HTTPS from the VPC to the interface endpoints"}]}
+
+    def find(self, ctx: Context) -> Found | None:
+        known = ctx.ledger.ids(self.key).get("group_id")
+        groups = ctx.aws.ec2.describe_security_groups(
+            Filters=[*ctx.cluster_filter(), {"Name": "tag:eksprivate:role", "Values": ["endpoints"]}])
+        group = first_by_tag(groups["SecurityGroups"], "GroupId", known)
+        if group is None:
+            return None
+        has_443 = any(p.get("IpProtocol") in ("tcp", "6") and p.get("FromPort") == 443 and p.get("ToPort") == 443
+                      and any(r.get("CidrIp") == ctx.settings.vpc_cidr for r in p.get("IpRanges", []))
+                      for p in group.get("IpPermissions", []))
+        return {"group_id": group["GroupId"], "vpc_id": group["VpcId"], "has_443": has_443,
+                "egress": group.get("IpPermissionsEgress", []), "status": "available"}
+
+    def create(self, ctx: Context) -> Found:
+        ctx.intent(self.key)
+        vpc_id = ctx.ledger.ids("vpc")["vpc_id"]
+        name = ctx.resource_name("endpoints")
+        group = ctx.aws.ec2.create_security_group(
+            GroupName=name, VpcId=vpc_id, Description=f"Interface VPC endpoints of EKS cluster {ctx.name}",
+            TagSpecifications=ctx.tag_spec("security-group", name, {"eksprivate:role": "endpoints"}))
+        ctx.ledger.record(self.key, group_id=group["GroupId"])
+        found: Found = {"group_id": group["GroupId"], "vpc_id": vpc_id, "has_443": False, "egress": None}
+        self.update(ctx, found)
+        return found
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        out = [] if found["has_443"] else [f"admit TCP 443 from {ctx.settings.vpc_cidr}"]
+        if found.get("egress"):
+            out.append("remove the default allow-all egress rule (endpoints never initiate connections)")
+        return out
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = []
+        if not found["has_443"]:
+            ctx.aws.ec2.authorize_security_group_ingress(
+                GroupId=found["group_id"], IpPermissions=[self._rule(ctx)],
+                TagSpecifications=ctx.tag_spec("security-group-rule", ctx.resource_name("endpoints-https")))
+            found["has_443"] = True
+            done.append("admitted TCP 443 from the VPC")
+        egress = found.get("egress")
+        if egress is None:  # just created: AWS adds allow-all egress we do not want
+            egress = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+        if egress:
+            _ignore_missing(lambda: ctx.aws.ec2.revoke_security_group_egress(
+                GroupId=found["group_id"], IpPermissions=egress))
+            found["egress"] = []
+            done.append("removed allow-all egress")
+        return done
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        delete_leftover_enis(ctx, [{"Name": "group-id", "Values": [found["group_id"]]}])
+        delete_retrying(ctx, ctx.aws.ec2.delete_security_group, GroupId=found["group_id"])
+
+    def describe(self, found: Found) -> str:
+        return str(found["group_id"])

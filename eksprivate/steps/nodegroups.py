@@ -1,0 +1,202 @@
+"""Managed node groups: by default one per AZ, each in that AZ's private subnet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eksprivate.aws import retry_transient
+from eksprivate.config import NodeGroupSpec
+from eksprivate.errors import AwsApiError, ResourceFailed
+from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
+from eksprivate.steps.cluster import create_retrying_iam
+from eksprivate.steps.network import subnet_ids
+from eksprivate.steps.security import launch_template_key
+
+FAILED = ("CREATE_FAILED", "DELETE_FAILED", "DEGRADED")
+
+
+def nodegroup_key(name: str) -> str:
+    return f"nodegroup/{name}"
+
+
+def az_suffix(az: str, region: str) -> str:
+    return az.removeprefix(region) or az
+
+
+class NodeGroup(Step):
+    """`spec` None means an orphan: a group eksprivate made that the config no longer names."""
+
+    title = "Node group"
+
+    def __init__(self, name: str, spec: NodeGroupSpec | None, azs: list[str] | None) -> None:
+        self.name = name
+        self.spec = spec
+        self.azs = azs  # None: every AZ
+        self.key = nodegroup_key(name)
+        self.orphan = spec is None
+        lt = (launch_template_key(spec),) if spec else ()
+        self.needs = ("cluster", "endpoints", "node-role", *lt)
+
+    def find(self, ctx: Context) -> Found | None:
+        try:
+            ng = ctx.aws.eks.describe_nodegroup(clusterName=ctx.name, nodegroupName=self.name)["nodegroup"]
+        except AwsApiError as exc:
+            if not_found(exc.code):
+                return None
+            raise
+        scaling = ng.get("scalingConfig", {})
+        return {
+            "nodegroup_name": self.name, "status": ng.get("status", ""),
+            "min": scaling.get("minSize"), "desired": scaling.get("desiredSize"), "max": scaling.get("maxSize"),
+            "instance_types": ng.get("instanceTypes") or [], "labels": ng.get("labels") or {},
+            "taints": sorted((t["key"], t.get("value", ""), t["effect"]) for t in ng.get("taints") or []),
+            "capacity_type": ng.get("capacityType"), "subnets": sorted(ng.get("subnets", [])),
+            "health": [f"{i.get('code')}: {i.get('message')}" for i in ng.get("health", {}).get("issues", [])],
+        }
+
+    def create(self, ctx: Context) -> Found:
+        assert self.spec is not None, "orphan node groups are never created"
+        spec = self.spec
+        token = ctx.intent(self.key)
+        all_subnets = dict(zip(ctx.azs, subnet_ids(ctx), strict=True))
+        subnets = [all_subnets[az] for az in (self.azs or ctx.azs)]
+        lt = ctx.ledger.ids(launch_template_key(spec))
+        args: dict[str, Any] = {
+            "clusterName": ctx.name, "nodegroupName": self.name, "nodeRole": ctx.ledger.ids("node-role")["role_arn"],
+            "subnets": subnets, "instanceTypes": list(spec.instance_types), "amiType": spec.ami_type,
+            "capacityType": spec.capacity_type,
+            "scalingConfig": {"minSize": spec.min_size, "desiredSize": spec.desired_size, "maxSize": spec.max_size},
+            "labels": dict(spec.labels),
+            "launchTemplate": {"id": lt["launch_template_id"], "version": "1"},
+            "updateConfig": {"maxUnavailable": 1},
+            "tags": ctx.tags(ctx.resource_name(self.name)), "clientRequestToken": token,
+        }
+        if spec.taints:
+            args["taints"] = [{"key": t.key, "value": t.value, "effect": t.effect} for t in spec.taints]
+        ng = create_retrying_iam(ctx, lambda: retry_transient(
+            lambda: ctx.aws.eks.create_nodegroup(**args), {"ResourceInUseException"},
+            timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll, message_contains=("update", "in progress")))
+        ng = ng["nodegroup"]
+        ctx.ledger.record(self.key, nodegroup_name=ng["nodegroupName"], nodegroup_arn=ng.get("nodegroupArn", ""))
+        return self.find(ctx) or {"nodegroup_name": self.name, "status": ng.get("status", "CREATING")}
+
+    def ready(self, ctx: Context, found: Found) -> None:
+        if found.get("status") == "ACTIVE":
+            return
+        if found.get("status") in FAILED:
+            raise ResourceFailed(f"node group {self.name} is {found['status']}: {'; '.join(found.get('health', []))}",
+                                 "nodes that cannot join usually miss an endpoint: run `eksprivate verify`")
+        ctx.say(self.key, f"{found.get('status')}: EKS takes ~3 min")
+        ctx.aws.wait("eks", "nodegroup_active", delay=ctx.poll, timeout=ctx.timeouts.nodegroup_create,
+                     what=f"node group {self.name}", clusterName=ctx.name, nodegroupName=self.name)
+        found["status"] = "ACTIVE"
+
+    def _update_args(self, found: Found) -> dict[str, Any]:
+        if self.spec is None:
+            return {}
+        spec = self.spec
+        args: dict[str, Any] = {}
+        if (found["min"], found["max"]) != (spec.min_size, spec.max_size):
+            scaling: dict[str, int] = {"minSize": spec.min_size, "maxSize": spec.max_size}
+            # Never reset a desired size changed outside the tool (autoscaler, console) unless the new
+            # bounds exclude it.
+            live = found["desired"] if found["desired"] is not None else spec.desired_size
+            if not spec.min_size <= live <= spec.max_size:
+                scaling["desiredSize"] = min(max(live, spec.min_size), spec.max_size)
+            args["scalingConfig"] = scaling
+        want_labels = dict(spec.labels)
+        if found["labels"] != want_labels:
+            labels: dict[str, Any] = {}
+            if want_labels:
+                labels["addOrUpdateLabels"] = want_labels
+            removed = sorted(set(found["labels"]) - set(want_labels))
+            if removed:
+                labels["removeLabels"] = removed
+            args["labels"] = labels
+        want_taints = sorted((t.key, t.value, t.effect) for t in spec.taints)
+        if found["taints"] != want_taints:
+            taints: dict[str, Any] = {}
+            if want_taints:
+                taints["addOrUpdateTaints"] = [{"key": k, "value": v, "effect": e} for k, v, e in want_taints]
+            gone = [t for t in found["taints"] if (t[0], t[2]) not in {(k, e) for k, _, e in want_taints}]
+            if gone:
+                taints["removeTaints"] = [{"key": k, "value": v, "effect": e} for k, v, e in gone]
+            args["taints"] = taints
+        return args
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        if self.spec is None:
+            return [f"delete node group {self.name} (not in the config)" if ctx.prune else
+                    f"! node group {self.name} is not in the config: kept (`up --prune` deletes it)"]
+        out = [f"update {k}: {v}" for k, v in self._update_args(found).items()]
+        if sorted(found["instance_types"]) != sorted(self.spec.instance_types):
+            out.append(f"! instance types {found['instance_types']} cannot change in place: add a node group "
+                       "with the new types, then remove this one from the config and run `up --prune`")
+        if found.get("capacity_type") and found["capacity_type"] != self.spec.capacity_type:
+            out.append(f"! capacity_type {found['capacity_type']} cannot change in place (new node group needed)")
+        return out
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        args = self._update_args(found)
+        if not args:
+            return []
+        retry_transient(lambda: ctx.aws.eks.update_nodegroup_config(clusterName=ctx.name, nodegroupName=self.name,
+                                                                    **args),
+                        {"ResourceInUseException"}, timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll)
+        found["status"] = "UPDATING"
+        self.ready(ctx, found)
+        return [f"updated {', '.join(args)}"]
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        if found.get("status") == "DELETING":
+            return
+        try:
+            retry_transient(lambda: ctx.aws.eks.delete_nodegroup(clusterName=ctx.name, nodegroupName=self.name),
+                            {"ResourceInUseException"}, timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll)
+        except AwsApiError as exc:
+            if not not_found(exc.code):
+                raise
+
+    def gone(self, ctx: Context, found: Found) -> None:
+        ctx.say(self.key, "DELETING: EKS takes ~4-8 min")
+        ctx.aws.wait("eks", "nodegroup_deleted", delay=ctx.poll, timeout=ctx.timeouts.nodegroup_delete,
+                     what=f"deleting node group {self.name}", clusterName=ctx.name, nodegroupName=self.name)
+
+    def describe(self, found: Found) -> str:
+        return f"{self.name} ({found.get('min')}/{found.get('desired')}/{found.get('max')})"
+
+
+def planned_nodegroups(ctx: Context) -> list[NodeGroup]:
+    """The configured groups, expanded per AZ where `per_az`."""
+    groups = []
+    for spec in ctx.settings.nodegroups:
+        if spec.per_az:
+            groups += [NodeGroup(f"{spec.name}-{az_suffix(az, ctx.region)}", spec, [az]) for az in ctx.azs]
+        else:
+            groups.append(NodeGroup(spec.name, spec, None))
+    return groups
+
+
+def other_nodegroup_names(ctx: Context, known: set[str]) -> list[str]:
+    """Node groups on the cluster that eksprivate made but `known` does not name (for prune, plan, and
+    `down` whatever the config says). One List call when there are none."""
+    try:
+        ctx.aws.eks.describe_cluster(name=ctx.name)  # moto answers ListNodegroups on no cluster with a 500
+        names = list(ctx.aws.eks.paginate("list_nodegroups", "nodegroups", clusterName=ctx.name))
+    except AwsApiError as exc:
+        if not_found(exc.code):
+            return []
+        raise
+    ours = []
+    for name in names:
+        if name in known:
+            continue
+        try:
+            ng = ctx.aws.eks.describe_nodegroup(clusterName=ctx.name, nodegroupName=name)["nodegroup"]
+        except AwsApiError as exc:
+            if not_found(exc.code):
+                continue
+            raise
+        if ng.get("tags", {}).get(CLUSTER_TAG) == ctx.name:
+            ours.append(name)
+    return ours
