@@ -10,13 +10,14 @@ from typing import Any
 
 from eksprivate.aws import Aws, known_regions, poll_interval
 from eksprivate.config import Settings, build_settings, load_file
-from eksprivate.errors import AwsApiError, UsageError
+from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
 from eksprivate.state import Ledger, default_path
 from eksprivate.steps.base import Context
 from eksprivate.steps.endpoints import service_name
 
 REAL_POLL_SECONDS = 15.0
 SANDBOX_POLL_SECONDS = 0.25
+SANDBOX_REGION = "eu-central-1"
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 
@@ -42,8 +43,9 @@ def load_settings(opts: Options) -> Settings:
 
 def resolve_region(settings: Settings, opts: Options) -> str:
     region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not region and not opts.sandbox:
-        region = _profile_region(opts.profile)
+    if not region:
+        # The sandbox needs no profile; it plays eu-central-1 unless told otherwise.
+        region = SANDBOX_REGION if opts.sandbox else _profile_region(opts.profile)
     if not region:
         raise UsageError("no AWS region given", "pass --region, set AWS_REGION, or set a region in the profile")
     regions = known_regions()
@@ -65,9 +67,18 @@ def _profile_region(profile: str | None) -> str | None:
 def connect(opts: Options, region: str) -> tuple[Aws, float]:
     """The AWS connection (real, or the sandbox on loopback) and the poll interval that suits it."""
     if opts.sandbox:
-        from eksprivate.sandbox.process import ensure_running
+        import importlib.util
 
-        info = ensure_running(opts.state_dir, opts.time_scale)
+        from eksprivate.sandbox.process import SandboxStartError, ensure_running
+
+        if importlib.util.find_spec("moto") is None:
+            raise UsageError("the sandbox needs moto, which is not installed",
+                             "pip install 'eksprivate[sandbox]'")
+        try:
+            info = ensure_running(opts.state_dir, opts.time_scale)
+        except SandboxStartError as exc:
+            first = str(exc).splitlines()[0]
+            raise EksPrivateError(first, f"see {opts.state_dir / 'sandbox.log'}") from exc
         return (Aws(region, endpoint_url=info.url, credentials=SANDBOX_CREDENTIALS),
                 poll_interval(SANDBOX_POLL_SECONDS))
     return Aws(region, profile=opts.profile), poll_interval(REAL_POLL_SECONDS)
