@@ -50,6 +50,12 @@ OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.")]
 
 
 def main() -> None:
+    import signal
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C: state saved, hint to rerun
+
+    signal.signal(signal.SIGTERM, terminate)
     app()
 
 
@@ -142,10 +148,9 @@ def up(
                 _write_metrics(ctx, "up", time.monotonic() - started)
                 _report_calls(ctx, debug)
         ui.print_outcomes(outcomes, "up", time.monotonic() - started)
-        cluster = next((o for o in outcomes if o.key == "cluster"), None)
-        if cluster is not None:
-            ui.info(f"cluster {ctx.name} is ACTIVE with a private API. Next: `eksprivate kubeconfig --name {ctx.name} "
-                    f"--region {ctx.region}`; reaching it from outside the VPC: docs/private-access.md")
+        where = f"--name {ctx.name} --region {ctx.region}" + (" --sandbox" if sandbox else "")
+        ui.info(f"cluster {ctx.name} is ACTIVE with a private API endpoint. Next: `eksprivate status {where}`, "
+                f"`eksprivate verify {where}`; to reach the API from outside the VPC see docs/private-access.md")
 
 
 @app.command()

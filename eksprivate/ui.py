@@ -134,14 +134,16 @@ def print_plan(items: list[PlanItem], destroy: bool) -> None:
     table.add_column("resources", overflow="fold")
     table.add_column("details", overflow="fold")
     for item in items:
-        table.add_row(item.title, Text(item.action, style=ACTION_STYLE.get(item.action, "")), item.resources,
+        label = "no change" if item.action == "none" else item.action
+        table.add_row(item.title, Text(label, style=ACTION_STYLE.get(item.action, "")), item.resources,
                       "\n".join(item.details))
     out.print(table)
     counts: dict[str, int] = {}
     for item in items:
         counts[item.action] = counts.get(item.action, 0) + 1
-    out.print(", ".join(f"{n} to {a}" if a in ("create", "update", "delete") else f"{n} {a}"
-                        for a, n in sorted(counts.items())), highlight=False)
+    out.print(", ".join(f"{n} to {a}" if a in ("create", "update", "delete") else
+                        f"{n} {'unchanged' if a == 'none' else a}" for a, n in sorted(counts.items())),
+              highlight=False)
 
 
 def print_status(items: list[PlanItem], target: dict[str, Any]) -> None:

@@ -38,10 +38,20 @@ def delete_leftover_enis(ctx: Context, filters: list[dict[str, Any]]) -> int:
     return len(enis)
 
 
-def delete_retrying(ctx: Context, call: Any, **kwargs: Any) -> None:
-    """Delete, treating NotFound as done and retrying DependencyViolation as AWS frees dependencies."""
+def delete_retrying(ctx: Context, call: Any, sweep: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+    """Delete, treating NotFound as done and retrying DependencyViolation as AWS frees dependencies.
+
+    `sweep`: ENI filters; ENIs there that turn `available` while we retry (the VPC CNI and EKS release
+    theirs minutes after the cluster is gone) are deleted before each new attempt.
+    """
+
+    def attempt() -> Any:
+        if sweep is not None:
+            delete_leftover_enis(ctx, sweep)
+        return call(**kwargs)
+
     try:
-        retry_transient(lambda: call(**kwargs), DEPENDENCY, timeout=ctx.timeouts.dependency_violation,
+        retry_transient(attempt, DEPENDENCY, timeout=ctx.timeouts.dependency_violation,
                         delay=max(ctx.poll, 0.05))
     except AwsApiError as exc:
         if not not_found(exc.code):
@@ -123,11 +133,10 @@ class Vpc(Step):
             if group.get("IpPermissions"):
                 _ignore_missing(lambda g=group: ctx.aws.ec2.revoke_security_group_ingress(
                     GroupId=g["GroupId"], IpPermissions=g["IpPermissions"]))
-        delete_leftover_enis(ctx, vpc_filter)
         for group in leftovers:
             ctx.say(self.key, f"deleting leftover security group {group['GroupId']}")
-            delete_retrying(ctx, ctx.aws.ec2.delete_security_group, GroupId=group["GroupId"])
-        delete_retrying(ctx, ctx.aws.ec2.delete_vpc, VpcId=vpc_id)
+            delete_retrying(ctx, ctx.aws.ec2.delete_security_group, sweep=vpc_filter, GroupId=group["GroupId"])
+        delete_retrying(ctx, ctx.aws.ec2.delete_vpc, sweep=vpc_filter, VpcId=vpc_id)
 
     def describe(self, found: Found) -> str:
         return f"{found['vpc_id']} ({found['cidr']})"
@@ -249,7 +258,8 @@ class Subnets(Step):
                 _ignore_missing(lambda a=assoc: ctx.aws.ec2.disassociate_route_table(AssociationId=a))
         for sid in [p["subnet_id"] for p in parts.values() if "subnet_id" in p] + found.get("extra_subnets", []):
             ctx.say(self.key, f"deleting {sid}")
-            delete_retrying(ctx, ctx.aws.ec2.delete_subnet, SubnetId=sid)
+            delete_retrying(ctx, ctx.aws.ec2.delete_subnet, sweep=[{"Name": "subnet-id", "Values": [sid]}],
+                            SubnetId=sid)
         tables = [p["route_table_id"] for p in parts.values() if "route_table_id" in p]
         for rtb in tables + found.get("extra_tables", []):
             delete_retrying(ctx, ctx.aws.ec2.delete_route_table, RouteTableId=rtb)
@@ -341,8 +351,8 @@ class EndpointSecurityGroup(Step):
         return done
 
     def remove(self, ctx: Context, found: Found) -> None:
-        delete_leftover_enis(ctx, [{"Name": "group-id", "Values": [found["group_id"]]}])
-        delete_retrying(ctx, ctx.aws.ec2.delete_security_group, GroupId=found["group_id"])
+        delete_retrying(ctx, ctx.aws.ec2.delete_security_group,
+                        sweep=[{"Name": "group-id", "Values": [found["group_id"]]}], GroupId=found["group_id"])
 
     def describe(self, found: Found) -> str:
         return str(found["group_id"])
