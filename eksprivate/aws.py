@@ -48,6 +48,16 @@ QUOTA_CODES = {
     "LimitExceededException",
     "ServiceQuotaExceededException",
 }
+# The Service Quotas entry behind an EC2 limit code, so the message can say which quota to raise
+# (EKS, IAM and KMS name the quota in their error message already).
+QUOTA_NAMES = {
+    "VpcLimitExceeded": "VPCs per Region (vpc L-F678F1CE)",
+    "SubnetLimitExceeded": "Subnets per VPC (vpc L-407747CB)",
+    "RouteTableLimitExceeded": "Route tables per VPC (vpc L-589F43AA)",
+    "SecurityGroupLimitExceeded": "VPC security groups per Region (vpc L-E79EC296)",
+    "VpcEndpointLimitExceeded": "Interface VPC endpoints per VPC (vpc L-29B6F2EB)",
+    "NetworkInterfaceLimitExceeded": "Network interfaces per Region (vpc L-DF5E4CA3)",
+}
 DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
 EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 BAD_CREDENTIAL_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
@@ -115,8 +125,9 @@ def translate(exc: Exception, service: str = "", operation: str = "") -> EksPriv
             hint = "your AWS credentials have expired; refresh them (e.g. `aws sso login`) and rerun"
         elif code in BAD_CREDENTIAL_CODES:
             hint = "the AWS credentials are not valid for this account/region; check your profile"
-        elif code in QUOTA_CODES:
-            hint = f"a service quota for {service} was hit; raise it in Service Quotas or free some"
+        elif code in QUOTA_CODES or code in QUOTA_NAMES:
+            quota = f"the {service} quota {QUOTA_NAMES[code]}" if code in QUOTA_NAMES else f"a {service} quota"
+            hint = f"{quota} is used up; raise it in Service Quotas or free some, then rerun"
         return AwsApiError(service, op, code, message, hint)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return UsageError("no AWS credentials found",
@@ -190,8 +201,8 @@ class Aws:
         credentials: dict[str, str] | None = None,
     ) -> None:
         try:
-            self.session = boto3.session.Session(
-                profile_name=profile, region_name=region, **(credentials or {}))
+            self.session = _share_loader(boto3.session.Session(
+                profile_name=profile, region_name=region, **(credentials or {})))
         except bx.BotoCoreError as exc:
             raise translate(exc) from exc
         self.region = region
@@ -244,6 +255,10 @@ class Aws:
     @property
     def logs(self) -> Client:
         return self.client("logs")
+
+    @property
+    def ecr(self) -> Client:
+        return self.client("ecr")
 
     def account_id(self) -> str:
         return str(self.sts.get_caller_identity()["Account"])
@@ -321,7 +336,23 @@ def _failure_detail(response: dict[str, Any]) -> str:
 
 def known_regions() -> list[str]:
     """Regions where EKS exists, from botocore's bundled endpoint data (no network call)."""
-    return sorted(boto3.session.Session().get_available_regions("eks"))
+    return sorted(_share_loader(boto3.session.Session()).get_available_regions("eks"))
+
+
+_loaders: dict[str, Any] = {}
+_loaders_lock = threading.Lock()
+
+
+def _share_loader(session: boto3.session.Session) -> boto3.session.Session:
+    """Give the session the process's botocore data loader (one per AWS_DATA_PATH). The loader caches
+    the parsed service models, megabytes of JSON: without this every command run in one process (tests,
+    the sandbox's clients) parses them again, ~0.5 s a command."""
+    core = session._session
+    key = str(core.get_config_variable("data_path"))
+    with _loaders_lock:
+        loader = _loaders.setdefault(key, core.get_component("data_loader"))
+    core.register_component("data_loader", loader)
+    return session
 
 
 def retry_transient(
@@ -331,11 +362,13 @@ def retry_transient(
     timeout: float,
     delay: float,
     message_contains: tuple[str, ...] = (),
+    backoff: float = 1.5,
 ) -> Any:
     """Retry `call` while it fails with one of `codes` (and a matching message), up to `timeout` s.
 
     For the errors botocore never retries but real AWS makes transient: DependencyViolation during
-    teardown, InvalidParameterException while a new IAM role propagates.
+    teardown, InvalidParameterException while a new IAM role propagates. Pauses start at `delay` and
+    grow by `backoff` (1.0: a fixed pace) up to 4 x `delay` (at most 15 s).
     """
     end = time.monotonic() + timeout
     pause = max(delay, 0.01)
@@ -348,4 +381,4 @@ def retry_transient(
             if not transient or time.monotonic() + pause > end:
                 raise
             time.sleep(pause)
-            pause = min(pause * 1.5, max(delay, 0.01) * 4, 15.0)
+            pause = min(pause * backoff, max(delay, 0.01) * 4, 15.0)

@@ -197,8 +197,11 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         raise UsageError(
             f"public_access_cidrs contains {open_cidrs[0]}: that opens the Kubernetes API to the whole internet",
             "name your office/VPN CIDRs instead, or set allow_public_api_from_anywhere = true")
-    if public:
-        warnings.append(f"the cluster API will also be public to {', '.join(public)}")
+    if open_cidrs:
+        warnings.append(f"the cluster API will be public to the whole internet ({', '.join(open_cidrs)}): "
+                        "allow_public_api_from_anywhere is true (fails CKV_AWS_38)")
+    elif public:
+        warnings.append(f"the cluster API will also be public to {', '.join(public)} (CKV_AWS_39)")
 
     tags = v.table("tags")
     for key in tags:
@@ -255,7 +258,7 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
     if not 1 <= hop <= 2:
         raise UsageError(f"imds_hop_limit = {hop}: use 1 (default, pods cannot reach IMDS) or 2")
     if hop == 2:
-        warnings.append("imds_hop_limit is 2: pods can reach the node's instance metadata")
+        warnings.append("imds_hop_limit is 2: pods can reach the node's instance metadata (CKV_AWS_341)")
     repos = tuple(v.texts("ecr_repositories"))
     for repo in repos:
         if not re.match(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$", repo):

@@ -34,6 +34,7 @@ class Outcome:
     changes: list[str] = field(default_factory=list)
     error: EksPrivateError | None = None
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # plan's "!" lines: differences `up` cannot apply
 
     @property
     def ok(self) -> bool:
@@ -122,9 +123,11 @@ class Engine:
         if found is None or found.get("incomplete"):
             say(step.key, step.title, "creating")
             found = step.create(ctx)
-            phase, changes = "created", ["created"]
+            phase, changes, warnings = "created", ["created"], []
         else:
             ctx.ledger.sync(step.key, step.ids(found))
+            # What cannot change in place is never applied, but said (read before `update` edits `found`).
+            warnings = [c.removeprefix("!").strip() for c in step.changes(ctx, found) if c.startswith("!")]
             changes = step.update(ctx, found)
             phase = "updated" if changes else "ready"
             if changes:
@@ -132,7 +135,7 @@ class Engine:
         ctx.check_cancel()
         say(step.key, step.title, "waiting", step.describe(found))
         step.ready(ctx, found)
-        return Outcome(step.key, step.title, phase, step.describe(found), changes)
+        return Outcome(step.key, step.title, phase, step.describe(found), changes, warnings=warnings)
 
     def _down_one(self, step: Step, found: Found | None = None) -> Outcome:
         ctx, say = self.ctx, self.reporter.phase

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -78,11 +79,12 @@ class Ledger:
 
     # -- writing (each one saves) ----------------------------------------------------------------
     def begin(self, key: str, token: str) -> None:
-        """Record the intent to create, with the idempotency token, *before* the create call."""
+        """Record the intent to create, with the idempotency token, *before* the create call. Ids of an
+        earlier create under `key` are dropped: that resource is gone, or there would be no new create."""
         with self._lock:
             entry = self.data["steps"].setdefault(key, {})
             entry["token"] = token
-            entry.setdefault("ids", {})
+            entry["ids"] = {}
             entry["started_at"] = _now()
             self.save()
 
@@ -157,6 +159,17 @@ def read(path: Path) -> dict[str, Any] | None:
                          f"{SCHEMA_VERSION}", "use the eksprivate version that wrote it")
     data.setdefault("inputs", {})
     return data
+
+
+def close_folder(folder: Path) -> None:
+    """Make eksprivate's own state folder 0700 when it is open to others (a git checkout leaves the
+    repository's `state/` 0755). Only our own real folder: never a symlink or another user's folder."""
+    try:
+        info = folder.lstat()
+    except FileNotFoundError:
+        return  # write_atomic creates it 0700
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(folder, 0o700)
 
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:

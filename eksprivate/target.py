@@ -11,7 +11,7 @@ from typing import Any
 from eksprivate.aws import Aws, known_regions, poll_interval
 from eksprivate.config import Settings, build_settings, load_file
 from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
-from eksprivate.state import Ledger, default_path
+from eksprivate.state import Ledger, close_folder, default_path
 from eksprivate.steps.base import Context
 from eksprivate.steps.endpoints import service_name
 
@@ -91,12 +91,15 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
     aws, poll = connect(opts, region)
     account = aws.account_id()  # also proves the credentials work
     path = opts.state or default_path(opts.state_dir, settings.name, region)
+    if mutate and opts.state is None:
+        close_folder(opts.state_dir)  # the default folder is ours; a folder named with --state is the user's
     ledger = Ledger.open(path, settings.name, region, account, persist=mutate)
     ctx = Context(aws=aws, settings=settings, ledger=ledger, account=account, azs=[], poll=poll, prune=opts.prune)
     recorded = ledger.input("availability_zones")
     if need_azs:
-        check_endpoint_services(ctx)
-        ctx.azs = list(recorded) if recorded else choose_azs(ctx)
+        # Recorded AZs are kept (subnets live there), but checked too: a node group or endpoint added
+        # to the config must be offered in them, before anything is created.
+        ctx.azs = choose_azs(ctx, list(recorded) if recorded else None)
     elif recorded:
         ctx.azs = list(recorded)
     return ctx
@@ -125,8 +128,9 @@ def check_endpoint_services(ctx: Context) -> dict[str, list[str]]:
     return {wanted[full]: azs for full, azs in offered.items() if full in wanted}
 
 
-def choose_azs(ctx: Context) -> list[str]:
-    """AZs where every node instance type and every endpoint service is offered; explicit ones checked."""
+def choose_azs(ctx: Context, recorded: list[str] | None = None) -> list[str]:
+    """AZs where every node instance type and every endpoint service is offered; explicit ones checked;
+    `recorded` (an existing cluster's) kept as they are once checked."""
     settings = ctx.settings
     zones = sorted(z["ZoneName"] for z in ctx.aws.ec2.describe_availability_zones(
         Filters=[{"Name": "state", "Values": ["available"]},
@@ -143,25 +147,34 @@ def choose_azs(ctx: Context) -> list[str]:
                              "pick another instance_types value")
     services = check_endpoint_services(ctx)
 
-    def usable(zone: str) -> bool:
-        return all(zone in offerings[t] for t in types) and all(
-            zone in azs for svc, azs in services.items() if azs)
+    def lacks(zone: str) -> list[str]:
+        """What `zone` does not offer: instance types, then endpoint services."""
+        return [t for t in types if zone not in offerings[t]] + [
+            f"the {svc} endpoint" for svc, azs in sorted(services.items()) if azs and zone not in azs]
 
+    if recorded:
+        for zone in recorded:
+            if lacks(zone):
+                raise UsageError(f"availability zone {zone} of this cluster (recorded in the state) does not offer "
+                                 f"{', '.join(lacks(zone))}", "the AZs of an existing cluster cannot change: "
+                                 "choose instance types and endpoints offered there")
+        return recorded
     explicit = settings.availability_zones
     if isinstance(explicit, tuple):
         for zone in explicit:
             if zone not in zones:
                 raise UsageError(f"availability zone {zone} does not exist in {ctx.region}",
                                  f"available: {', '.join(zones)}")
-            if not usable(zone):
-                raise UsageError(f"availability zone {zone} does not offer {', '.join(types)} and every endpoint "
-                                 "service", "choose other zones or instance types")
+            if lacks(zone):
+                raise UsageError(f"availability zone {zone} does not offer {', '.join(lacks(zone))}",
+                                 "choose other zones, instance types or endpoints")
         return list(explicit)
-    candidates = [z for z in zones if usable(z)]
+    candidates = [z for z in zones if not lacks(z)]
     if len(candidates) < settings.az_count:
-        raise UsageError(f"{ctx.region} has {len(candidates)} AZ(s) where {', '.join(types)} and all endpoint "
-                         f"services are offered; the config asks for {settings.az_count}",
-                         "lower availability_zones or change instance_types")
+        skipped = "; ".join(f"{z} lacks {', '.join(lacks(z))}" for z in zones if lacks(z))
+        raise UsageError(f"{ctx.region} has {len(candidates)} AZ(s) offering every instance type and endpoint "
+                         f"service of the config, which asks for {settings.az_count} ({skipped})",
+                         "lower availability_zones, or change instance_types or endpoints")
     return candidates[: settings.az_count]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.cluster import Cluster, ClusterAdmins
+from eksprivate.steps.ecr import EcrRepository, other_repositories
 from eksprivate.steps.endpoints import Endpoints
 from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, flow_log_group_name
 from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
@@ -22,7 +23,10 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     """
     s = ctx.settings
     steps: list[Step] = [Vpc(), Subnets(), EndpointSecurityGroup(), Endpoints(), ClusterRole(), NodeRole()]
-    cluster_needs = ["subnets", "cluster-role"]
+    # The node role too, though the cluster does not use it: `down` then keeps every IAM role until the
+    # cluster is gone (EKS still holds the node role's access entry while it deletes). Costs `up` nothing:
+    # the role is ready in seconds, long before the subnets.
+    cluster_needs = ["subnets", "cluster-role", "node-role"]
     if everything or (s.secrets_encryption and not s.kms_key_arn):
         steps.append(KmsKey())
         cluster_needs.append("kms-key")
@@ -33,7 +37,7 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     if everything or s.flow_logs:
         steps += [FlowLogsRole(), LogGroup("flow-log-group", "Flow log group", flow_log_group_name(ctx)), FlowLogs()]
     steps.append(Cluster(tuple(cluster_needs)))
-    if s.admins:
+    if s.admins or ctx.ledger.ids("admins").get("admin_arns"):  # recorded ones: removed from the config
         steps.append(ClusterAdmins())
 
     templates = [LaunchTemplate(spec) for spec in s.nodegroups]
@@ -42,8 +46,20 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
         known_specs = {spec.name for spec in s.nodegroups}
         templates += [LaunchTemplate(spec, orphan=True) for spec in other_launch_template_specs(ctx, known_specs)]
         groups += [NodeGroup(name, None, None) for name in other_nodegroup_names(ctx, {g.name for g in groups})]
+    # The VPC is the first thing `up` creates, alone: when AWS refuses it (the VPCs-per-Region quota, no EC2
+    # permissions) the run stops having made nothing, not a KMS key that takes 7 days to go. Costs nothing:
+    # the subnets, and so the cluster, wait for the VPC anyway.
+    for step in [*steps, *templates]:
+        if not step.needs and step.key != "vpc":
+            step.needs = ("vpc",)
     lt_keys = tuple(t.key for t in templates)
     for group in groups:
         if group.orphan:  # its template is unknown: delete it before any template
             group.needs = (*group.needs, *lt_keys)
-    return [*steps, *templates, *groups]
+    # ECR repositories need nothing and nothing needs them. `everything` also finds, by tag, those the
+    # config no longer lists (down removes them, images included); `orphans` those the state remembers.
+    repos = [EcrRepository(r, teardown=everything) for r in s.ecr_repositories]
+    if everything or orphans:
+        repos += [EcrRepository(r, orphan=True) for r in other_repositories(ctx, set(s.ecr_repositories),
+                                                                              scan=everything)]
+    return [*steps, *templates, *groups, *repos]

@@ -96,9 +96,11 @@ class Context:
         return self.ledger.token(key) is not None and not self.ledger.ids(key)
 
     def intent(self, key: str) -> str:
-        """The idempotency token for creating `key`: reused after a crash, recorded before the call."""
+        """The idempotency token for creating `key`, recorded before the call. Reused after a crash (no
+        id came back), fresh once a create under it returned (ids recorded): AWS answers a spent token
+        with what it made then, even when that has since been deleted."""
         token = self.ledger.token(key)
-        if token is None:
+        if token is None or self.ledger.ids(key):
             token = str(uuid.uuid4())
             self.ledger.begin(key, token)
         return token

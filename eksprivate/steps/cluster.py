@@ -18,10 +18,14 @@ CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 
 
 def create_retrying_iam(ctx: Context, call: Any) -> Any:
-    """CreateCluster/CreateNodegroup right after CreateRole fails until IAM propagates: retry those."""
+    """CreateCluster/CreateNodegroup right after CreateRole fails until IAM propagates: retry those.
+
+    Propagation takes 2-30 s, short next to the cluster's 9 min that follow, and every second of
+    overshoot delays the whole `up`: retry at a fixed pace of a third of the status poll (5 s against
+    real AWS), not with a backoff that would overshoot by up to 15 s."""
     return retry_transient(call, {"InvalidParameterException", "InvalidRequestException"},
-                           timeout=ctx.timeouts.iam_propagation, delay=max(min(ctx.poll, 5.0), 0.05),
-                           message_contains=ROLE_NOT_READY)
+                           timeout=ctx.timeouts.iam_propagation, delay=max(min(ctx.poll / 3, 5.0), 0.05),
+                           message_contains=ROLE_NOT_READY, backoff=1.0)
 
 
 def kms_key_arn(ctx: Context) -> str | None:
@@ -177,42 +181,79 @@ class ClusterAdmins(Step):
 
     def find(self, ctx: Context) -> Found | None:
         try:
-            entries = list(ctx.aws.eks.paginate("list_access_entries", "accessEntries", clusterName=ctx.name))
+            entries = set(ctx.aws.eks.paginate("list_access_entries", "accessEntries", clusterName=ctx.name))
+            # An entry without the policy is unfinished (a run died between the two calls).
+            with_policy = set(ctx.aws.eks.paginate("list_access_entries", "accessEntries", clusterName=ctx.name,
+                                                   associatedPolicyArn=self.policy_arn(ctx)))
         except AwsApiError as exc:
             if not_found(exc.code):
                 return None
             raise
-        present = [a for a in ctx.settings.admins if a in entries]
-        if not present:
+        want = ctx.settings.admins
+        present = [a for a in want if a in entries]
+        recorded = ctx.ledger.ids(self.key).get("admin_arns", [])
+        # Admins removed from the config lose access, but only entries eksprivate tagged: never the creator's.
+        extra = [a for a in recorded if a not in want and a in entries and self._ours(ctx, a)]
+        if want and not present and not extra:
             return None
-        return {"admins": present, "incomplete": len(present) < len(ctx.settings.admins), "status": "exists"}
+        done = [a for a in present if a in with_policy]
+        return {"admins": done, "entries": present, "extra": extra, "incomplete": len(done) < len(want),
+                "status": "exists"}
+
+    def _ours(self, ctx: Context, arn: str) -> bool:
+        try:
+            entry = ctx.aws.eks.describe_access_entry(clusterName=ctx.name, principalArn=arn)["accessEntry"]
+        except AwsApiError as exc:
+            if not_found(exc.code):
+                return False
+            raise
+        return bool((entry.get("tags") or {}).get(CLUSTER_TAG) == ctx.name)
 
     def create(self, ctx: Context) -> Found:
-        found = self.find(ctx) or {"admins": []}
+        found = self.find(ctx) or {"admins": [], "entries": [], "extra": []}
         for arn in ctx.settings.admins:
             if arn in found["admins"]:
                 continue
-            token = ctx.intent(f"{self.key}/{arn}")
-            try:
-                ctx.aws.eks.create_access_entry(clusterName=ctx.name, principalArn=arn, type="STANDARD",
-                                                clientRequestToken=token, tags=ctx.tags(ctx.name))
-            except AwsApiError as exc:
-                if exc.code != "ResourceInUseException":  # already there: a crashed run made it
-                    raise
+            if arn not in found["entries"]:
+                token = ctx.intent(f"{self.key}/{arn}")
+                try:
+                    ctx.aws.eks.create_access_entry(clusterName=ctx.name, principalArn=arn, type="STANDARD",
+                                                    clientRequestToken=token, tags=ctx.tags(ctx.name))
+                except AwsApiError as exc:
+                    if exc.code != "ResourceInUseException":  # already there: a crashed run made it
+                        raise
             ctx.aws.eks.associate_access_policy(clusterName=ctx.name, principalArn=arn,
                                                 policyArn=self.policy_arn(ctx), accessScope={"type": "cluster"})
             found["admins"].append(arn)
-            ctx.ledger.record(self.key, admin_arns=list(found["admins"]))
+            ctx.ledger.record(self.key, admin_arns=[*found["admins"], *found["extra"]])
+        self.update(ctx, found)
         found.update(incomplete=False, status="exists")
         return found
 
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        return [f"remove the cluster-admin access entry of {arn} (no longer in admins)" for arn in found["extra"]]
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = []
+        for arn in found["extra"]:
+            self._delete(ctx, arn)
+            done.append(f"removed the access entry of {arn}")
+        found["extra"] = []
+        if ctx.ledger.ids(self.key).get("admin_arns", []) != found["admins"]:
+            ctx.ledger.record(self.key, admin_arns=list(found["admins"]))
+        return done
+
     def remove(self, ctx: Context, found: Found) -> None:
-        for arn in found["admins"]:
-            try:
-                ctx.aws.eks.delete_access_entry(clusterName=ctx.name, principalArn=arn)
-            except AwsApiError as exc:
-                if not not_found(exc.code):
-                    raise
+        entries = list(found.get("entries") or found["admins"])
+        for arn in [*entries, *found.get("extra", [])]:
+            self._delete(ctx, arn)
+
+    def _delete(self, ctx: Context, arn: str) -> None:
+        try:
+            ctx.aws.eks.delete_access_entry(clusterName=ctx.name, principalArn=arn)
+        except AwsApiError as exc:
+            if not not_found(exc.code):
+                raise
 
     def describe(self, found: Found) -> str:
         return ", ".join(found["admins"])

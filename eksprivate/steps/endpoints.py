@@ -29,7 +29,10 @@ class Endpoints(Step):
     def find(self, ctx: Context) -> Found | None:
         items = list(ctx.aws.ec2.paginate("describe_vpc_endpoints", "VpcEndpoints", Filters=ctx.cluster_filter()))
         live = [e for e in items if e.get("State") not in GONE_STATES]
-        if not live:
+        # Endpoints already deleting (a stopped `down`): nothing `up` can use, but `down` must still wait for
+        # them to be gone before it deletes their subnets and security group (their ENIs block both).
+        deleting = sorted(e["VpcEndpointId"] for e in items if e.get("State") in ("deleting", "Deleting"))
+        if not live and not deleting:
             return None
         prefix = service_name(ctx.region, "")
         eps: dict[str, dict[str, Any]] = {}
@@ -44,7 +47,7 @@ class Endpoints(Step):
                           "route_tables": sorted(e.get("RouteTableIds", [])),
                           "private_dns": bool(e.get("PrivateDnsEnabled"))}
         missing = [svc for svc in self.wanted(ctx) if svc not in eps]
-        return {"endpoints": eps, "incomplete": bool(missing), "duplicates": duplicates}
+        return {"endpoints": eps, "incomplete": bool(missing), "duplicates": duplicates, "deleting": deleting}
 
     def ids(self, found: Found) -> dict[str, Any]:
         return {"endpoint_ids": {svc: e["endpoint_id"] for svc, e in found["endpoints"].items()}}
@@ -77,6 +80,7 @@ class Endpoints(Step):
                         "subnets": sorted(ep.get("SubnetIds", [])), "route_tables": sorted(ep.get("RouteTableIds", [])),
                         "private_dns": kind == "Interface"}
         found.update(endpoints=eps, incomplete=False)
+        ctx.ledger.sync(self.key, self.ids(found))  # the summary `ids` gives, so a rerun has nothing to add
         return found
 
     def ready(self, ctx: Context, found: Found) -> None:
@@ -131,7 +135,8 @@ class Endpoints(Step):
 
     def remove(self, ctx: Context, found: Found) -> None:
         ids = [e["endpoint_id"] for e in found["endpoints"].values()] + found.get("duplicates", [])
-        self._delete(ctx, ids)
+        if ids:
+            self._delete(ctx, ids)
 
     def _delete(self, ctx: Context, ids: list[str]) -> None:
         try:
@@ -149,12 +154,19 @@ class Endpoints(Step):
     def gone(self, ctx: Context, found: Found) -> None:
         # Interface endpoint ENIs (which block subnet and SG deletion) disappear only with the endpoint.
         ids = [e["endpoint_id"] for e in found["endpoints"].values()] + found.get("duplicates", [])
-        ctx.aws.wait("ec2", "VpcEndpointsDeleted", delay=ctx.poll, timeout=ctx.timeouts.endpoint_delete,
-                     what="deleting the VPC endpoints", VpcEndpointIds=ids)
+        ids += found.get("deleting", [])
+        # One at a time: DescribeVpcEndpoints answers InvalidVpcEndpointId.NotFound for the whole list as soon
+        # as one of them is gone (a gateway endpoint goes in seconds), which the waiter rightly takes as
+        # "gone" for a single id only. Waiting for the slowest costs the same as waiting for all.
+        for endpoint_id in ids:
+            ctx.aws.wait("ec2", "VpcEndpointsDeleted", delay=ctx.poll, timeout=ctx.timeouts.endpoint_delete,
+                         what=f"deleting VPC endpoint {endpoint_id}", VpcEndpointIds=[endpoint_id])
 
     def describe(self, found: Found) -> str:
         return ", ".join(f"{svc}={e['endpoint_id']}" for svc, e in sorted(found["endpoints"].items()))
 
     def status(self, found: Found) -> str:
         states = sorted({e["state"] for e in found["endpoints"].values()})
+        if not states and found.get("deleting"):
+            return "deleting"
         return "incomplete" if found.get("incomplete") else "/".join(states)

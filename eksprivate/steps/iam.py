@@ -71,6 +71,7 @@ class Role(Step):
             adopted = self.find(ctx)  # a crashed run made it: adopt
             if adopted is None:
                 raise
+            ctx.ledger.record(self.key, role_name=name, role_arn=adopted["role_arn"])  # later steps read it
             self.update(ctx, adopted)
             return adopted
         ctx.ledger.record(self.key, role_name=name, role_arn=role["Arn"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from eksprivate.aws import retry_transient
+from eksprivate.config import subnet_cidrs
 from eksprivate.errors import AwsApiError, EksPrivateError
 from eksprivate.steps.base import Context, Found, Step, not_found, tags_of
 
@@ -84,7 +85,7 @@ class Vpc(Step):
         ctx.intent(self.key)  # CreateVpc takes no token: `find` by tag is what prevents a duplicate
         vpc = ctx.aws.ec2.create_vpc(CidrBlock=ctx.settings.vpc_cidr,
                                      TagSpecifications=ctx.tag_spec("vpc", ctx.resource_name("vpc")))["Vpc"]
-        ctx.ledger.record(self.key, vpc_id=vpc["VpcId"])
+        ctx.ledger.record(self.key, vpc_id=vpc["VpcId"], cidr=vpc["CidrBlock"])
         found = {"vpc_id": vpc["VpcId"], "cidr": vpc["CidrBlock"], "status": vpc.get("State", "pending"),
                  "dns_support": False, "dns_hostnames": False, "duplicates": []}
         self.update(ctx, found)
@@ -140,6 +141,15 @@ class Vpc(Step):
 
     def describe(self, found: Found) -> str:
         return f"{found['vpc_id']} ({found['cidr']})"
+
+    def ids(self, found: Found) -> dict[str, Any]:
+        return {"vpc_id": found["vpc_id"], "cidr": found["cidr"]}
+
+
+def vpc_cidr(ctx: Context) -> str:
+    """The VPC's real CIDR (recorded by the vpc step): a changed `vpc_cidr` in the config is reported by
+    plan, never half-applied to subnets or security group rules."""
+    return str(ctx.ledger.ids("vpc").get("cidr") or ctx.settings.vpc_cidr)
 
 
 def _ignore_missing(call: Any) -> None:
@@ -197,7 +207,7 @@ class Subnets(Step):
         found = self.find(ctx) or {"parts": {}, "extra_subnets": [], "extra_tables": []}
         parts: dict[str, dict[str, Any]] = found["parts"]
         vpc_id = ctx.ledger.ids("vpc")["vpc_id"]
-        for az, cidr in zip(ctx.azs, ctx.settings.subnet_cidrs(), strict=True):
+        for az, cidr in zip(ctx.azs, subnet_cidrs(vpc_cidr(ctx), len(ctx.azs)), strict=True):
             ctx.check_cancel()
             part = parts.setdefault(az, {})
             suffix = az.removeprefix(ctx.region)
@@ -225,11 +235,19 @@ class Subnets(Step):
         return found
 
     def _record(self, ctx: Context, parts: dict[str, dict[str, Any]]) -> None:
-        ctx.ledger.record(self.key, parts={az: {k: v for k, v in p.items() if k.endswith("_id")}
-                                           for az, p in parts.items()})
+        ctx.ledger.record(self.key, **self.ids({"parts": parts}))
+
+    def ids(self, found: Found) -> dict[str, Any]:
+        # Only the ids: live attributes (associations, public IPs, routes) would rewrite the state on reruns.
+        return {"parts": {az: {k: v for k, v in p.items() if k.endswith("_id")} for az, p in found["parts"].items()}}
 
     def changes(self, ctx: Context, found: Found) -> list[str]:
         out = []
+        want = ctx.settings.availability_zones
+        if (sorted(want) != sorted(ctx.azs)) if isinstance(want, tuple) else want != len(ctx.azs):
+            out.append(f"! availability_zones: the cluster uses {', '.join(ctx.azs)} (recorded in the state), the "
+                       f"config asks for {', '.join(want) if isinstance(want, tuple) else want}: the AZs of an "
+                       "existing cluster cannot change (restore the config value, or `down` then `up`)")
         for az, part in sorted(found["parts"].items()):
             if part.get("default_routes"):
                 out.append(f"! route table {part['route_table_id']} ({az}) has internet routes "
@@ -298,7 +316,7 @@ class EndpointSecurityGroup(Step):
 
     def _rule(self, ctx: Context) -> dict[str, Any]:
         return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
-                "IpRanges": [{"CidrIp": ctx.settings.vpc_cidr,
+                "IpRanges": [{"CidrIp": vpc_cidr(ctx),
                               "Description": "HTTPS from the VPC to the interface endpoints"}]}
 
     def find(self, ctx: Context) -> Found | None:
@@ -309,7 +327,7 @@ class EndpointSecurityGroup(Step):
         if group is None:
             return None
         has_443 = any(p.get("IpProtocol") in ("tcp", "6") and p.get("FromPort") == 443 and p.get("ToPort") == 443
-                      and any(r.get("CidrIp") == ctx.settings.vpc_cidr for r in p.get("IpRanges", []))
+                      and any(r.get("CidrIp") == vpc_cidr(ctx) for r in p.get("IpRanges", []))
                       for p in group.get("IpPermissions", []))
         return {"group_id": group["GroupId"], "vpc_id": group["VpcId"], "has_443": has_443,
                 "egress": group.get("IpPermissionsEgress", []), "status": "available"}
@@ -321,13 +339,13 @@ class EndpointSecurityGroup(Step):
         group = ctx.aws.ec2.create_security_group(
             GroupName=name, VpcId=vpc_id, Description=f"Interface VPC endpoints of EKS cluster {ctx.name}",
             TagSpecifications=ctx.tag_spec("security-group", name, {"eksprivate:role": "endpoints"}))
-        ctx.ledger.record(self.key, group_id=group["GroupId"])
+        ctx.ledger.record(self.key, group_id=group["GroupId"], vpc_id=vpc_id)  # all `ids`: reruns write nothing
         found: Found = {"group_id": group["GroupId"], "vpc_id": vpc_id, "has_443": False, "egress": None}
         self.update(ctx, found)
         return found
 
     def changes(self, ctx: Context, found: Found) -> list[str]:
-        out = [] if found["has_443"] else [f"admit TCP 443 from {ctx.settings.vpc_cidr}"]
+        out = [] if found["has_443"] else [f"admit TCP 443 from {vpc_cidr(ctx)}"]
         if found.get("egress"):
             out.append("remove the default allow-all egress rule (endpoints never initiate connections)")
         return out

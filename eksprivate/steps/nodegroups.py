@@ -51,6 +51,7 @@ class NodeGroup(Step):
             "instance_types": ng.get("instanceTypes") or [], "labels": ng.get("labels") or {},
             "taints": sorted((t["key"], t.get("value", ""), t["effect"]) for t in ng.get("taints") or []),
             "capacity_type": ng.get("capacityType"), "subnets": sorted(ng.get("subnets", [])),
+            "ami_type": ng.get("amiType"),
             "health": [f"{i.get('code')}: {i.get('message')}" for i in ng.get("health", {}).get("issues", [])],
         }
 
@@ -128,12 +129,24 @@ class NodeGroup(Step):
         if self.spec is None:
             return [f"delete node group {self.name} (not in the config)" if ctx.prune else
                     f"! node group {self.name} is not in the config: kept (`up --prune` deletes it)"]
-        out = [f"update {k}: {v}" for k, v in self._update_args(found).items()]
+        args = self._update_args(found)
+        out = [f"update {k}: {v}" for k, v in args.items()]
+        desired = args.get("scalingConfig", {}).get("desiredSize", found["desired"])
+        if desired is not None and desired != self.spec.desired_size:
+            out.append(f"! desired_size: {desired} nodes (live), {self.spec.desired_size} in the config: `up` keeps "
+                       "the live size (set by an autoscaler or a person) unless min_size/max_size exclude it; set it "
+                       "with "
+                       f"`aws eks update-nodegroup-config --cluster-name {ctx.name} --nodegroup-name {self.name} "
+                       f"--scaling-config desiredSize={self.spec.desired_size}`")
         if sorted(found["instance_types"]) != sorted(self.spec.instance_types):
             out.append(f"! instance types {found['instance_types']} cannot change in place: add a node group "
                        "with the new types, then remove this one from the config and run `up --prune`")
         if found.get("capacity_type") and found["capacity_type"] != self.spec.capacity_type:
-            out.append(f"! capacity_type {found['capacity_type']} cannot change in place (new node group needed)")
+            out.append(f"! capacity_type {found['capacity_type']} cannot change in place: add a node group with "
+                       f"{self.spec.capacity_type}, then remove this one from the config and run `up --prune`")
+        if found.get("ami_type") and found["ami_type"] != self.spec.ami_type:
+            out.append(f"! ami_type {found['ami_type']} cannot change in place: add a node group with "
+                       f"{self.spec.ami_type}, then remove this one from the config and run `up --prune`")
         return out
 
     def update(self, ctx: Context, found: Found) -> list[str]:

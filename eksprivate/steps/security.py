@@ -26,14 +26,17 @@ class KmsKey(Step):
 
     def find(self, ctx: Context) -> Found | None:
         key_id = ctx.ledger.ids(self.key).get("key_id")
-        meta = self._describe(ctx, key_id or kms_alias(ctx))
+        # The alias first: one call when it names the recorded key (the usual case), and how a lost state
+        # finds the key. A run killed between CreateKey and CreateAlias leaves a key without it: repaired.
+        aliased = self._describe(ctx, kms_alias(ctx))
+        meta = aliased if key_id is None or (aliased and aliased["KeyId"] == key_id) else self._describe(ctx, key_id)
         if meta is None and ctx.pending_intent(self.key):
             meta = self._scan_by_tag(ctx)  # killed between CreateKey and recording its id
         if meta is None or meta.get("KeyState") in ("PendingDeletion", "PendingReplicaDeletion"):
             return None
         rotation = ctx.aws.kms.get_key_rotation_status(KeyId=meta["KeyId"]).get("KeyRotationEnabled", False)
         return {"key_id": meta["KeyId"], "key_arn": meta["Arn"], "status": meta.get("KeyState", ""),
-                "rotation": rotation}
+                "rotation": rotation, "alias": bool(aliased and aliased["KeyId"] == meta["KeyId"])}
 
     def _describe(self, ctx: Context, key: str) -> dict[str, Any] | None:
         try:
@@ -69,37 +72,44 @@ class KmsKey(Step):
         )["KeyMetadata"]
         ctx.ledger.record(self.key, key_id=meta["KeyId"], key_arn=meta["Arn"])
         found = {"key_id": meta["KeyId"], "key_arn": meta["Arn"], "status": meta.get("KeyState", ""),
-                 "rotation": False}
+                 "rotation": False, "alias": False}
         self.update(ctx, found)
-        try:
-            ctx.aws.kms.create_alias(AliasName=kms_alias(ctx), TargetKeyId=meta["KeyId"])
-        except AwsApiError as exc:
-            if exc.code != "AlreadyExistsException":
-                raise
-            ctx.aws.kms.update_alias(AliasName=kms_alias(ctx), TargetKeyId=meta["KeyId"])
         return found
 
     def changes(self, ctx: Context, found: Found) -> list[str]:
-        return [] if found["rotation"] else ["turn on key rotation"]
+        out = [] if found["rotation"] else ["turn on key rotation"]
+        return out + ([] if found.get("alias", True) else [f"point {kms_alias(ctx)} at the key"])
 
     def update(self, ctx: Context, found: Found) -> list[str]:
-        if found["rotation"]:
-            return []
-        ctx.aws.kms.enable_key_rotation(KeyId=found["key_id"])
-        found["rotation"] = True
-        return ["turned on key rotation"]
+        done = []
+        if not found["rotation"]:
+            ctx.aws.kms.enable_key_rotation(KeyId=found["key_id"])
+            found["rotation"] = True
+            done.append("turned on key rotation")
+        if not found.get("alias", True):
+            try:
+                ctx.aws.kms.create_alias(AliasName=kms_alias(ctx), TargetKeyId=found["key_id"])
+            except AwsApiError as exc:
+                if exc.code != "AlreadyExistsException":
+                    raise
+                ctx.aws.kms.update_alias(AliasName=kms_alias(ctx), TargetKeyId=found["key_id"])
+            found["alias"] = True
+            done.append(f"pointed {kms_alias(ctx)} at the key")
+        return done
 
     def remove(self, ctx: Context, found: Found) -> None:
-        # A KMS key cannot be deleted at once: schedule it (by id: moto crashes on an ARN here).
-        try:
-            ctx.aws.kms.delete_alias(AliasName=kms_alias(ctx))
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
+        # A KMS key cannot be deleted at once: schedule it (by id: moto crashes on an ARN here). Before the
+        # alias goes: a run killed in between leaves an alias that dies with the key, never a live key
+        # that a lost state could no longer find.
         try:
             ctx.aws.kms.schedule_key_deletion(KeyId=found["key_id"], PendingWindowInDays=KMS_PENDING_DAYS)
         except AwsApiError as exc:
             if not (not_found(exc.code) or exc.code == "KMSInvalidStateException"):
+                raise
+        try:
+            ctx.aws.kms.delete_alias(AliasName=kms_alias(ctx))
+        except AwsApiError as exc:
+            if not not_found(exc.code):
                 raise
 
     def describe(self, found: Found) -> str:
@@ -184,7 +194,7 @@ class FlowLogs(Step):
             err = result["Unsuccessful"][0].get("Error", {})
             raise AwsApiError("ec2", "CreateFlowLogs", err.get("Code", ""), err.get("Message", ""))
         flow_id = result["FlowLogIds"][0]
-        ctx.ledger.record(self.key, flow_log_id=flow_id)
+        ctx.ledger.record(self.key, flow_log_id=flow_id, vpc_id=vpc_id)  # all `ids`: reruns write nothing
         return {"flow_log_id": flow_id, "vpc_id": vpc_id, "status": "ACTIVE", "duplicates": []}
 
     def remove(self, ctx: Context, found: Found) -> None:
@@ -246,8 +256,32 @@ class LaunchTemplate(Step):
                 return None
             raise
         lt = lts["LaunchTemplates"][0]
-        return {"launch_template_id": lt["LaunchTemplateId"], "launch_template_name": lt["LaunchTemplateName"],
-                "version": lt.get("LatestVersionNumber", 1), "status": "exists"}
+        found: Found = {"launch_template_id": lt["LaunchTemplateId"], "launch_template_name": lt["LaunchTemplateName"],
+                        "version": lt.get("LatestVersionNumber", 1), "status": "exists"}
+        if not self.orphan:  # what the nodes get (node groups use version 1), to compare with the config
+            versions = ctx.aws.ec2.describe_launch_template_versions(
+                LaunchTemplateId=lt["LaunchTemplateId"], Versions=["1"]).get("LaunchTemplateVersions", [])
+            data = versions[0].get("LaunchTemplateData", {}) if versions else {}
+            ebs = (data.get("BlockDeviceMappings") or [{}])[0].get("Ebs", {})
+            found.update(disk_size=ebs.get("VolumeSize"),
+                         hop_limit=data.get("MetadataOptions", {}).get("HttpPutResponseHopLimit"))
+        return found
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        if self.orphan:
+            return [f"delete launch template {found['launch_template_name']} (not in the config)" if ctx.prune else
+                    f"! launch template {found['launch_template_name']}: [[nodegroups]] {self.spec.name} is not in "
+                    "the config: kept (`up --prune` deletes it)"]
+        out = []
+        fix = ("eksprivate does not replace running nodes: add a node group under a new name, then remove this "
+               "one from the config and run `up --prune`")
+        if found.get("disk_size") not in (None, self.spec.disk_size):
+            out.append(f"! disk_size: nodes of {self.spec.name} get {found['disk_size']} GiB, the config says "
+                       f"{self.spec.disk_size}: {fix}")
+        if found.get("hop_limit") not in (None, ctx.settings.imds_hop_limit):
+            out.append(f"! imds_hop_limit: nodes of {self.spec.name} get {found['hop_limit']}, the config says "
+                       f"{ctx.settings.imds_hop_limit}: {fix}")
+        return out
 
     def create(self, ctx: Context) -> Found:
         token = ctx.intent(self.key)

@@ -1,0 +1,462 @@
+"""Benchmark eksprivate against the sandbox: makespan vs. the critical-path floor, and API call counts.
+
+    python benchmarks/run.py [--time-scale 0.02] [--nodegroups 3] [--repeat N] [--json out.json]
+
+For each repeat and for N and 2N node groups it runs, as a user would (fresh `python -m eksprivate`
+subprocesses, dummy credentials, AWS_ENDPOINT_URL pointing at the stand-in):
+
+  up (from nothing)  ->  up again (a no-op rerun)  ->  down --yes
+
+and measures each command's makespan (process launch to exit), the critical-path floor for the
+sandbox's durations, their ratio, the API calls the CLI made (EKSPRIVATE_METRICS) and the requests the
+stand-in received. It also times `eksprivate --help` and lists what it imports. docs/benchmarks.md
+explains every figure.
+
+The stand-in runs in this process (a SandboxServer on loopback) unless `--cli-sandbox` is given, in
+which case the CLI's own `--sandbox` background process is used. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REGION = "eu-central-1"
+REAL_POLL_SECONDS = 15.0  # eksprivate's poll interval against real AWS (target.REAL_POLL_SECONDS)
+READ_PREFIXES = ("Describe", "List", "Get")
+HELP_RUNS = 7
+GOALS = {"up_ratio": 1.10, "down_ratio": 1.15, "rerun_calls": 40, "rerun_mutating": 0, "growth_pct": 5.0,
+         "help_seconds": 0.4}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The stand-in: in-process server or the CLI's background sandbox, seen through one small interface
+
+
+@dataclass
+class Request:
+    service: str
+    operation: str
+    timestamp: float  # wall clock (time.time()) when the stand-in answered
+    status: int | None
+
+
+class StandIn:
+    url: str
+
+    def requests(self, start: float, end: float) -> list[Request]:
+        raise NotImplementedError
+
+    def timing(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def configure(self, **settings: float) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
+
+
+class InProcess(StandIn):
+    def __init__(self, time_scale: float) -> None:
+        from eksprivate.sandbox import SandboxServer, Timing
+
+        self.server = SandboxServer(timing=Timing(time_scale=time_scale)).start()
+        self.server.configure(throttle_rate=0.0, unavailable_rate=0.0)
+        self.url = self.server.url
+
+    def requests(self, start: float, end: float) -> list[Request]:
+        return [Request(r.service, r.operation, r.timestamp, r.status) for r in self.server.calls()
+                if start <= r.timestamp <= end]
+
+    def timing(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.server.settings().items() if isinstance(v, (int, float))}
+
+    def configure(self, **settings: float) -> None:
+        self.server.configure(**settings)
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+class Background(StandIn):
+    """The CLI's `eksprivate sandbox` process, started (untimed) in `workdir/state`."""
+
+    def __init__(self, time_scale: float, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir, self.env = workdir, env
+        run_cli(["sandbox", "start", "--time-scale", str(time_scale)], workdir, env, check=True)
+        info = json.loads((workdir / "state" / "sandbox.json").read_text())
+        self.url = str(info["url"])
+        self.configure(throttle_rate=0.0, unavailable_rate=0.0)
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def requests(self, start: float, end: float) -> list[Request]:
+        return [Request(r["service"], r["operation"], r["timestamp"], r.get("status"))
+                for r in self._get("/_sandbox/calls") if start <= r["timestamp"] <= end]
+
+    def timing(self) -> dict[str, float]:
+        data = self._get("/_sandbox/config")
+        return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    def configure(self, **settings: float) -> None:
+        body = json.dumps(settings).encode()
+        req = urllib.request.Request(self.url + "/_sandbox/config", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30):
+            pass
+
+    def close(self) -> None:
+        run_cli(["sandbox", "stop"], self.workdir, self.env)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running the CLI
+
+
+@dataclass
+class Run:
+    verb: str
+    label: str  # up | rerun | down
+    nodegroups: int
+    makespan: float  # process launch -> exit, seconds
+    in_process: float  # the command's own `seconds` (after interpreter start and imports)
+    exit_code: int
+    calls: int
+    mutating: int
+    mutating_calls: list[str]
+    by_operation: dict[str, int]
+    server_requests: int
+    server_mutating: int
+    server_errors: int  # 4xx/5xx answers (IAM propagation refusals, in-use retries, 404s of waiters)
+    timeline: dict[str, float] = field(default_factory=dict)  # event -> seconds after launch
+    floor: float = 0.0
+    ratio: float = 0.0
+
+
+def cli_env(url: str | None, workdir: Path, poll: float) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EKSPRIVATE_"))}
+    env.update({
+        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        "EKSPRIVATE_POLL_INTERVAL": f"{poll:g}", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    if url:
+        env["AWS_ENDPOINT_URL"] = url
+    return env
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str], *, check: bool = False) -> tuple[int, str, float]:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "eksprivate", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, check=False)
+    took = time.perf_counter() - started
+    if check and proc.returncode != 0:
+        raise SystemExit(f"`eksprivate {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.returncode, proc.stderr, took
+
+
+def measure(stand_in: StandIn, label: str, args: list[str], cwd: Path, env: dict[str, str],
+            nodegroups: int) -> Run:
+    metrics = cwd / f"metrics-{uuid.uuid4().hex[:8]}.json"
+    env = {**env, "EKSPRIVATE_METRICS": str(metrics)}
+    wall_start = time.time()
+    code, stderr, took = run_cli(args, cwd, env)
+    wall_end = time.time()
+    if code != 0:
+        raise SystemExit(f"`eksprivate {' '.join(args)}` exited {code}:\n{stderr[-3000:]}")
+    data = json.loads(metrics.read_text())
+    reqs = stand_in.requests(wall_start, wall_end + 0.5)
+    return Run(
+        verb=args[0], label=label, nodegroups=nodegroups, makespan=took, in_process=float(data["seconds"]),
+        exit_code=code, calls=int(data["calls"]), mutating=int(data["mutating"]),
+        mutating_calls=list(data["mutating_calls"]), by_operation=dict(data["by_operation"]),
+        server_requests=len(reqs), server_mutating=sum(1 for r in reqs if is_mutating(r.operation)),
+        server_errors=sum(1 for r in reqs if (r.status or 0) >= 400),
+        timeline=timeline(label, reqs, wall_start, took),
+    )
+
+
+def is_mutating(operation: str) -> bool:
+    return not operation.startswith(READ_PREFIXES)
+
+
+def timeline(label: str, reqs: list[Request], start: float, took: float) -> dict[str, float]:
+    """When the critical-path events happened, in seconds after the process was launched."""
+    ok = [r for r in reqs if r.status is not None and r.status < 400]
+
+    def first(op: str, good: bool = True) -> float | None:
+        hits = [r.timestamp for r in (ok if good else reqs) if r.operation == op]
+        return round(min(hits) - start, 3) if hits else None
+
+    def last(op: str, good: bool = True) -> float | None:
+        hits = [r.timestamp for r in (ok if good else reqs) if r.operation == op]
+        return round(max(hits) - start, 3) if hits else None
+
+    events: dict[str, float | None] = {"first_request": round(reqs[0].timestamp - start, 3) if reqs else None}
+    if label == "up":
+        events.update(create_role=first("CreateRole"), create_cluster_tried=first("CreateCluster", False),
+                      create_cluster_ok=first("CreateCluster"), first_nodegroup_ok=first("CreateNodegroup"),
+                      last_nodegroup_ok=last("CreateNodegroup"), endpoints_created=last("CreateVpcEndpoint"))
+    elif label == "down":
+        events.update(first_delete_nodegroup=first("DeleteNodegroup"), last_delete_nodegroup=last("DeleteNodegroup"),
+                      delete_cluster_tried=first("DeleteCluster", False), delete_cluster_ok=first("DeleteCluster"),
+                      delete_vpc=last("DeleteVpc"))
+    events["last_request"] = round(reqs[-1].timestamp - start, 3) if reqs else None
+    events["exit"] = round(took, 3)
+    return {k: v for k, v in events.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The floor
+
+
+def floors(t: dict[str, float]) -> dict[str, float]:
+    """The shortest possible makespans for the stand-in's durations (any tool, zero overhead).
+
+    up:   the cluster role must exist (created no earlier than t=0) and propagate before CreateCluster is
+          accepted; node groups need an ACTIVE cluster (and available endpoints, which finish in parallel).
+    down: DeleteCluster is refused while node groups exist, so node group deletion, then cluster deletion.
+    """
+    s = t["time_scale"]
+    cluster_path = (t["iam_role_delay"] + t["cluster_create"]) * s
+    endpoint_path = t["interface_endpoint_create"] * s
+    return {
+        "up": max(cluster_path, endpoint_path) + t["nodegroup_create"] * s,
+        "down": (t["nodegroup_delete"] + t["cluster_delete"]) * s,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# --help
+
+
+def help_figures(workdir: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EKSPRIVATE_")}
+    cmd = [sys.executable, "-m", "eksprivate", "--help"]
+    subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, check=True)  # warm the page cache
+    times = []
+    for _ in range(HELP_RUNS):
+        started = time.perf_counter()
+        subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    bare = []
+    for _ in range(HELP_RUNS):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], cwd=workdir, env=env, capture_output=True, check=True)
+        bare.append(time.perf_counter() - started)
+    proc = subprocess.run([sys.executable, "-X", "importtime", *cmd[1:]], cwd=workdir, env=env,
+                          capture_output=True, text=True, check=True)
+    modules: list[tuple[str, int, int]] = []  # name, cumulative us, nesting level
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if m:
+            modules.append((m[4], int(m[2]), len(m[3]) // 2))
+    top = sorted((m for m in modules if m[2] == 0), key=lambda m: -m[1])[:10]
+    roots = {name.split(".")[0] for name, _, _ in modules}
+    heavy = sorted(roots & {"boto3", "botocore", "moto", "werkzeug", "flask", "yaml", "urllib3", "rich", "typer",
+                            "click", "eksprivate"})
+    return {
+        "median_seconds": round(statistics.median(times), 3), "runs": [round(x, 3) for x in times],
+        "bare_interpreter_seconds": round(statistics.median(bare), 3),
+        "modules_imported": len(modules), "heavy_packages_imported": heavy,
+        "boto3_imported": "boto3" in roots or "botocore" in roots, "moto_imported": "moto" in roots,
+        "top_level_imports_ms": {name: round(us / 1000, 1) for name, us, _ in top},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# The scenario
+
+
+def config_text(name: str, nodegroups: int) -> str:
+    lines = [f'name = "{name}"', "availability_zones = 3", ""]
+    per_az = nodegroups % 3 == 0
+    for i in range(nodegroups // 3 if per_az else nodegroups):
+        lines += ["[[nodegroups]]", f'name = "ng{i + 1}"', f"per_az = {'true' if per_az else 'false'}", ""]
+    return "\n".join(lines)
+
+
+def cycle(stand_in: StandIn, workdir: Path, env: dict[str, str], nodegroups: int, sandbox_flag: bool,
+          floor: dict[str, float]) -> list[Run]:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    config = workdir / f"{name}.toml"
+    config.write_text(config_text(name, nodegroups))
+    common = ["--config", str(config), *(["--sandbox"] if sandbox_flag else [])]
+    runs = [
+        measure(stand_in, "up", ["up", *common, "--yes"], workdir, env, nodegroups),
+        measure(stand_in, "rerun", ["up", *common, "--yes"], workdir, env, nodegroups),
+        measure(stand_in, "down", ["down", *common, "--yes"], workdir, env, nodegroups),
+    ]
+    for r in runs:
+        if r.label in floor:
+            r.floor = round(floor[r.label], 3)
+            r.ratio = round(r.makespan / floor[r.label], 3)
+    return runs
+
+
+def warm_up(stand_in: StandIn, workdir: Path, env: dict[str, str], sandbox_flag: bool, scale: float) -> None:
+    """One untimed up+down at a tiny time scale: moto's first calls per service are slow (seconds), real
+    AWS's are not, and the interpreter's imports get into the page cache."""
+    stand_in.configure(time_scale=0.0005)
+    try:
+        name = f"warm-{uuid.uuid4().hex[:8]}"
+        config = workdir / f"{name}.toml"
+        config.write_text(config_text(name, 3))
+        common = ["--config", str(config), *(["--sandbox"] if sandbox_flag else [])]
+        fast = {**env, "EKSPRIVATE_POLL_INTERVAL": "0.01"}
+        run_cli(["up", *common, "--yes"], workdir, fast, check=True)
+        run_cli(["down", *common, "--yes"], workdir, fast, check=True)
+    finally:
+        stand_in.configure(time_scale=scale)
+
+
+def median_of(runs: list[Run], label: str, nodegroups: int, attr: str) -> float:
+    values = [float(getattr(r, attr)) for r in runs if r.label == label and r.nodegroups == nodegroups]
+    return statistics.median(values) if values else float("nan")
+
+
+def summarise(runs: list[Run], base: int, floor: dict[str, float], help_: dict[str, Any]) -> dict[str, Any]:
+    double = base * 2
+    out: dict[str, Any] = {}
+    for n in (base, double):
+        for label in ("up", "rerun", "down"):
+            key = f"{label}_{n}ng"
+            out[key] = {a: round(median_of(runs, label, n, a), 3) for a in (
+                "makespan", "in_process", "calls", "mutating", "server_requests", "server_mutating",
+                "server_errors")}
+            spans = [r.makespan for r in runs if r.label == label and r.nodegroups == n]
+            starts = [r.timeline.get("first_request", float("nan")) for r in runs
+                      if r.label == label and r.nodegroups == n]
+            out[key].update(makespan_min=round(min(spans), 3), makespan_max=round(max(spans), 3),
+                            first_request=round(statistics.median(starts), 3))
+            if label in floor:
+                out[key]["floor"] = round(floor[label], 3)
+                out[key]["ratio"] = round(out[key]["makespan"] / floor[label], 3)
+    up_b, up_d = out[f"up_{base}ng"]["makespan"], out[f"up_{double}ng"]["makespan"]
+    out["growth_pct"] = round((up_d - up_b) / up_b * 100, 1)
+    rerun = out[f"rerun_{base}ng"]
+    out["goals"] = {
+        f"up <= {GOALS['up_ratio']} x floor": out[f"up_{base}ng"]["ratio"] <= GOALS["up_ratio"],
+        f"down <= {GOALS['down_ratio']} x floor": out[f"down_{base}ng"]["ratio"] <= GOALS["down_ratio"],
+        f"no-op rerun <= {GOALS['rerun_calls']} calls": rerun["calls"] <= GOALS["rerun_calls"],
+        "no-op rerun 0 mutating": rerun["mutating"] == 0 and rerun["server_mutating"] == 0,
+        f"{double} node groups grow up by <= {GOALS['growth_pct']}%": out["growth_pct"] <= GOALS["growth_pct"],
+        f"--help <= {GOALS['help_seconds']} s": help_["median_seconds"] <= GOALS["help_seconds"],
+    }
+    return out
+
+
+def print_table(runs: list[Run], summary: dict[str, Any], base: int, help_: dict[str, Any], poll: float) -> None:
+    print()
+    print(f"{'command':<16}{'makespan':>9}{'min-max':>13}{'start':>7}{'floor':>7}{'ratio':>7}{'calls':>6}"
+          f"{'mut':>5}{'server':>7}{'s-mut':>6}{'s-4xx':>6}")
+    for n in (base, base * 2):
+        for label in ("up", "rerun", "down"):
+            s = summary[f"{label}_{n}ng"]
+            floor = f"{s['floor']:.2f}" if "floor" in s else "-"
+            ratio = f"{s['ratio']:.3f}" if "ratio" in s else "-"
+            spread = f"{s['makespan_min']:.2f}-{s['makespan_max']:.2f}"
+            print(f"{label + f' ({n} ng)':<16}{s['makespan']:>9.2f}{spread:>13}{s['first_request']:>7.2f}{floor:>7}"
+                  f"{ratio:>7}{s['calls']:>6.0f}{s['mutating']:>5.0f}{s['server_requests']:>7.0f}"
+                  f"{s['server_mutating']:>6.0f}{s['server_errors']:>6.0f}")
+    print("(seconds; medians over the repeats; start = launch to first AWS request; calls/mut = the CLI's "
+          "EKSPRIVATE_METRICS; server/s-mut/s-4xx = requests the stand-in received)")
+    print(f"\n{2 * base} node groups vs {base}: up grows {summary['growth_pct']:+.1f}%")
+    print(f"--help: median {help_['median_seconds']:.3f} s "
+          f"(bare interpreter {help_['bare_interpreter_seconds']:.3f} s);"
+          f" imports boto3: {help_['boto3_imported']}, moto: {help_['moto_imported']};"
+          f" heavy packages: {', '.join(help_['heavy_packages_imported'])}")
+    print(f"poll interval {poll:g} s (real {REAL_POLL_SECONDS:g} s x time scale)")
+    print("\nper-run timelines (s after launch):")
+    for r in runs:
+        if r.label != "rerun":
+            print(f"  {r.label} ({r.nodegroups} ng): " + ", ".join(f"{k} {v:.2f}" for k, v in r.timeline.items()))
+    print("\ngoals:")
+    for goal, met in summary["goals"].items():
+        print(f"  [{'x' if met else ' '}] {goal}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--time-scale", type=float, default=0.02,
+                        help="real AWS durations x this (default 0.02: cluster 10.8 s, node group 3.6 s)")
+    parser.add_argument("--nodegroups", type=int, default=3, help="node groups in the base case (default 3); "
+                        "the growth case uses twice as many")
+    parser.add_argument("--repeat", type=int, default=1, help="cycles per case; figures are medians (default 1)")
+    parser.add_argument("--poll", type=float, default=None,
+                        help=f"EKSPRIVATE_POLL_INTERVAL (default: {REAL_POLL_SECONDS:g} s x time scale)")
+    parser.add_argument("--cli-sandbox", action="store_true",
+                        help="use the CLI's background sandbox (`--sandbox`) instead of an in-process one")
+    parser.add_argument("--no-warm-up", action="store_true", help="skip the untimed warm-up cycle")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
+    args = parser.parse_args(argv)
+    if not 0 < args.time_scale <= 1 or args.nodegroups < 1 or args.repeat < 1:
+        parser.error("--time-scale must be in (0, 1], --nodegroups and --repeat at least 1")
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        parser.error("the sandbox needs moto: pip install -e '.[sandbox]'")
+    poll = args.poll if args.poll is not None else REAL_POLL_SECONDS * args.time_scale
+
+    workdir = Path(tempfile.mkdtemp(prefix="eksprivate-bench-"))
+    stand_in: StandIn | None = None
+    try:
+        if args.cli_sandbox:
+            env = cli_env(None, workdir, poll)
+            stand_in = Background(args.time_scale, workdir, env)
+        else:
+            stand_in = InProcess(args.time_scale)
+            env = cli_env(stand_in.url, workdir, poll)
+        timing = stand_in.timing()
+        floor = floors(timing)
+        print(f"sandbox at {stand_in.url}, time scale {args.time_scale:g}, poll {poll:g} s; floors: "
+              f"up {floor['up']:.2f} s, down {floor['down']:.2f} s", flush=True)
+        if not args.no_warm_up:
+            warm_up(stand_in, workdir, env, args.cli_sandbox, args.time_scale)
+        runs: list[Run] = []
+        for i in range(args.repeat):
+            for n in (args.nodegroups, 2 * args.nodegroups):
+                batch = cycle(stand_in, workdir, env, n, args.cli_sandbox, floor)
+                runs += batch
+                print(f"repeat {i + 1}/{args.repeat}, {n} node groups: " + ", ".join(
+                    f"{r.label} {r.makespan:.2f} s" for r in batch), flush=True)
+        help_ = help_figures(workdir)
+        summary = summarise(runs, args.nodegroups, floor, help_)
+        print_table(runs, summary, args.nodegroups, help_, poll)
+        if args.json:
+            args.json.write_text(json.dumps({
+                "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                            "cpus": os.cpu_count()},
+                "settings": {"time_scale": args.time_scale, "poll_interval": poll, "nodegroups": args.nodegroups,
+                             "repeat": args.repeat, "stand_in": "cli --sandbox" if args.cli_sandbox else "in-process",
+                             "timing": timing},
+                "floors": floor, "summary": summary, "help": help_,
+                "runs": [asdict(r) for r in runs],
+            }, indent=2, sort_keys=True) + "\n")
+            print(f"\nwrote {args.json}")
+        return 0 if all(summary["goals"].values()) else 1
+    finally:
+        if stand_in is not None:
+            stand_in.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Checks of the benchmark's own arithmetic and of the retry pacing it led to (no wall clock: sleeps are
+recorded, not slept). Run with `pytest benchmarks`."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from eksprivate import aws
+from eksprivate.config import build_settings, load_file
+from eksprivate.errors import AwsApiError
+from eksprivate.steps.base import Timeouts
+from eksprivate.steps.cluster import create_retrying_iam
+
+_spec = importlib.util.spec_from_file_location("eksprivate_benchmark_run", Path(__file__).with_name("run.py"))
+assert _spec is not None and _spec.loader is not None
+bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bench  # dataclasses look their module up while the file runs
+_spec.loader.exec_module(bench)
+
+NOT_ASSUMABLE = "Role with arn: arn:aws:iam::123456789012:role/x, could not be assumed"
+
+
+def test_floors_follow_the_critical_path() -> None:
+    timing = {"time_scale": 0.5, "iam_role_delay": 10.0, "cluster_create": 540.0, "nodegroup_create": 180.0,
+              "interface_endpoint_create": 90.0, "nodegroup_delete": 240.0, "cluster_delete": 240.0}
+    assert bench.floors(timing) == {"up": (10 + 540 + 180) * 0.5, "down": (240 + 240) * 0.5}
+    # Endpoints slower than role + cluster would put them on the path instead.
+    slow_endpoints = {**timing, "interface_endpoint_create": 1000.0}
+    assert bench.floors(slow_endpoints)["up"] == (1000 + 180) * 0.5
+
+
+@pytest.mark.parametrize(("count", "groups", "per_az"), [(3, 1, True), (6, 2, True), (2, 2, False)])
+def test_config_text_is_a_valid_config(tmp_path: Path, count: int, groups: int, per_az: bool) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(bench.config_text("bench-x", count))
+    settings = build_settings(load_file(path))
+    assert settings.name == "bench-x"
+    assert settings.az_count == 3
+    assert len(settings.nodegroups) == groups
+    assert all(spec.per_az is per_az for spec in settings.nodegroups)
+    planned = sum(settings.az_count if spec.per_az else 1 for spec in settings.nodegroups)
+    assert planned == count
+
+
+def test_timeline_names_the_critical_events() -> None:
+    start = 1000.0
+    reqs = [bench.Request("iam", "CreateRole", start + 0.5, 200),
+            bench.Request("eks", "CreateCluster", start + 0.6, 400),
+            bench.Request("eks", "CreateCluster", start + 0.8, 200),
+            bench.Request("eks", "CreateNodegroup", start + 11.0, 200),
+            bench.Request("eks", "CreateNodegroup", start + 11.2, 200)]
+    events = bench.timeline("up", reqs, start, 15.0)
+    assert events["create_cluster_tried"] == 0.6
+    assert events["create_cluster_ok"] == 0.8
+    assert (events["first_nodegroup_ok"], events["last_nodegroup_ok"]) == (11.0, 11.2)
+    assert events["exit"] == 15.0
+
+
+class Flaky:
+    """Fails with an IAM-propagation refusal `failures` times, then succeeds."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise AwsApiError("eks", "CreateCluster", "InvalidParameterException", NOT_ASSUMABLE)
+        return "ok"
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    return slept
+
+
+def test_retry_transient_backs_off_by_default(pauses: list[float]) -> None:
+    call = Flaky(4)
+    assert aws.retry_transient(call, {"InvalidParameterException"}, timeout=600, delay=2.0) == "ok"
+    assert pauses == [2.0, 3.0, 4.5, 6.75]
+
+
+def test_retry_transient_can_keep_a_fixed_pace(pauses: list[float]) -> None:
+    call = Flaky(4)
+    assert aws.retry_transient(call, {"InvalidParameterException"}, timeout=600, delay=2.0, backoff=1.0) == "ok"
+    assert pauses == [2.0] * 4
+
+
+@pytest.mark.parametrize(("poll", "pace"), [(15.0, 5.0), (60.0, 5.0), (0.3, 0.1), (0.01, 0.05)])
+def test_iam_propagation_retry_is_a_third_of_the_poll_capped_at_5_s(pauses: list[float], poll: float,
+                                                                     pace: float) -> None:
+    ctx: Any = SimpleNamespace(poll=poll, timeouts=Timeouts())
+    call = Flaky(6)  # propagation can take 30 s: six refusals at 5 s
+    assert create_retrying_iam(ctx, call) == "ok"
+    assert pauses == pytest.approx([pace] * 6)
+
+
+def test_iam_propagation_retry_still_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    ctx: Any = SimpleNamespace(poll=15.0, timeouts=Timeouts(iam_propagation=60))
+    call = Flaky(1000)
+    with pytest.raises(AwsApiError, match="could not be assumed"):
+        create_retrying_iam(ctx, call)
+    assert 12 <= call.calls <= 13  # every 5 s for 60 s

@@ -1,0 +1,158 @@
+"""`SandboxServer`: moto's server app with real-world lifecycles, behind the fault middleware.
+
+moto keeps its state in process-wide globals: every SandboxServer in one process serves the same
+backends and the same (current) Timing.  moto and werkzeug are imported in `start()` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import threading
+from types import TracebackType
+from typing import Any
+
+from eksprivate.sandbox import lifecycle
+from eksprivate.sandbox.faults import (
+    FAULT_FIELDS,
+    CallLog,
+    CallRecord,
+    FaultConfig,
+    FaultInjector,
+    SandboxMiddleware,
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_settings(settings: dict[str, Any]) -> tuple[lifecycle.Timing, dict[str, Any]]:
+    """Split settings into a new Timing and fault changes, validating both before any is applied."""
+    unknown = set(settings) - lifecycle.TIMING_FIELDS - FAULT_FIELDS
+    if unknown:
+        known = ", ".join(sorted(lifecycle.TIMING_FIELDS | FAULT_FIELDS))
+        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {known}")
+    timing_changes = {k: v for k, v in settings.items() if k in lifecycle.TIMING_FIELDS}
+    fault_changes = {k: v for k, v in settings.items() if k in FAULT_FIELDS}
+    timing = dataclasses.replace(lifecycle.current_timing(), **timing_changes)
+    return timing, fault_changes
+
+
+class SandboxServer:
+    """An AWS stand-in on a loopback port, in a background thread of this process.
+
+    >>> with SandboxServer(timing=Timing(time_scale=0.01)) as sandbox:
+    ...     ec2 = boto3.client("ec2", endpoint_url=sandbox.url, region_name="eu-central-1", ...)
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timing: lifecycle.Timing | None = None,
+        faults: FaultConfig | None = None,
+        *,
+        log_requests: bool = False,
+    ) -> None:
+        if not _is_loopback(host):
+            raise ValueError(f"the sandbox binds loopback addresses only, not {host!r}")
+        self.host = host
+        self._requested_port = port
+        self._timing = timing
+        self._faults = FaultInjector(faults)
+        self._log = CallLog()
+        self._log_requests = log_requests
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        if self._server is not None:
+            return self
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        lifecycle.install(self._timing)
+        log_requests = self._log_requests
+
+        class RequestHandler(MotoRequestHandler):  # type: ignore[misc]
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                # One line per AWS call drowns a test's output; the call log has them all.
+                if log_requests:
+                    super().log_request(code, size)
+
+        app = SandboxMiddleware(DomainDispatcherApplication(create_backend_app), self, self._faults, self._log)
+        self._server = make_server(self.host, self._requested_port, app, threaded=True, request_handler=RequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running: call start() first")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- control (also reached through the /_sandbox/ endpoints) -----------------------------------
+
+    def calls(self) -> list[CallRecord]:
+        return self._log.records()
+
+    def clear_calls(self) -> None:
+        self._log.clear()
+
+    def reset(self) -> None:
+        """Forget every AWS resource (all moto backends) and the call log."""
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
+        self._log.clear()
+
+    def settings(self) -> dict[str, Any]:
+        return {**lifecycle.current_timing().as_dict(), **self._faults.config.as_dict()}
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change timing fields (`time_scale`, `iam_role_delay`, `cluster_create`, ...) and fault
+        settings (`throttle_rate`, `unavailable_rate`, `seed`) at runtime; returns all settings."""
+        timing, fault_changes = validate_settings(settings)
+        if fault_changes:
+            self._faults.update(**fault_changes)
+        lifecycle.set_timing(timing)
+        return self.settings()

@@ -1,0 +1,88 @@
+"""Throttling, 5xx and an IAM role that EKS cannot assume yet: `up` and `down` still succeed on the first
+try, because botocore retries every throttled or failed call and eksprivate retries CreateCluster while
+the role propagates. The sandbox injects the faults; its call log shows every attempt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.retries.standard import ExponentialBackoff
+
+from eksprivate.sandbox import SandboxServer
+
+from .helpers import REGION, Cli, SdkHooks, inventory, shape
+
+# Real AWS: a new role becomes assumable 2-30 s after CreateRole, while `up` reaches CreateCluster ~3 s
+# after it (the subnets come first). Here the clock runs 100x fast with EKS durations cut 20x more, so a
+# run takes about a second; the role stays unassumable for 2 s, several times the ~0.5 s the sandbox takes
+# to reach CreateCluster (which does not shrink with the clock), so the propagation retry has to work.
+TIMING = {"time_scale": 0.01, "cluster_create": 27.0, "cluster_delete": 12.0, "nodegroup_create": 9.0,
+          "nodegroup_delete": 12.0, "interface_endpoint_create": 4.5, "interface_endpoint_delete": 3.0,
+          "gateway_endpoint": 0.1, "iam_role_delay": 200.0}
+FAULTS = {"throttle_rate": 0.10, "unavailable_rate": 0.05, "seed": 20240}
+
+
+@pytest.fixture
+def scaled_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's backoff (up to 1 s, doubling, for throttling) on the sandbox's clock: same retries, 1 % of
+    the sleep."""
+    original = ExponentialBackoff.delay_amount
+
+    def delay_amount(self: ExponentialBackoff, context: Any) -> float:
+        return float(original(self, context)) * 0.01
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", delay_amount)
+
+
+def _run(cli: Cli, stand_in: SandboxServer, metrics: Path, *args: str) -> tuple[int, list[Any]]:
+    stand_in.clear_calls()
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(metrics.read_text())["calls"], stand_in.calls()
+
+
+def test_up_and_down_succeed_first_try_under_throttling_5xx_and_slow_iam(
+        stand_in: SandboxServer, cli: Cli, cluster_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        scaled_backoff: None) -> None:
+    metrics = tmp_path / "metrics.json"
+    monkeypatch.setenv("EKSPRIVATE_METRICS", str(metrics))
+    stand_in.configure(**TIMING, **FAULTS)
+
+    logical, server = _run(cli, stand_in, metrics, "up", "--name", cluster_name, "--region", REGION)
+    faults = [r for r in server if r.fault]
+    assert {r.fault for r in faults} == {"throttle", "unavailable"}
+    assert len(faults) >= 0.08 * len(server)
+    # Each injected fault cost exactly one more attempt of the same logical call: botocore retried them all.
+    assert len(server) == logical + len(faults)
+    refused = [r for r in server if r.operation == "CreateCluster" and r.status == 400]
+    assert refused, "the IAM role was assumable at once: the propagation retry was not exercised"
+    assert [r.status for r in server if r.operation == "CreateCluster"][-1] == 200
+    assert {i.kind for i in inventory(stand_in.url, cluster_name)} >= {"vpc", "cluster", "nodegroup", "endpoint"}
+
+    logical, server = _run(cli, stand_in, metrics, "down", "--name", cluster_name, "--region", REGION, "--yes")
+    faults = [r for r in server if r.fault]
+    assert faults and len(server) == logical + len(faults)
+    assert inventory(stand_in.url, cluster_name) == []
+
+
+def test_access_denied_mid_run_names_the_action_and_the_rerun_finishes(
+        stand_in: SandboxServer, cli: Cli, hooks: SdkHooks, cluster_name: str,
+        clean_shape: dict[str, list[str]]) -> None:
+    # IAM permissions cannot be checked before the first create (EC2 ones can: the VPC goes first and
+    # alone): the run stops with the denied action named, and once it is granted the rerun completes.
+    denied = hooks.fail("iam", "CreateRole", "AccessDenied",
+                        "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: iam:CreateRole on "
+                        "resource: arn:aws:iam::123456789012:role/x because no identity-based policy allows the "
+                        "iam:CreateRole action", status=403, times=3)
+    first = cli("up", "--name", cluster_name, "--region", REGION)
+    assert first.exit_code == 1 and first.exception is None
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: up failed at ") and "not allowed to call iam:CreateRole" in last, last
+    assert "Traceback" not in first.stderr
+    assert denied == [3]
+    again = cli("up", "--name", cluster_name, "--region", REGION)  # the permission is there now
+    assert again.exit_code == 0, again.stderr
+    assert shape(inventory(stand_in.url, cluster_name)) == clean_shape

@@ -1,0 +1,62 @@
+"""Helpers shared by the sandbox tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+REGION = "eu-central-1"
+
+# Absolute durations (time_scale 1): long enough to observe each state, short enough to wait for.
+TEST_TIMING: dict[str, float] = {
+    "time_scale": 1.0,
+    "cluster_create": 0.6,
+    "cluster_delete": 0.4,
+    "nodegroup_create": 0.4,
+    "nodegroup_delete": 0.4,
+    "interface_endpoint_create": 0.3,
+    "interface_endpoint_delete": 0.3,
+    "gateway_endpoint": 0.2,
+    "iam_role_delay": 0.0,
+}
+NO_FAULTS: dict[str, Any] = {"throttle_rate": 0.0, "unavailable_rate": 0.0, "seed": 0}
+
+EKS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+NODE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+ClientFactory = Callable[..., Any]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll until `condition()` is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def make_role(iam: Any, role_name: str, trust: dict[str, Any] = EKS_TRUST) -> str:
+    arn: str = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    return arn
+
+
+def make_network(ec2: Any, subnets: int = 2) -> tuple[str, list[str], str]:
+    """A VPC with subnets and a security group: (vpc id, subnet ids, security group id)."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet_ids = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in range(subnets)
+    ]
+    group = ec2.create_security_group(VpcId=vpc, GroupName="endpoints", Description="endpoints")["GroupId"]
+    return vpc, subnet_ids, group

@@ -1,0 +1,177 @@
+"""VPC endpoints in the sandbox: lifecycles, ClientToken and the deletes they block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from .helpers import ClientFactory, make_network, wait_until
+
+INTERFACE_SERVICE = "com.amazonaws.eu-central-1.sts"
+GATEWAY_SERVICE = "com.amazonaws.eu-central-1.s3"
+
+
+@pytest.fixture
+def ec2(client: ClientFactory) -> Any:
+    return client("ec2")
+
+
+@pytest.fixture
+def network(ec2: Any) -> tuple[str, list[str], str]:
+    return make_network(ec2)
+
+
+def _state(ec2: Any, endpoint_id: str) -> str | None:
+    """The endpoint's state, or None once it is gone."""
+    try:
+        endpoints = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "InvalidVpcEndpointId.NotFound"
+        return None
+    state: str = endpoints[0]["State"]
+    return state
+
+
+def _interface_endpoint(ec2: Any, network: tuple[str, list[str], str], **extra: Any) -> dict[str, Any]:
+    vpc, subnets, group = network
+    endpoint: dict[str, Any] = ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName=INTERFACE_SERVICE,
+        VpcEndpointType="Interface",
+        SubnetIds=subnets,
+        SecurityGroupIds=[group],
+        PrivateDnsEnabled=True,
+        **extra,
+    )["VpcEndpoint"]
+    return endpoint
+
+
+def _error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
+    code: str = error.value.response["Error"]["Code"]
+    return code
+
+
+def test_interface_endpoint_is_pending_then_available(ec2: Any, network: tuple[str, list[str], str]) -> None:
+    endpoint = _interface_endpoint(ec2, network)
+    assert endpoint["State"] == "pending"
+    assert _state(ec2, endpoint["VpcEndpointId"]) == "pending"
+    wait_until(lambda: _state(ec2, endpoint["VpcEndpointId"]) == "available")
+    filtered = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-endpoint-state", "Values": ["available"]}])
+    assert endpoint["VpcEndpointId"] in [e["VpcEndpointId"] for e in filtered["VpcEndpoints"]]
+
+
+def test_interface_endpoint_delete_is_deleting_then_gone(ec2: Any, network: tuple[str, list[str], str]) -> None:
+    endpoint = _interface_endpoint(ec2, network)
+    endpoint_id = endpoint["VpcEndpointId"]
+    enis = endpoint["NetworkInterfaceIds"]
+    assert len(enis) == 2
+
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
+    assert _state(ec2, endpoint_id) == "deleting"
+    # Its network interfaces stay until the endpoint is gone.
+    assert len(ec2.describe_network_interfaces(NetworkInterfaceIds=enis)["NetworkInterfaces"]) == 2
+
+    wait_until(lambda: _state(ec2, endpoint_id) is None)
+    remaining = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [network[0]]}])
+    assert not {e["NetworkInterfaceId"] for e in remaining["NetworkInterfaces"]} & set(enis)
+
+
+def test_gateway_endpoint_lifecycle(ec2: Any, network: tuple[str, list[str], str]) -> None:
+    vpc = network[0]
+    route_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=vpc, ServiceName=GATEWAY_SERVICE, VpcEndpointType="Gateway", RouteTableIds=[route_table]
+    )["VpcEndpoint"]
+    assert endpoint["State"] == "pending"
+    wait_until(lambda: _state(ec2, endpoint["VpcEndpointId"]) == "available")
+
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint["VpcEndpointId"]])
+    assert _state(ec2, endpoint["VpcEndpointId"]) == "deleting"
+    wait_until(lambda: _state(ec2, endpoint["VpcEndpointId"]) is None)
+
+
+def test_client_token_makes_create_idempotent(ec2: Any, network: tuple[str, list[str], str]) -> None:
+    first = _interface_endpoint(ec2, network, ClientToken="same-token")
+    again = _interface_endpoint(ec2, network, ClientToken="same-token")
+    assert again["VpcEndpointId"] == first["VpcEndpointId"]
+    in_vpc = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [network[0]]}])
+    assert len(in_vpc["VpcEndpoints"]) == 1
+
+    vpc, subnets, group = network
+    with pytest.raises(ClientError) as error:
+        _interface_endpoint(ec2, (vpc, subnets[:1], group), ClientToken="same-token")
+    assert _error_code(error) == "IdempotentParameterMismatch"
+
+    other = _interface_endpoint(ec2, network, ClientToken="other-token")
+    assert other["VpcEndpointId"] != first["VpcEndpointId"]
+
+
+def test_subnet_security_group_and_vpc_wait_for_the_endpoint(ec2: Any, network: tuple[str, list[str], str]) -> None:
+    vpc, subnets, group = network
+    endpoint_id = _interface_endpoint(ec2, network)["VpcEndpointId"]
+
+    deletes: list[tuple[Any, dict[str, str]]] = [
+        (ec2.delete_subnet, {"SubnetId": subnets[0]}),
+        (ec2.delete_security_group, {"GroupId": group}),
+        (ec2.delete_vpc, {"VpcId": vpc}),
+    ]
+
+    def refusals() -> list[str]:
+        codes = []
+        for delete, arguments in deletes:
+            with pytest.raises(ClientError) as error:
+                delete(**arguments)
+            codes.append(_error_code(error))
+        return codes
+
+    assert refusals() == ["DependencyViolation"] * 3
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
+    assert refusals() == ["DependencyViolation"] * 3  # still deleting
+
+    wait_until(lambda: _state(ec2, endpoint_id) is None)
+    for subnet in subnets:
+        ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_security_group(GroupId=group)
+    ec2.delete_vpc(VpcId=vpc)
+
+
+def test_dependency_violation_message(ec2: Any, network: tuple[str, list[str], str]) -> None:
+    subnets = network[1]
+    _interface_endpoint(ec2, network)
+    with pytest.raises(ClientError) as error:
+        ec2.delete_subnet(SubnetId=subnets[1])
+    assert error.value.response["Error"]["Message"] == (
+        f"The subnet '{subnets[1]}' has dependencies and cannot be deleted."
+    )
+
+
+def test_vpc_waits_for_a_gateway_endpoint(ec2: Any) -> None:
+    # No subnets and only the main route table: moto alone would delete this VPC.
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    main_table = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]
+    endpoint_id = ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName=GATEWAY_SERVICE,
+        VpcEndpointType="Gateway",
+        RouteTableIds=[main_table["RouteTableId"]],
+    )["VpcEndpoint"]["VpcEndpointId"]
+    with pytest.raises(ClientError) as error:
+        ec2.delete_vpc(VpcId=vpc)
+    assert _error_code(error) == "DependencyViolation"
+
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
+    wait_until(lambda: _state(ec2, endpoint_id) is None)
+    ec2.delete_vpc(VpcId=vpc)
+
+
+def test_deleting_a_subnet_drops_its_route_table_association(ec2: Any, network: tuple[str, list[str], str]) -> None:
+    vpc, subnets, _group = network
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnets[0])
+    with pytest.raises(ClientError) as error:
+        ec2.delete_route_table(RouteTableId=table)
+    assert _error_code(error) == "DependencyViolation"
+    ec2.delete_subnet(SubnetId=subnets[0])
+    ec2.delete_route_table(RouteTableId=table)  # moto alone would refuse this forever
