@@ -205,5 +205,6 @@ def run_tunnel(
     code = int(result.returncode)
     if code not in (0, 130, -2):  # -2: ended by SIGINT
         say(f"the session ended with exit code {code}; if it said TargetNotConnected, the node role "
-            "lacks AmazonSSMManagedInstanceCore (ssm_access = true in the config)")
+            "lacks AmazonSSMManagedInstanceCore (name \"ssm\" in `endpoints` and rerun `eksprivate up`: "
+            "that attaches it)")
     return code

@@ -85,5 +85,25 @@ def cli(aws_env: Path) -> Callable[..., CliResult]:
     return run
 
 
+@pytest.fixture(autouse=True)
+def plain_moto_outside_the_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The sandbox's lifecycle patches are process-wide (moto's backends are globals). Tests marked
+    `plain_moto` (they use `mock_aws`) get moto's own behaviour back for their duration, whichever test
+    ran before them in this process (pytest-xdist mixes them)."""
+    import sys
+
+    lifecycle = sys.modules.get("eksprivate.sandbox.lifecycle")
+    if lifecycle is None or request.node.get_closest_marker("plain_moto") is None or not lifecycle.installed():
+        yield
+        return
+    timing = lifecycle.current_timing()
+    lifecycle.uninstall()
+    try:
+        yield
+    finally:
+        lifecycle.install(timing)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "plain_moto: uses moto's mock_aws without the sandbox's lifecycles")
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")

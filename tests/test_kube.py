@@ -19,6 +19,8 @@ from eksprivate.aws import Aws
 from eksprivate.errors import UsageError
 from eksprivate.kube import ClusterAccess, cluster_entry, kubeconfig_path, merge_context
 
+pytestmark = pytest.mark.plain_moto
+
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"
 ARN = f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/demo"

@@ -359,6 +359,17 @@ def test_endpoints_added_to_the_config_are_created_on_rerun(op: Operator, client
     _, mutations = op.mutations_of("up")
     assert mutations == []
 
+    # One removed again: kept (and said) until `up --prune`.
+    op.write('endpoints = ["ssm", "ssmmessages", "ec2messages"]\n' + WORKERS)
+    item = step(op.plan(), "endpoints")
+    assert item["action"] == "none" and any(d.startswith("!") and "autoscaling" in d for d in item["details"])
+    result, mutations = op.mutations_of("up")
+    assert mutations == [] and any("autoscaling" in w for w in warnings(result))
+    assert step(op.plan("--prune"), "endpoints")["action"] == "update"
+    _, mutations = op.mutations_of("up", "--prune")
+    assert mutations == ["ec2:DeleteVpcEndpoints"]
+    assert "autoscaling" not in step(op.plan(), "endpoints")["resources"]
+
     # A rerun that adds an unknown service is refused before any change.
     before = json.dumps(op.state(), sort_keys=True)
     op.write('endpoints = ["ssm", "nope"]\n' + WORKERS)

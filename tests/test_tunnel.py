@@ -25,6 +25,8 @@ from eksprivate.tunnel import (
     run_tunnel,
 )
 
+pytestmark = pytest.mark.plain_moto
+
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"
 AMI = "ami-12c6146b"

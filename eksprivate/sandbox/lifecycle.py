@@ -372,6 +372,7 @@ def require_assumable_role(role_arn: str | None, service: str) -> None:
     """Raise EKS's InvalidParameterException unless the role exists, trusts `service` and has
     propagated.  Malformed ARNs are left to moto's own validation ("Invalid Role Arn")."""
     from moto.eks.exceptions import InvalidParameterException
+    from moto.iam.exceptions import NotFoundException
     from moto.iam.models import iam_backends
 
     match = _ROLE_ARN.match(role_arn or "")
@@ -383,7 +384,7 @@ def require_assumable_role(role_arn: str | None, service: str) -> None:
     )
     try:
         role = iam_backends[match["account"]][match["partition"]].get_role(match["name"])
-    except Exception as missing:  # moto raises its IAM NotFoundException
+    except NotFoundException as missing:
         raise refusal from missing
     if role.arn != role_arn or not _trusts(role, service):
         raise refusal

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -17,9 +18,11 @@ from eksprivate.sandbox.faults import (
     FAULT_FIELDS,
     CallLog,
     CallRecord,
+    Environ,
     FaultConfig,
     FaultInjector,
     SandboxMiddleware,
+    StartResponse,
 )
 
 
@@ -92,7 +95,15 @@ class SandboxServer:
                 if log_requests:
                     super().log_request(code, size)
 
-        app = SandboxMiddleware(DomainDispatcherApplication(create_backend_app), self, self._faults, self._log)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+
+        def patched_moto(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            # Someone in this process may have called uninstall() (a test wanting plain moto):
+            # this server always serves moto with real-world behaviour.
+            lifecycle.install()
+            return moto_app(environ, start_response)  # type: ignore[no-any-return]
+
+        app = SandboxMiddleware(patched_moto, self, self._faults, self._log)
         self._server = make_server(self.host, self._requested_port, app, threaded=True, request_handler=RequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox:{self.port}", daemon=True)
         self._thread.start()

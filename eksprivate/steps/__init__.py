@@ -56,7 +56,7 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     for group in groups:
         if group.orphan:  # its template is unknown: delete it before any template
             group.needs = (*group.needs, *lt_keys)
-    # ECR repositories need nothing and nothing needs them. `everything` also finds, by tag, those the
+    # ECR repositories need only the VPC and nothing needs them. `everything` also finds, by tag, those the
     # config no longer lists (down removes them, images included); `orphans` those the state remembers.
     repos = [EcrRepository(r, teardown=everything) for r in s.ecr_repositories]
     if everything or orphans:

@@ -49,6 +49,8 @@ class EcrRepository(Step):
     see repositories this cluster made, so a same-named foreign repository is never touched."""
 
     title = "ECR repository"
+    # Like every step, after the VPC: a run that AWS refuses at its first create has made nothing.
+    needs = ("vpc",)
 
     def __init__(self, name: str, *, orphan: bool = False, teardown: bool = False) -> None:
         self.name = name

@@ -36,6 +36,7 @@ def record(self: state.Ledger, key: str, **ids: Any) -> None:
 state.Ledger.record = record  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    from eksprivate.cli import app
+    from eksprivate.cli import main
 
-    app(args=sys.argv[1:], prog_name="eksprivate")
+    sys.argv[0] = "eksprivate"
+    main()

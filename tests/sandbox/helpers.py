@@ -9,18 +9,21 @@ from typing import Any
 
 REGION = "eu-central-1"
 
-# Absolute durations (time_scale 1): long enough to observe each state, short enough to wait for.
+# time_scale 1 and every duration 0: resources are ready and gone at once, like plain moto.  A test that
+# looks at a transitional state sets that duration long (so a loaded machine cannot skip the state),
+# then sets it back to 0 to finish it: states follow the current timing lazily.
 TEST_TIMING: dict[str, float] = {
     "time_scale": 1.0,
-    "cluster_create": 0.6,
-    "cluster_delete": 0.4,
-    "nodegroup_create": 0.4,
-    "nodegroup_delete": 0.4,
-    "interface_endpoint_create": 0.3,
-    "interface_endpoint_delete": 0.3,
-    "gateway_endpoint": 0.2,
+    "cluster_create": 0.0,
+    "cluster_delete": 0.0,
+    "nodegroup_create": 0.0,
+    "nodegroup_delete": 0.0,
+    "interface_endpoint_create": 0.0,
+    "interface_endpoint_delete": 0.0,
+    "gateway_endpoint": 0.0,
     "iam_role_delay": 0.0,
 }
+LONG = 3600.0  # a duration no test waits for
 NO_FAULTS: dict[str, Any] = {"throttle_rate": 0.0, "unavailable_rate": 0.0, "seed": 0}
 
 EKS_TRUST = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from eksprivate.sandbox import SandboxServer
 
-from .helpers import NODE_TRUST, ClientFactory, make_network, make_role, wait_until
+from .helpers import LONG, NODE_TRUST, ClientFactory, make_network, make_role, wait_until
 
 
 def _status(eks: Any, cluster: str) -> str:
@@ -61,26 +62,43 @@ def _create_nodegroup(eks: Any, cluster: str, nodegroup: str, role: str, subnets
     eks.create_nodegroup(clusterName=cluster, nodegroupName=nodegroup, nodeRole=role, subnets=subnets)
 
 
-def test_cluster_is_creating_then_active(eks: Any, name: str, cluster_role: str, subnets: list[str]) -> None:
+def test_cluster_is_creating_then_active(
+    sandbox: SandboxServer, eks: Any, name: str, cluster_role: str, subnets: list[str]
+) -> None:
+    sandbox.configure(cluster_create=LONG)
     created = _create_cluster(eks, name, cluster_role, subnets)
     assert created["status"] == "CREATING"
     creating = eks.describe_cluster(name=name)["cluster"]
     assert creating["status"] == "CREATING"
     assert "endpoint" not in creating  # EKS reports the API endpoint only once ACTIVE
 
-    wait_until(lambda: _status(eks, name) == "ACTIVE")
-    assert eks.describe_cluster(name=name)["cluster"]["endpoint"].startswith("https://")
+    sandbox.configure(cluster_create=0)
+    active = eks.describe_cluster(name=name)["cluster"]
+    assert active["status"] == "ACTIVE"
+    assert active["endpoint"].startswith("https://")
 
 
-def test_cluster_delete_is_deleting_then_gone(eks: Any, name: str, cluster_role: str, subnets: list[str]) -> None:
+def test_cluster_create_takes_its_time(
+    sandbox: SandboxServer, eks: Any, name: str, cluster_role: str, subnets: list[str]
+) -> None:
+    sandbox.configure(time_scale=0.001, cluster_create=540)  # the real 9 minutes, scaled
+    started = time.monotonic()
     _create_cluster(eks, name, cluster_role, subnets)
     wait_until(lambda: _status(eks, name) == "ACTIVE")
+    assert time.monotonic() - started >= 0.54
 
+
+def test_cluster_delete_is_deleting_then_gone(
+    sandbox: SandboxServer, eks: Any, name: str, cluster_role: str, subnets: list[str]
+) -> None:
+    sandbox.configure(cluster_delete=LONG)
+    _create_cluster(eks, name, cluster_role, subnets)
     assert eks.delete_cluster(name=name)["cluster"]["status"] == "DELETING"
     assert _status(eks, name) == "DELETING"
     assert name in eks.list_clusters()["clusters"]
 
-    wait_until(lambda: _gone(eks.describe_cluster, name=name))
+    sandbox.configure(cluster_delete=0)
+    assert _gone(eks.describe_cluster, name=name)
     assert name not in eks.list_clusters()["clusters"]
     with pytest.raises(ClientError) as error:
         eks.delete_cluster(name=name)
@@ -88,8 +106,9 @@ def test_cluster_delete_is_deleting_then_gone(eks: Any, name: str, cluster_role:
 
 
 def test_nodegroup_needs_an_active_cluster(
-    eks: Any, name: str, cluster_role: str, node_role: str, subnets: list[str]
+    sandbox: SandboxServer, eks: Any, name: str, cluster_role: str, node_role: str, subnets: list[str]
 ) -> None:
+    sandbox.configure(cluster_create=LONG)
     _create_cluster(eks, name, cluster_role, subnets)
     with pytest.raises(ClientError) as error:
         _create_nodegroup(eks, name, "workers", node_role, subnets)
@@ -98,20 +117,21 @@ def test_nodegroup_needs_an_active_cluster(
 
 
 def test_nodegroup_lifecycle_and_cluster_delete_order(
-    eks: Any, name: str, cluster_role: str, node_role: str, subnets: list[str]
+    sandbox: SandboxServer, eks: Any, name: str, cluster_role: str, node_role: str, subnets: list[str]
 ) -> None:
     _create_cluster(eks, name, cluster_role, subnets)
-    wait_until(lambda: _status(eks, name) == "ACTIVE")
-
+    sandbox.configure(nodegroup_create=LONG)
     _create_nodegroup(eks, name, "workers", node_role, subnets)
     assert _nodegroup_status(eks, name, "workers") == "CREATING"
-    wait_until(lambda: _nodegroup_status(eks, name, "workers") == "ACTIVE")
+    sandbox.configure(nodegroup_create=0)
+    assert _nodegroup_status(eks, name, "workers") == "ACTIVE"
 
     with pytest.raises(ClientError) as error:
         eks.delete_cluster(name=name)
     assert error.value.response["Error"]["Code"] == "ResourceInUseException"
     assert error.value.response["Error"]["Message"] == "Cluster has nodegroups attached"
 
+    sandbox.configure(nodegroup_delete=LONG)
     eks.delete_nodegroup(clusterName=name, nodegroupName="workers")
     assert _nodegroup_status(eks, name, "workers") == "DELETING"
     assert eks.list_nodegroups(clusterName=name)["nodegroups"] == ["workers"]
@@ -120,10 +140,11 @@ def test_nodegroup_lifecycle_and_cluster_delete_order(
         eks.delete_cluster(name=name)
     assert error.value.response["Error"]["Code"] == "ResourceInUseException"
 
-    wait_until(lambda: _gone(eks.describe_nodegroup, clusterName=name, nodegroupName="workers"))
+    sandbox.configure(nodegroup_delete=0)
+    assert _gone(eks.describe_nodegroup, clusterName=name, nodegroupName="workers")
     assert eks.list_nodegroups(clusterName=name)["nodegroups"] == []
     eks.delete_cluster(name=name)
-    wait_until(lambda: _gone(eks.describe_cluster, name=name))
+    assert _gone(eks.describe_cluster, name=name)
     # moto would answer HTTP 500 here; EKS says the cluster is not found.
     assert _gone(eks.list_nodegroups, clusterName=name)
 
@@ -131,7 +152,7 @@ def test_nodegroup_lifecycle_and_cluster_delete_order(
 def test_new_role_cannot_be_assumed_at_once(
     sandbox: SandboxServer, client: ClientFactory, eks: Any, name: str, subnets: list[str]
 ) -> None:
-    sandbox.configure(iam_role_delay=0.5)
+    sandbox.configure(iam_role_delay=LONG)
     role = make_role(client("iam"), f"{name}-young")
     with pytest.raises(ClientError) as error:
         _create_cluster(eks, name, role, subnets)
@@ -141,6 +162,8 @@ def test_new_role_cannot_be_assumed_at_once(
     )
 
     # Retrying, as a client must, succeeds once the role has propagated.
+    sandbox.configure(iam_role_delay=0.3)
+
     def created() -> bool:
         try:
             _create_cluster(eks, name, role, subnets)
@@ -172,8 +195,7 @@ def test_nodegroup_role_delay(
     subnets: list[str],
 ) -> None:
     _create_cluster(eks, name, cluster_role, subnets)
-    wait_until(lambda: _status(eks, name) == "ACTIVE")
-    sandbox.configure(iam_role_delay=30)
+    sandbox.configure(iam_role_delay=LONG)
     young = make_role(client("iam"), f"{name}-young-node", NODE_TRUST)
     with pytest.raises(ClientError) as error:
         _create_nodegroup(eks, name, "workers", young, subnets)
@@ -226,7 +248,7 @@ def test_client_request_token_makes_create_cluster_idempotent(
 def test_time_scale_applies_to_resources_in_flight(
     sandbox: SandboxServer, eks: Any, name: str, cluster_role: str, subnets: list[str]
 ) -> None:
-    sandbox.configure(cluster_create=3600)
+    sandbox.configure(cluster_create=LONG)
     _create_cluster(eks, name, cluster_role, subnets)
     assert _status(eks, name) == "CREATING"
     sandbox.configure(time_scale=0.0)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from .helpers import ClientFactory, make_network, wait_until
+from eksprivate.sandbox import SandboxServer
+
+from .helpers import LONG, ClientFactory, make_network, wait_until
 
 INTERFACE_SERVICE = "com.amazonaws.eu-central-1.sts"
 GATEWAY_SERVICE = "com.amazonaws.eu-central-1.s3"
@@ -53,43 +56,66 @@ def _error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
     return code
 
 
-def test_interface_endpoint_is_pending_then_available(ec2: Any, network: tuple[str, list[str], str]) -> None:
+def test_interface_endpoint_is_pending_then_available(
+    sandbox: SandboxServer, ec2: Any, network: tuple[str, list[str], str]
+) -> None:
+    sandbox.configure(interface_endpoint_create=LONG)
     endpoint = _interface_endpoint(ec2, network)
     assert endpoint["State"] == "pending"
     assert _state(ec2, endpoint["VpcEndpointId"]) == "pending"
-    wait_until(lambda: _state(ec2, endpoint["VpcEndpointId"]) == "available")
+
+    sandbox.configure(interface_endpoint_create=0)
+    assert _state(ec2, endpoint["VpcEndpointId"]) == "available"
     filtered = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-endpoint-state", "Values": ["available"]}])
     assert endpoint["VpcEndpointId"] in [e["VpcEndpointId"] for e in filtered["VpcEndpoints"]]
 
 
-def test_interface_endpoint_delete_is_deleting_then_gone(ec2: Any, network: tuple[str, list[str], str]) -> None:
+def test_interface_endpoint_takes_its_time(
+    sandbox: SandboxServer, ec2: Any, network: tuple[str, list[str], str]
+) -> None:
+    sandbox.configure(time_scale=0.005, interface_endpoint_create=90)  # the real 1.5 minutes, scaled
+    started = time.monotonic()
+    endpoint_id = _interface_endpoint(ec2, network)["VpcEndpointId"]
+    wait_until(lambda: _state(ec2, endpoint_id) == "available")
+    assert time.monotonic() - started >= 0.45
+
+
+def test_interface_endpoint_delete_is_deleting_then_gone(
+    sandbox: SandboxServer, ec2: Any, network: tuple[str, list[str], str]
+) -> None:
     endpoint = _interface_endpoint(ec2, network)
     endpoint_id = endpoint["VpcEndpointId"]
     enis = endpoint["NetworkInterfaceIds"]
     assert len(enis) == 2
 
+    sandbox.configure(interface_endpoint_delete=LONG)
     ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
     assert _state(ec2, endpoint_id) == "deleting"
     # Its network interfaces stay until the endpoint is gone.
     assert len(ec2.describe_network_interfaces(NetworkInterfaceIds=enis)["NetworkInterfaces"]) == 2
 
-    wait_until(lambda: _state(ec2, endpoint_id) is None)
+    sandbox.configure(interface_endpoint_delete=0)
+    assert _state(ec2, endpoint_id) is None
     remaining = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [network[0]]}])
     assert not {e["NetworkInterfaceId"] for e in remaining["NetworkInterfaces"]} & set(enis)
 
 
-def test_gateway_endpoint_lifecycle(ec2: Any, network: tuple[str, list[str], str]) -> None:
+def test_gateway_endpoint_lifecycle(sandbox: SandboxServer, ec2: Any, network: tuple[str, list[str], str]) -> None:
     vpc = network[0]
     route_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    sandbox.configure(gateway_endpoint=LONG)
     endpoint = ec2.create_vpc_endpoint(
         VpcId=vpc, ServiceName=GATEWAY_SERVICE, VpcEndpointType="Gateway", RouteTableIds=[route_table]
     )["VpcEndpoint"]
     assert endpoint["State"] == "pending"
-    wait_until(lambda: _state(ec2, endpoint["VpcEndpointId"]) == "available")
+    sandbox.configure(gateway_endpoint=0)
+    assert _state(ec2, endpoint["VpcEndpointId"]) == "available"
 
+    sandbox.configure(gateway_endpoint=LONG)
     ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint["VpcEndpointId"]])
     assert _state(ec2, endpoint["VpcEndpointId"]) == "deleting"
-    wait_until(lambda: _state(ec2, endpoint["VpcEndpointId"]) is None)
+    sandbox.configure(gateway_endpoint=0)
+    assert _state(ec2, endpoint["VpcEndpointId"]) is None
 
 
 def test_client_token_makes_create_idempotent(ec2: Any, network: tuple[str, list[str], str]) -> None:
@@ -108,7 +134,9 @@ def test_client_token_makes_create_idempotent(ec2: Any, network: tuple[str, list
     assert other["VpcEndpointId"] != first["VpcEndpointId"]
 
 
-def test_subnet_security_group_and_vpc_wait_for_the_endpoint(ec2: Any, network: tuple[str, list[str], str]) -> None:
+def test_subnet_security_group_and_vpc_wait_for_the_endpoint(
+    sandbox: SandboxServer, ec2: Any, network: tuple[str, list[str], str]
+) -> None:
     vpc, subnets, group = network
     endpoint_id = _interface_endpoint(ec2, network)["VpcEndpointId"]
 
@@ -127,10 +155,12 @@ def test_subnet_security_group_and_vpc_wait_for_the_endpoint(ec2: Any, network: 
         return codes
 
     assert refusals() == ["DependencyViolation"] * 3
+    sandbox.configure(interface_endpoint_delete=LONG)
     ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
     assert refusals() == ["DependencyViolation"] * 3  # still deleting
 
-    wait_until(lambda: _state(ec2, endpoint_id) is None)
+    sandbox.configure(interface_endpoint_delete=0)
+    assert _state(ec2, endpoint_id) is None
     for subnet in subnets:
         ec2.delete_subnet(SubnetId=subnet)
     ec2.delete_security_group(GroupId=group)
@@ -147,7 +177,7 @@ def test_dependency_violation_message(ec2: Any, network: tuple[str, list[str], s
     )
 
 
-def test_vpc_waits_for_a_gateway_endpoint(ec2: Any) -> None:
+def test_vpc_waits_for_a_gateway_endpoint(sandbox: SandboxServer, ec2: Any) -> None:
     # No subnets and only the main route table: moto alone would delete this VPC.
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
     main_table = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]
@@ -161,8 +191,12 @@ def test_vpc_waits_for_a_gateway_endpoint(ec2: Any) -> None:
         ec2.delete_vpc(VpcId=vpc)
     assert _error_code(error) == "DependencyViolation"
 
+    sandbox.configure(gateway_endpoint=LONG)
     ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
-    wait_until(lambda: _state(ec2, endpoint_id) is None)
+    with pytest.raises(ClientError) as error:
+        ec2.delete_vpc(VpcId=vpc)
+    assert _error_code(error) == "DependencyViolation"
+    sandbox.configure(gateway_endpoint=0)
     ec2.delete_vpc(VpcId=vpc)
 
 

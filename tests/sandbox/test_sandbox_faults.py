@@ -162,16 +162,3 @@ def test_control_endpoints(sandbox: SandboxServer, client: ClientFactory) -> Non
     sandbox.configure(throttle_rate=1.0)
     assert _control(sandbox, "GET", "health")[0] == 200
     assert sandbox.calls() == []
-
-
-def test_reset_forgets_everything(sandbox: SandboxServer, client: ClientFactory, name: str) -> None:
-    iam = client("iam")
-    make_role(iam, name)
-    assert _control(sandbox, "POST", "reset")[0] == 200
-    assert sandbox.calls() == []
-    with pytest.raises(ClientError) as error:
-        iam.get_role(RoleName=name)
-    assert error.value.response["Error"]["Code"] == "NoSuchEntity"
-    # Patched behaviour survives a reset.
-    assert client("eks").list_clusters()["clusters"] == []
-    assert iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy")["Policy"]

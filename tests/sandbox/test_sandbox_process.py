@@ -7,13 +7,21 @@ import os
 import stat
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import boto3
 
 from eksprivate.sandbox import SandboxInfo, ensure_running, read_running, stop
 
 from .helpers import REGION
+
+
+def _post(url: str) -> Any:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+    with opener.open(urllib.request.Request(url, data=b"", method="POST"), timeout=5) as response:
+        return json.load(response)
 
 
 def _dead_pid() -> int:
@@ -55,6 +63,21 @@ def test_ensure_running_and_stop(tmp_path: Path) -> None:
             aws_secret_access_key="testing",
         )
         assert eks.list_clusters()["clusters"] == []
+        iam = boto3.client(
+            "iam",
+            endpoint_url=info.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        iam.create_role(RoleName="kept", AssumeRolePolicyDocument="{}")
+
+        # Reset (tested here: in the test process it would wipe other tests' resources).
+        assert _post(f"{info.url}/_sandbox/reset") == {"ok": True}
+        assert iam.list_roles()["Roles"] == []
+        assert _post(f"{info.url}/_sandbox/calls/clear") == {"ok": True}
+        # The real-world behaviour and the AWS managed policies survive a reset.
+        assert iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy")["Policy"]
 
         # A second command finds the same sandbox; a new time scale is applied to it in place.
         assert ensure_running(state_dir) == info

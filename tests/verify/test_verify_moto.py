@@ -11,6 +11,8 @@ from verify_world import AZS, LOG_TYPES, REGION, SUBNET_CIDRS, World, build_priv
 from eksprivate.errors import UsageError
 from eksprivate.verify import Check, Report, render, run_checks
 
+pytestmark = pytest.mark.plain_moto
+
 ALL_IDS = {
     "vpc.dns-support", "vpc.dns-hostnames", "nodegroup.present", "subnet.s3-gateway", "subnet.no-internet-route",
     "endpoint.available", "endpoint.private-dns", "endpoint.azs", "endpoint.sg-443", "cluster.private-access",
