@@ -147,15 +147,26 @@ class Run:
     timeline: dict[str, float] = field(default_factory=dict)  # event -> seconds after launch
     floor: float = 0.0
     ratio: float = 0.0
+    overhead: dict[str, float] = field(default_factory=dict)  # makespan - floor, by where it went
+
+
+def python_env(workdir: Path) -> dict[str, str]:
+    """The environment minus AWS/eksprivate settings, with a bytecode cache in `workdir`: an installed
+    package is byte-compiled (pip does it at install time), and PYTHONDONTWRITEBYTECODE, which some
+    environments set, would make every run compile eksprivate again (~0.1 s) without touching the tree."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "EKSPRIVATE_")) and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
 
 
 def cli_env(url: str | None, workdir: Path, poll: float) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EKSPRIVATE_"))}
+    env = python_env(workdir)
     env.update({
         "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": REGION,
         "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
-        "EKSPRIVATE_POLL_INTERVAL": f"{poll:g}", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1",
+        "EKSPRIVATE_POLL_INTERVAL": f"{poll:g}", "NO_COLOR": "1",
     })
     if url:
         env["AWS_ENDPOINT_URL"] = url
@@ -243,12 +254,44 @@ def floors(t: dict[str, float]) -> dict[str, float]:
     }
 
 
+def breakdown(label: str, events: dict[str, float], t: dict[str, float]) -> dict[str, float]:
+    """Makespan minus floor, split along the critical path (the parts add up to that difference when
+    the cluster, not the endpoints, is on the path). Poll quantisation shows in the `*_poll` parts: each
+    is at most one poll interval plus the latency of the call that follows."""
+    s = t["time_scale"]
+    e = events
+    try:
+        if label == "up":
+            parts = {
+                "start-up": e["first_request"],
+                "to_create_cluster": e["create_cluster_ok"] - e["first_request"] - t["iam_role_delay"] * s,
+                "cluster_poll": e["first_nodegroup_ok"] - e["create_cluster_ok"] - t["cluster_create"] * s,
+                "nodegroup_spread": e["last_nodegroup_ok"] - e["first_nodegroup_ok"],
+                "nodegroup_poll": e["last_request"] - e["last_nodegroup_ok"] - t["nodegroup_create"] * s,
+                "exit": e["exit"] - e["last_request"],
+            }
+        elif label == "down":
+            parts = {
+                "start-up": e["first_request"],
+                "to_delete_nodegroup": e["first_delete_nodegroup"] - e["first_request"],
+                "nodegroup_spread": e["last_delete_nodegroup"] - e["first_delete_nodegroup"],
+                "nodegroup_poll": e["delete_cluster_ok"] - e["last_delete_nodegroup"] - t["nodegroup_delete"] * s,
+                "cluster_poll_and_teardown": e["delete_vpc"] - e["delete_cluster_ok"] - t["cluster_delete"] * s,
+                "exit": e["exit"] - e["delete_vpc"],
+            }
+        else:
+            return {}
+    except KeyError:  # an event did not happen (e.g. resources already there): no breakdown
+        return {}
+    return {k: round(v, 3) for k, v in parts.items()}
+
+
 # ---------------------------------------------------------------------------------------------------
 # --help
 
 
 def help_figures(workdir: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EKSPRIVATE_")}
+    env = python_env(workdir)
     cmd = [sys.executable, "-m", "eksprivate", "--help"]
     subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, check=True)  # warm the page cache
     times = []
@@ -294,7 +337,8 @@ def config_text(name: str, nodegroups: int) -> str:
 
 
 def cycle(stand_in: StandIn, workdir: Path, env: dict[str, str], nodegroups: int, sandbox_flag: bool,
-          floor: dict[str, float]) -> list[Run]:
+          timing: dict[str, float]) -> list[Run]:
+    floor = floors(timing)
     name = f"bench-{uuid.uuid4().hex[:8]}"
     config = workdir / f"{name}.toml"
     config.write_text(config_text(name, nodegroups))
@@ -308,6 +352,7 @@ def cycle(stand_in: StandIn, workdir: Path, env: dict[str, str], nodegroups: int
         if r.label in floor:
             r.floor = round(floor[r.label], 3)
             r.ratio = round(r.makespan / floor[r.label], 3)
+            r.overhead = breakdown(r.label, r.timeline, timing)
     return runs
 
 
@@ -363,7 +408,8 @@ def summarise(runs: list[Run], base: int, floor: dict[str, float], help_: dict[s
     return out
 
 
-def print_table(runs: list[Run], summary: dict[str, Any], base: int, help_: dict[str, Any], poll: float) -> None:
+def print_table(runs: list[Run], summary: dict[str, Any], base: int, help_: dict[str, Any], poll: float,
+                verbose: bool = False) -> None:
     print()
     print(f"{'command':<16}{'makespan':>9}{'min-max':>13}{'start':>7}{'floor':>7}{'ratio':>7}{'calls':>6}"
           f"{'mut':>5}{'server':>7}{'s-mut':>6}{'s-4xx':>6}")
@@ -384,10 +430,19 @@ def print_table(runs: list[Run], summary: dict[str, Any], base: int, help_: dict
           f" imports boto3: {help_['boto3_imported']}, moto: {help_['moto_imported']};"
           f" heavy packages: {', '.join(help_['heavy_packages_imported'])}")
     print(f"poll interval {poll:g} s (real {REAL_POLL_SECONDS:g} s x time scale)")
-    print("\nper-run timelines (s after launch):")
-    for r in runs:
-        if r.label != "rerun":
-            print(f"  {r.label} ({r.nodegroups} ng): " + ", ".join(f"{k} {v:.2f}" for k, v in r.timeline.items()))
+    print("\nwhere makespan - floor went (s; medians):")
+    for n in (base, base * 2):
+        for label in ("up", "down"):
+            parts = [r.overhead for r in runs if r.label == label and r.nodegroups == n and r.overhead]
+            if parts:
+                print(f"  {label} ({n} ng): " + ", ".join(
+                    f"{k} {statistics.median(p[k] for p in parts):.2f}" for k in parts[0]))
+    if verbose:
+        print("\nper-run timelines (s after launch):")
+        for r in runs:
+            if r.label != "rerun":
+                print(f"  {r.label} ({r.nodegroups} ng): " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in r.timeline.items()))
     print("\ngoals:")
     for goal, met in summary["goals"].items():
         print(f"  [{'x' if met else ' '}] {goal}")
@@ -406,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="use the CLI's background sandbox (`--sandbox`) instead of an in-process one")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the untimed warm-up cycle")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
+    parser.add_argument("--verbose", "-v", action="store_true", help="also print each run's timeline")
     args = parser.parse_args(argv)
     if not 0 < args.time_scale <= 1 or args.nodegroups < 1 or args.repeat < 1:
         parser.error("--time-scale must be in (0, 1], --nodegroups and --repeat at least 1")
@@ -433,13 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[Run] = []
         for i in range(args.repeat):
             for n in (args.nodegroups, 2 * args.nodegroups):
-                batch = cycle(stand_in, workdir, env, n, args.cli_sandbox, floor)
+                batch = cycle(stand_in, workdir, env, n, args.cli_sandbox, timing)
                 runs += batch
                 print(f"repeat {i + 1}/{args.repeat}, {n} node groups: " + ", ".join(
                     f"{r.label} {r.makespan:.2f} s" for r in batch), flush=True)
         help_ = help_figures(workdir)
         summary = summarise(runs, args.nodegroups, floor, help_)
-        print_table(runs, summary, args.nodegroups, help_, poll)
+        print_table(runs, summary, args.nodegroups, help_, poll, args.verbose)
         if args.json:
             args.json.write_text(json.dumps({
                 "machine": {"python": platform.python_version(), "platform": platform.platform(),

@@ -63,6 +63,22 @@ def test_timeline_names_the_critical_events() -> None:
     assert events["exit"] == 15.0
 
 
+def test_breakdown_adds_up_to_makespan_minus_floor() -> None:
+    timing = {"time_scale": 0.02, "iam_role_delay": 10.0, "cluster_create": 540.0, "nodegroup_create": 180.0,
+              "interface_endpoint_create": 90.0, "nodegroup_delete": 240.0, "cluster_delete": 240.0}
+    floor = bench.floors(timing)
+    up = {"first_request": 0.4, "create_role": 0.6, "create_cluster_ok": 1.0, "first_nodegroup_ok": 12.0,
+          "last_nodegroup_ok": 12.1, "last_request": 15.9, "exit": 16.0}
+    parts = bench.breakdown("up", up, timing)
+    assert sum(parts.values()) == pytest.approx(up["exit"] - floor["up"])
+    assert parts["cluster_poll"] == pytest.approx(12.0 - 1.0 - 10.8)
+    down = {"first_request": 0.4, "first_delete_nodegroup": 0.6, "last_delete_nodegroup": 0.62,
+            "delete_cluster_ok": 5.6, "delete_vpc": 10.6, "exit": 10.65}
+    parts = bench.breakdown("down", down, timing)
+    assert sum(parts.values()) == pytest.approx(down["exit"] - floor["down"])
+    assert bench.breakdown("up", {"first_request": 0.4, "exit": 1.0}, timing) == {}
+
+
 class Flaky:
     """Fails with an IAM-propagation refusal `failures` times, then succeeds."""
 

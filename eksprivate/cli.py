@@ -66,10 +66,13 @@ def main() -> None:
 def _leave_now(done: SystemExit) -> None:
     """Exit without the interpreter's teardown of boto3's loaded models (0.1-0.2 s on every command).
     Safe once the command has returned: state saves are fsync'd and closed, the run lock is the kernel's,
-    output is flushed here. Not while another non-daemon thread would be cut short."""
+    output is flushed here. Not while another non-daemon thread would be cut short, nor under a profiler,
+    tracer or coverage, which write their results at the normal exit."""
     import threading
 
     if any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        return
+    if sys.getprofile() is not None or sys.gettrace() is not None or "coverage" in sys.modules:
         return
     code = done.code
     if code is not None and not isinstance(code, int):

@@ -153,9 +153,10 @@ class Cluster(Step):
         if found.get("status") == "DELETING":
             return
         try:
-            # In use while node groups are still deleting or an update runs: those end by themselves.
+            # In use while node groups are still deleting or an update runs: those end by themselves, so
+            # poll at the status-poll pace (no backoff: `down` waits on this).
             retry_transient(lambda: ctx.aws.eks.delete_cluster(name=ctx.name), {"ResourceInUseException"},
-                            timeout=ctx.timeouts.nodegroup_delete, delay=ctx.poll)
+                            timeout=ctx.timeouts.nodegroup_delete, delay=ctx.poll, backoff=1.0)
         except AwsApiError as exc:
             if not not_found(exc.code):
                 raise

@@ -52,8 +52,10 @@ def delete_retrying(ctx: Context, call: Any, sweep: list[dict[str, Any]] | None 
         return call(**kwargs)
 
     try:
+        # A poll for AWS to free the dependency, at the status-poll pace: a backoff (up to 4 x poll, 60 s
+        # against real AWS) would leave each teardown stage waiting up to a minute after it could go on.
         retry_transient(attempt, DEPENDENCY, timeout=ctx.timeouts.dependency_violation,
-                        delay=max(ctx.poll, 0.05))
+                        delay=max(ctx.poll, 0.05), backoff=1.0)
     except AwsApiError as exc:
         if not not_found(exc.code):
             raise

@@ -170,6 +170,9 @@ def _name_tag(item: dict[str, Any]) -> str:
     return next((t["Value"] for t in item.get("Tags", []) or [] if t["Key"] == "Name"), "?")
 
 
+_KEY_TAGS: dict[str, list[dict[str, str]]] = {}
+
+
 def inventory(url: str, name: str) -> list[Item]:
     """Everything of cluster `name`, found by tag or unique name, as an ops engineer would look for it
     in the console: duplicates show as repeated labels, orphans as labels a clean run does not make."""
@@ -218,8 +221,9 @@ def inventory(url: str, name: str) -> list[Item]:
     kms = c["kms"]
     for page in kms.get_paginator("list_keys").paginate():
         for key in page["Keys"]:
-            tags = kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])
-            if {"TagKey": CLUSTER_TAG, "TagValue": name} in tags:
+            if key["KeyId"] not in _KEY_TAGS:  # tags never change; every `up` adds a key to the sandbox
+                _KEY_TAGS[key["KeyId"]] = kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])
+            if {"TagKey": CLUSTER_TAG, "TagValue": name} in _KEY_TAGS[key["KeyId"]]:
                 state = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"]
                 if state != "PendingDeletion":
                     add("kms-key", "secrets key", key["KeyId"])
