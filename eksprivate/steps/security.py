@@ -199,10 +199,17 @@ class FlowLogs(Step):
 
     def remove(self, ctx: Context, found: Found) -> None:
         try:
-            ctx.aws.ec2.delete_flow_logs(FlowLogIds=[found["flow_log_id"], *found.get("duplicates", [])])
+            result = ctx.aws.ec2.delete_flow_logs(FlowLogIds=[found["flow_log_id"], *found.get("duplicates", [])])
         except AwsApiError as exc:
             if not not_found(exc.code):
                 raise
+            return
+        # DeleteFlowLogs reports per-id failures in the body, not as an error.
+        failed = [u for u in result.get("Unsuccessful", []) if not not_found(u.get("Error", {}).get("Code", ""))]
+        if failed:
+            err = failed[0].get("Error", {})
+            raise AwsApiError("ec2", "DeleteFlowLogs", err.get("Code", ""),
+                              f"{failed[0].get('ResourceId')}: {err.get('Message', '')}")
 
     def describe(self, found: Found) -> str:
         return str(found["flow_log_id"])
