@@ -55,6 +55,7 @@ class EcrRepository(Step):
     def __init__(self, name: str, *, orphan: bool = False, teardown: bool = False) -> None:
         self.name = name
         self.key = repository_key(name)
+        self.title = f"ECR repository {name}"
         self.orphan = orphan
         self.teardown = teardown
 

@@ -33,6 +33,7 @@ class NodeGroup(Step):
         self.spec = spec
         self.azs = azs  # None: every AZ
         self.key = nodegroup_key(name)
+        self.title = f"Node group {name}"
         self.orphan = spec is None
         lt = (launch_template_key(spec),) if spec else ()
         self.needs = ("cluster", "endpoints", "node-role", *lt)

@@ -239,6 +239,7 @@ class LaunchTemplate(Step):
         self.spec = spec
         self.orphan = orphan  # made by eksprivate for a node group spec the config no longer has
         self.key = launch_template_key(spec)
+        self.title = f"Launch template {spec.name}"
 
     def template_name(self, ctx: Context) -> str:
         return ctx.resource_name(f"{self.spec.name}-nodes")
