@@ -26,6 +26,7 @@ from eksprivate.sandbox import CallRecord
 
 REGION = "eu-central-1"
 CLUSTER_TAG = "eksprivate:cluster"
+HANG_SECONDS = 300.0  # each command in these tests takes seconds; this only stops a hang from stalling CI
 CRASHPOINT = Path(__file__).with_name("crashpoint.py")
 
 
@@ -64,6 +65,8 @@ class Child:
         if crash_at is not None:
             env = {**env, "CRASH_AT": ",".join(crash_at), "CRASH_LOG": str(cwd / "crashes.log")}
         self.args = args
+        # A safety net, not a speed check: a command that hangs must fail the test, not stall CI.
+        self._deadline = time.monotonic() + HANG_SECONDS
         self.proc = subprocess.Popen([sys.executable, *entry, *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
@@ -107,7 +110,11 @@ class Child:
                 if self._eof:
                     raise AssertionError(f"`eksprivate {' '.join(self.args)}` ended (exit {self.proc.wait()}) "
                                          f"without printing /{pattern}/:\n{self.stderr}")
-                self._cond.wait()
+                if time.monotonic() > self._deadline:
+                    self.proc.kill()
+                    raise AssertionError(f"`eksprivate {' '.join(self.args)}` never printed /{pattern}/ "
+                                         f"(hung?):\n{self.stderr}")
+                self._cond.wait(timeout=1.0)
 
     def signal(self, sig: int = signal.SIGKILL) -> int:
         if self.proc.poll() is None:
@@ -115,7 +122,13 @@ class Child:
         return self.wait()
 
     def wait(self) -> int:
-        code = self.proc.wait()
+        try:
+            code = self.proc.wait(timeout=max(1.0, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"`eksprivate {' '.join(self.args)}` still ran after {HANG_SECONDS} s, a hang "
+                                 f"(every command here takes seconds):\n{self.stderr}") from None
         for t in self._readers:
             t.join()
         return code
