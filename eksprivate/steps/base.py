@@ -17,7 +17,7 @@ from typing import Any
 
 from eksprivate.aws import Aws
 from eksprivate.config import Settings
-from eksprivate.errors import Interrupted
+from eksprivate.errors import AwsApiError, Interrupted
 from eksprivate.state import Ledger
 
 Found = dict[str, Any]  # ids and the live attributes `find` read; JSON-able
@@ -162,6 +162,16 @@ class Step:
 def tags_of(item: dict[str, Any]) -> dict[str, str]:
     """EC2's `Tags: [{Key, Value}]` as a dict."""
     return {t["Key"]: t["Value"] for t in item.get("Tags", []) or []}
+
+
+def raise_unsuccessful(result: dict[str, Any], operation: str) -> None:
+    """EC2's batch deletes (DeleteVpcEndpoints, DeleteFlowLogs) report per-id failures in the response
+    body, not as an error: raise the first one that is not "already gone"."""
+    failed = [u for u in result.get("Unsuccessful", []) if not not_found(u.get("Error", {}).get("Code", ""))]
+    if failed:
+        err = failed[0].get("Error", {})
+        raise AwsApiError("ec2", operation, err.get("Code", ""),
+                          f"{failed[0].get('ResourceId')}: {err.get('Message', '')}")
 
 
 def not_found(code: str) -> bool:

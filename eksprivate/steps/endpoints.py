@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from eksprivate.errors import AwsApiError
-from eksprivate.steps.base import Context, Found, Step, not_found
+from eksprivate.steps.base import Context, Found, Step, not_found, raise_unsuccessful
 from eksprivate.steps.network import route_table_ids, subnet_ids
 
 GONE_STATES = ("deleted", "Deleted", "deleting", "Deleting")
@@ -145,11 +145,7 @@ class Endpoints(Step):
             if not not_found(exc.code):
                 raise
             return
-        failed = [u for u in result.get("Unsuccessful", []) if not not_found(u.get("Error", {}).get("Code", ""))]
-        if failed:
-            first = failed[0]
-            raise AwsApiError("ec2", "DeleteVpcEndpoints", first["Error"].get("Code", ""),
-                              f"{first.get('ResourceId')}: {first['Error'].get('Message', '')}")
+        raise_unsuccessful(result, "DeleteVpcEndpoints")
 
     def gone(self, ctx: Context, found: Found) -> None:
         # Interface endpoint ENIs (which block subnet and SG deletion) disappear only with the endpoint.

@@ -8,7 +8,7 @@ from typing import Any
 
 from eksprivate.config import NodeGroupSpec
 from eksprivate.errors import AwsApiError
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
+from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found, raise_unsuccessful
 from eksprivate.steps.iam import flow_log_group_name, partition
 
 KMS_PENDING_DAYS = 7
@@ -204,12 +204,7 @@ class FlowLogs(Step):
             if not not_found(exc.code):
                 raise
             return
-        # DeleteFlowLogs reports per-id failures in the body, not as an error.
-        failed = [u for u in result.get("Unsuccessful", []) if not not_found(u.get("Error", {}).get("Code", ""))]
-        if failed:
-            err = failed[0].get("Error", {})
-            raise AwsApiError("ec2", "DeleteFlowLogs", err.get("Code", ""),
-                              f"{failed[0].get('ResourceId')}: {err.get('Message', '')}")
+        raise_unsuccessful(result, "DeleteFlowLogs")
 
     def describe(self, found: Found) -> str:
         return str(found["flow_log_id"])
