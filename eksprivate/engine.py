@@ -123,6 +123,9 @@ class Engine:
         if found is None or found.get("incomplete"):
             say(step.key, step.title, "creating")
             found = step.create(ctx)
+            # A create that resumed a crashed one may only have adopted parts it found by tag: make sure
+            # the ledger names everything before dependents read it (no write when already recorded).
+            ctx.ledger.sync(step.key, step.ids(found))
             phase, changes, warnings = "created", ["created"], []
         else:
             ctx.ledger.sync(step.key, step.ids(found))
