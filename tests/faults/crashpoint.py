@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,12 @@ TARGETS = set(filter(None, os.environ.get("CRASH_AT", "").split(",")))
 LOG = Path(os.environ.get("CRASH_LOG", "crashes.log"))
 DONE = set(LOG.read_text().split()) if LOG.exists() else set()
 _record = state.Ledger.record
+_dying = threading.Lock()  # steps record from several threads (the AZs' subnets): crash exactly once
 
 
 def record(self: state.Ledger, key: str, **ids: Any) -> None:
     if key in TARGETS and key not in DONE:
+        _dying.acquire()  # never released: the process dies holding it, other threads wait here
         with LOG.open("a") as fh:
             fh.write(key + "\n")
             fh.flush()
