@@ -20,6 +20,8 @@ import typer
 from eksprivate.errors import EksPrivateError, UsageError
 
 if TYPE_CHECKING:
+    from eksprivate.aws import Aws
+    from eksprivate.config import Settings
     from eksprivate.steps.base import Context
     from eksprivate.target import Options
 
@@ -119,6 +121,15 @@ def _options(name: str | None, region: str | None, profile: str | None, config: 
         raise UsageError("--time-scale only applies with --sandbox")
     return Options(name=name, region=region, profile=None if sandbox else profile, config=config, state=state,
                    sandbox=sandbox, time_scale=time_scale, prune=prune)
+
+
+def _connect(opts: Options) -> tuple[Settings, Aws]:
+    """Settings and an AWS connection, for the commands that work on a live cluster without state."""
+    from eksprivate.target import connect, load_settings, resolve_region
+
+    settings = load_settings(opts)
+    aws, _ = connect(opts, resolve_region(settings, opts))
+    return settings, aws
 
 
 def _write_metrics(ctx: Context, verb: str, seconds: float) -> None:
@@ -283,13 +294,11 @@ def verify(
     """Audit any EKS cluster's private networking and security posture (exit 1 on any FAIL)."""
     with boundary(debug):
         from eksprivate import ui
-        from eksprivate.target import connect, load_settings, resolve_region
         from eksprivate.verify import render, run_checks
 
         _check_output(output)
         opts = _options(name, region, profile, config, None, sandbox)
-        settings = load_settings(opts)
-        aws, _ = connect(opts, resolve_region(settings, opts))
+        settings, aws = _connect(opts)
         report = run_checks(aws, settings.name, settings.endpoints)
         if output == "json":
             ui.print_json(report.to_dict())
@@ -311,11 +320,9 @@ def kubeconfig(
     with boundary(debug):
         from eksprivate import ui
         from eksprivate.kube import cluster_entry, kubeconfig_path, merge_context
-        from eksprivate.target import connect, load_settings, resolve_region
 
         opts = _options(name, region, profile, config, None, sandbox)
-        settings = load_settings(opts)
-        aws, _ = connect(opts, resolve_region(settings, opts))
+        settings, aws = _connect(opts)
         target = kubeconfig_path(path)
         context = merge_context(target, cluster_entry(aws, settings.name), profile=opts.profile)
         ui.info(f"context {context} written to {target}. The API is private: from outside the VPC see "
@@ -333,12 +340,10 @@ def tunnel(
     """Forward a local port to the private API through a node with AWS Session Manager."""
     with boundary(debug):
         from eksprivate import ui
-        from eksprivate.target import connect, load_settings, resolve_region
         from eksprivate.tunnel import run_tunnel
 
         opts = _options(name, region, profile, config, None, False)
-        settings = load_settings(opts)
-        aws, _ = connect(opts, resolve_region(settings, opts))
+        settings, aws = _connect(opts)
         code = run_tunnel(aws, settings.name, local_port=port, kubeconfig=path, profile=opts.profile, say=ui.info)
         raise typer.Exit(code)
 

@@ -195,7 +195,6 @@ def other_nodegroup_names(ctx: Context, known: set[str]) -> list[str]:
     """Node groups on the cluster that eksprivate made but `known` does not name (for prune, plan, and
     `down` whatever the config says). One List call when there are none."""
     try:
-        ctx.aws.eks.describe_cluster(name=ctx.name)  # moto answers ListNodegroups on no cluster with a 500
         names = list(ctx.aws.eks.paginate("list_nodegroups", "nodegroups", clusterName=ctx.name))
     except AwsApiError as exc:
         if not_found(exc.code):
