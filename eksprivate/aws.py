@@ -22,7 +22,20 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
-from eksprivate.errors import AwsApiError, EksPrivateError, ResourceFailed, UsageError, WaitTimeout
+from eksprivate.errors import (
+    AccessDenied,
+    AlreadyExists,
+    AwsApiError,
+    DependencyViolation,
+    EksPrivateError,
+    InUse,
+    InvalidParameter,
+    InvalidState,
+    NotFound,
+    ResourceFailed,
+    UsageError,
+    WaitTimeout,
+)
 
 # Standard mode retries throttling and 5xx on every call, waiter polls included (aws-facts).
 RETRY_CONFIG = Config(
@@ -108,6 +121,40 @@ class CallLog:
 StatusListener = Callable[[str, str, str], None]  # (kind, resource name, status)
 
 
+ALREADY_EXISTS_CODES = {"EntityAlreadyExists", "ResourceAlreadyExistsException", "AlreadyExistsException",
+                        "RepositoryAlreadyExistsException", "InvalidLaunchTemplateName.AlreadyExistsException"}
+INVALID_PARAMETER_CODES = {"InvalidParameterException", "InvalidParameter", "InvalidParameterValue",
+                           "InvalidParameterCombination", "InvalidRequestException", "ValidationError",
+                           "MalformedPolicyDocument"}
+INVALID_STATE_CODES = {"KMSInvalidStateException", "IncorrectState", "InvalidStateException"}
+
+
+def is_not_found(code: str) -> bool:
+    """Every service spells "no such resource" its own way (InvalidVpcID.NotFound, NoSuchEntity, ...)."""
+    return code.endswith(("NotFound", "NotFoundException", ".NotFound", "NotFoundFault")) or code in {
+        "NoSuchEntity", "ResourceNotFoundException", "InvalidVpcID.NotFound", "LoadBalancerNotFound",
+        "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"}
+
+
+def error_class(code: str) -> type[AwsApiError]:
+    """The typed error for an AWS error code (AwsApiError itself when none fits)."""
+    if is_not_found(code):
+        return NotFound
+    if code in ALREADY_EXISTS_CODES or code.endswith("AlreadyExists"):
+        return AlreadyExists
+    if code == "ResourceInUseException":
+        return InUse
+    if code == "DependencyViolation":
+        return DependencyViolation
+    if code in DENIED_CODES:
+        return AccessDenied
+    if code in INVALID_STATE_CODES:
+        return InvalidState
+    if code in INVALID_PARAMETER_CODES:
+        return InvalidParameter
+    return AwsApiError
+
+
 def translate(exc: Exception, service: str = "", operation: str = "") -> EksPrivateError:
     """Turn a botocore exception into the project's error with a hint a human can act on."""
     if isinstance(exc, EksPrivateError):
@@ -128,7 +175,7 @@ def translate(exc: Exception, service: str = "", operation: str = "") -> EksPriv
         elif code in QUOTA_CODES or code in QUOTA_NAMES:
             quota = f"the {service} quota {QUOTA_NAMES[code]}" if code in QUOTA_NAMES else f"a {service} quota"
             hint = f"{quota} is used up; raise it in Service Quotas or free some, then rerun"
-        return AwsApiError(service, op, code, message, hint)
+        return error_class(code)(service, op, code, message, hint)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return UsageError("no AWS credentials found",
                           "set --profile or AWS_PROFILE, run `aws sso login`, or try --sandbox")

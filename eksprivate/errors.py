@@ -54,3 +54,42 @@ class Interrupted(EksPrivateError):
     """The run was stopped by the user (Ctrl-C) or a signal; the state is saved."""
 
     exit_code = 130
+
+
+# -- typed AWS errors ---------------------------------------------------------------------------
+# The boundary (`aws.translate`) picks one of these from AWS's error code, so callers catch a *type*
+# (`except NotFound:`) instead of comparing code strings. Each keeps `.code` and `.aws_message`.
+
+
+class NotFound(AwsApiError):
+    """The resource does not exist (any service's *NotFound* code, NoSuchEntity, ...)."""
+
+
+class AlreadyExists(AwsApiError):
+    """A create found the name taken (EntityAlreadyExists, ResourceAlreadyExistsException, ...)."""
+
+
+class InUse(AwsApiError):
+    """EKS's ResourceInUseException: another operation on the resource is still running, or it has
+    dependents (node groups on a cluster); usually ends by itself."""
+
+
+class DependencyViolation(AwsApiError):
+    """EC2 refuses a delete while something still uses the resource (ENIs, load balancers, ...)."""
+
+
+class AccessDenied(AwsApiError):
+    """The caller lacks a permission."""
+
+
+class InvalidParameter(AwsApiError):
+    """AWS refused a parameter (InvalidParameterException, InvalidParameterValue, ...)."""
+
+
+class StillPropagating(InvalidParameter):
+    """AWS refused a fresh IAM role or policy attachment it has not propagated yet; retrying succeeds
+    within seconds to a minute (see `eksprivate.propagation`)."""
+
+
+class InvalidState(AwsApiError):
+    """The resource is in a state that does not allow the call (KMSInvalidStateException, ...)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eksprivate.aws import Aws
+from eksprivate.aws import Aws, is_not_found
 from eksprivate.config import Settings
 from eksprivate.errors import AwsApiError, Interrupted
 from eksprivate.state import Ledger
@@ -175,5 +175,4 @@ def raise_unsuccessful(result: dict[str, Any], operation: str) -> None:
 
 
 def not_found(code: str) -> bool:
-    return code.endswith(("NotFound", "NotFoundException", ".NotFound")) or code in {
-        "NoSuchEntity", "ResourceNotFoundException", "InvalidVpcID.NotFound"}
+    return is_not_found(code)
