@@ -14,9 +14,9 @@ import pytest
 
 from eksprivate import aws
 from eksprivate.config import build_settings, load_file
-from eksprivate.errors import AwsApiError
+from eksprivate.errors import EksPrivateError
+from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import Timeouts
-from eksprivate.steps.cluster import create_retrying_iam
 
 _spec = importlib.util.spec_from_file_location("eksprivate_benchmark_run", Path(__file__).with_name("run.py"))
 assert _spec is not None and _spec.loader is not None
@@ -89,7 +89,7 @@ class Flaky:
     def __call__(self) -> str:
         self.calls += 1
         if self.calls <= self.failures:
-            raise AwsApiError("eks", "CreateCluster", "InvalidParameterException", NOT_ASSUMABLE)
+            raise aws.typed_error("eks", "CreateCluster", "InvalidParameterException", NOT_ASSUMABLE)
         return "ok"
 
 
@@ -117,7 +117,7 @@ def test_iam_propagation_retry_is_a_third_of_the_poll_capped_at_5_s(pauses: list
                                                                      pace: float) -> None:
     ctx: Any = SimpleNamespace(poll=poll, timeouts=Timeouts())
     call = Flaky(6)  # propagation can take 30 s: six refusals at 5 s
-    assert create_retrying_iam(ctx, call) == "ok"
+    assert retry_while_propagating(ctx, call, role="x") == "ok"
     assert pauses == pytest.approx([pace] * 6)
 
 
@@ -127,6 +127,7 @@ def test_iam_propagation_retry_still_gives_up(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     ctx: Any = SimpleNamespace(poll=15.0, timeouts=Timeouts(iam_propagation=60))
     call = Flaky(1000)
-    with pytest.raises(AwsApiError, match="could not be assumed"):
-        create_retrying_iam(ctx, call)
+    with pytest.raises(EksPrivateError, match=r"IAM role x is still not usable by EKS \(CreateCluster\) after 6\d s: "
+                       "Role with arn: .* could not be assumed"):
+        retry_while_propagating(ctx, call, role="x")
     assert 12 <= call.calls <= 13  # every 5 s for 60 s

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -26,16 +27,20 @@ from eksprivate.errors import (
     AccessDenied,
     AlreadyExists,
     AwsApiError,
+    ConditionalConflict,
     DependencyViolation,
     EksPrivateError,
     InUse,
     InvalidParameter,
     InvalidState,
     NotFound,
+    PreconditionFailed,
     ResourceFailed,
+    StillPropagating,
     UsageError,
     WaitTimeout,
 )
+from eksprivate.propagation import is_propagating
 
 # Standard mode retries throttling and 5xx on every call, waiter polls included (aws-facts).
 RETRY_CONFIG = Config(
@@ -133,7 +138,8 @@ def is_not_found(code: str) -> bool:
     """Every service spells "no such resource" its own way (InvalidVpcID.NotFound, NoSuchEntity, ...)."""
     return code.endswith(("NotFound", "NotFoundException", ".NotFound", "NotFoundFault")) or code in {
         "NoSuchEntity", "ResourceNotFoundException", "InvalidVpcID.NotFound", "LoadBalancerNotFound",
-        "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"}
+        "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound",
+        "NoSuchBucket", "NoSuchKey", "404"}  # S3; HEAD requests have no body, so only the status: "404"
 
 
 def error_class(code: str) -> type[AwsApiError]:
@@ -146,13 +152,26 @@ def error_class(code: str) -> type[AwsApiError]:
         return InUse
     if code == "DependencyViolation":
         return DependencyViolation
-    if code in DENIED_CODES:
+    if code in DENIED_CODES or code == "403":  # "403": S3's HEAD requests answer with the status only
         return AccessDenied
+    if code == "PreconditionFailed":
+        return PreconditionFailed
+    if code == "ConditionalRequestConflict":
+        return ConditionalConflict
     if code in INVALID_STATE_CODES:
         return InvalidState
     if code in INVALID_PARAMETER_CODES:
         return InvalidParameter
     return AwsApiError
+
+
+def typed_error(service: str, operation: str, code: str, message: str, hint: str | None = None) -> AwsApiError:
+    """The typed error for an AWS refusal, also for one reported in a response body (EC2's `Unsuccessful`
+    items): a refusal `propagation` lists for this call is `StillPropagating`, so callers can retry it."""
+    cls = error_class(code)
+    if issubclass(cls, InvalidParameter) and is_propagating(service, operation, code, message):
+        cls = StillPropagating
+    return cls(service, operation, code, message, hint)
 
 
 def translate(exc: Exception, service: str = "", operation: str = "") -> EksPrivateError:
@@ -175,7 +194,7 @@ def translate(exc: Exception, service: str = "", operation: str = "") -> EksPriv
         elif code in QUOTA_CODES or code in QUOTA_NAMES:
             quota = f"the {service} quota {QUOTA_NAMES[code]}" if code in QUOTA_NAMES else f"a {service} quota"
             hint = f"{quota} is used up; raise it in Service Quotas or free some, then rerun"
-        return error_class(code)(service, op, code, message, hint)
+        return typed_error(service, op, code, message, hint)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return UsageError("no AWS credentials found",
                           "set --profile or AWS_PROFILE, run `aws sso login`, or try --sandbox")
@@ -279,6 +298,24 @@ class Aws:
                 self._clients[service] = Client(service, raw)
             return self._clients[service]
 
+    def regional_client(self, service: str, region: str) -> Client:
+        """A client for an API that answers in other regions only (the Price List: us-east-1, eu-central-1,
+        ap-south-1), made once like the others."""
+        if region == self.region:
+            return self.client(service)
+        key = f"{service}@{region}"
+        with self._lock:
+            if key not in self._clients:
+                kwargs: dict[str, Any] = {"config": RETRY_CONFIG, "region_name": region}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                try:
+                    raw = self.session.client(service, **kwargs)  # type: ignore[call-overload]
+                except bx.BotoCoreError as exc:
+                    raise translate(exc, service) from exc
+                self._clients[key] = Client(service, raw)
+            return self._clients[key]
+
     @property
     def ec2(self) -> Client:
         return self.client("ec2")
@@ -343,6 +380,31 @@ class Aws:
         except (bx.ClientError, bx.BotoCoreError) as exc:
             raise translate(exc, service, waiter_name) from exc
 
+    def wait_update(self, cluster: str, update_id: str, *, nodegroup: str | None = None, delay: float,
+                    timeout: float, what: str) -> dict[str, Any]:
+        """Poll EKS DescribeUpdate (botocore has no waiter for it) until the update leaves InProgress.
+
+        Successful: returns the update. Failed or Cancelled: ResourceFailed naming the update id, its type
+        and AWS's error details (the change was not made, though the cluster reads ACTIVE again). Still
+        InProgress after `timeout`: WaitTimeout (a rerun waits on the same update)."""
+        args: dict[str, Any] = {"name": cluster, "updateId": update_id}
+        if nodegroup is not None:
+            args["nodegroupName"] = nodegroup
+        end = time.monotonic() + timeout
+        while True:
+            update: dict[str, Any] = self.eks.describe_update(**args)["update"]
+            status = str(update.get("status", ""))
+            if status == "Successful":
+                return update
+            if status in ("Failed", "Cancelled"):
+                raise ResourceFailed(f"{what}: update {update_id} ({update.get('type', 'unknown type')}) "
+                                     f"{status}: {update_errors(update)}",
+                                     "the change was not made; fix what AWS names, then rerun to try again")
+            if time.monotonic() + delay > end:  # InProgress (or a status this code does not know yet)
+                raise WaitTimeout(f"{what}: update {update_id} did not finish within {timeout / 60:.0f} min",
+                                  "it may still finish: rerun to wait on the same update")
+            time.sleep(delay)
+
     # -- observation -----------------------------------------------------------------------------
     def on_status(self, listener: StatusListener) -> None:
         self._listeners.append(listener)
@@ -367,6 +429,19 @@ class Aws:
                 listener(*item)
 
 
+def update_errors(update: dict[str, Any]) -> str:
+    """EKS's ErrorDetail list of a failed update, as one line (or the cancellation reason)."""
+    parts = []
+    for err in update.get("errors") or []:
+        ids = ", ".join(err.get("resourceIds") or [])
+        parts.append(f"{err.get('errorCode', 'Unknown')}: {one_line(str(err.get('errorMessage', '')))}"
+                     + (f" ({ids})" if ids else ""))
+    reason = (update.get("cancellation") or {}).get("reason")
+    if reason:
+        parts.append(f"cancelled: {one_line(str(reason))}")
+    return "; ".join(parts) or "AWS gave no error details"
+
+
 def _failure_detail(response: dict[str, Any]) -> str:
     """Pull the useful part out of a failed resource (EKS health issues, endpoint state)."""
     for key in ("cluster", "nodegroup"):
@@ -384,6 +459,36 @@ def _failure_detail(response: dict[str, Any]) -> str:
 def known_regions() -> list[str]:
     """Regions where EKS exists, from botocore's bundled endpoint data (no network call)."""
     return sorted(_share_loader(boto3.session.Session()).get_available_regions("eks"))
+
+
+def _partitions() -> list[dict[str, Any]]:
+    """botocore's partition data (partitions.json: id, regionRegex, dnsSuffix, implicitGlobalRegion)."""
+    core = _share_loader(boto3.session.Session())._session
+    data: dict[str, Any] = core.get_component("data_loader").load_data("partitions")
+    return list(data.get("partitions", []))
+
+
+def partition_dns_suffix(name: str) -> str:
+    """The DNS suffix of partition `name` (amazonaws.com, amazonaws.com.cn, ...); amazonaws.com when
+    botocore does not know the partition."""
+    for part in _partitions():
+        if part.get("id") == name:
+            return str(part.get("outputs", {}).get("dnsSuffix", "amazonaws.com"))
+    return "amazonaws.com"
+
+
+def home_region(region: str) -> str:
+    """A region of `region`'s partition that botocore knows and every account has enabled (the
+    partition's implicit global region: us-east-1, cn-northwest-1, us-gov-west-1, ...), matched by the
+    partition's region pattern. For asking AWS about a region botocore does not know yet."""
+    fallback = "us-east-1"
+    for part in _partitions():
+        outputs = part.get("outputs", {})
+        if part.get("id") == "aws":
+            fallback = str(outputs.get("implicitGlobalRegion", fallback))
+        if region in part.get("regions", {}) or re.match(str(part.get("regionRegex", "^$")), region):
+            return str(outputs.get("implicitGlobalRegion", fallback))
+    return fallback
 
 
 _loaders: dict[str, Any] = {}

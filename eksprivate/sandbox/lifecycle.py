@@ -7,7 +7,7 @@ process) so that:
 * clusters and node groups are CREATING, then ACTIVE; DELETING, then gone;
 * VPC endpoints are `pending`, then `available`; `deleting`, then gone;
 * EKS refuses node groups on a cluster that is not ACTIVE, cluster deletes while node groups exist,
-  and IAM roles that are too young (or missing, or not trusting the service);
+  and IAM roles that are too young (or missing, or not trusting the service: see `iam_propagation`);
 * EC2 refuses to delete subnets, security groups and VPCs that endpoints still use, and a deleted
   subnet takes its route table and network ACL associations with it;
 * CreateVpcEndpoint honours ClientToken and EKS creates honour clientRequestToken;
@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -47,6 +45,11 @@ class Timing:
     interface_endpoint_create: float = 90.0
     interface_endpoint_delete: float = 60.0
     gateway_endpoint: float = 2.0
+    # An UpdateClusterConfig keeps the cluster UPDATING: logging updates ~40 s (ministryofjustice/cloud-platform
+    # #8501, rancher/eks-operator #672), endpoint-access updates 3.5 min and more (eksctl #4545).
+    cluster_update: float = 120.0
+    # An UpdateNodegroupConfig of sizes/labels/taints (no node replaced): no public figure found; a minute.
+    nodegroup_update: float = 60.0
     # A new IAM role is not assumable by EKS until it has propagated.
     iam_role_delay: float = 10.0
     # 0.03 turns a 9-minute cluster create into ~16 s: a full "up" takes well under a minute.
@@ -310,12 +313,28 @@ def install(timing: Timing | None = None) -> None:
         # Read when moto's IAM backend is created (so before the first IAM call or after a reset):
         # AWS managed policies (AmazonEKSClusterPolicy, ...) must exist as in every real account.
         _patcher.set_item(os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        _install_iam()
         _install_eks()
         _install_ec2()
-        from eksprivate.sandbox import access_entries
+        from eksprivate.sandbox import access_entries, iam_propagation
 
         access_entries.install(_patcher)
+        iam_propagation.install(_patcher)
+        from eksprivate.sandbox import zones
+
+        zones.install(_patcher)
+        from eksprivate.sandbox import eks_updates
+
+        eks_updates.install(_patcher)
+        from eksprivate.sandbox import s3_state
+
+        s3_state.install(_patcher)
+        from eksprivate.sandbox import ecr_pull_through, pricing
+
+        ecr_pull_through.install(_patcher)
+        pricing.install(_patcher)
+        from eksprivate.sandbox import eks_versions
+
+        eks_versions.install(_patcher)
 
 
 def uninstall() -> None:
@@ -325,73 +344,6 @@ def uninstall() -> None:
         if _patcher is not None:
             _patcher.undo()
             _patcher = None
-
-
-# ---------------------------------------------------------------------------------------------------
-# IAM: when was a role created, and may EKS assume it yet?
-
-_BORN = "_sandbox_born"
-_ROLE_ARN = re.compile(r"^arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$")
-
-
-def _install_iam() -> None:
-    from moto.iam.models import IAMBackend
-
-    original = IAMBackend.create_role
-
-    def create_role(self: Any, *args: Any, **kwargs: Any) -> Any:
-        role = original(self, *args, **kwargs)
-        # Our own clock, not role.create_date: the delay must follow the (monotonic) sandbox time.
-        vars(role)[_BORN] = _now()
-        return role
-
-    _patch(IAMBackend, "create_role", create_role)
-
-
-def _trusts(role: Any, service: str) -> bool:
-    """Whether the role's trust policy lets `service` (e.g. eks.amazonaws.com) assume it."""
-    try:
-        document = json.loads(role.assume_role_policy_document)
-    except (TypeError, ValueError):
-        return False
-    statements = document.get("Statement", [])
-    for statement in statements if isinstance(statements, list) else [statements]:
-        if statement.get("Effect") != "Allow":
-            continue
-        principal = statement.get("Principal", {})
-        services = principal.get("Service", []) if isinstance(principal, dict) else []
-        actions = statement.get("Action", [])
-        services = [services] if isinstance(services, str) else services
-        actions = [actions] if isinstance(actions, str) else actions
-        if service in services and {"sts:AssumeRole", "sts:*", "*"} & set(actions):
-            return True
-    return False
-
-
-def require_assumable_role(role_arn: str | None, service: str) -> None:
-    """Raise EKS's InvalidParameterException unless the role exists, trusts `service` and has
-    propagated.  Malformed ARNs are left to moto's own validation ("Invalid Role Arn")."""
-    from moto.eks.exceptions import InvalidParameterException
-    from moto.iam.exceptions import NotFoundException
-    from moto.iam.models import iam_backends
-
-    match = _ROLE_ARN.match(role_arn or "")
-    if match is None:
-        return
-    refusal = InvalidParameterException(
-        message=f"Role with arn: {role_arn}, could not be assumed because it does not exist "
-        "or the trusted entity is not correct"
-    )
-    try:
-        role = iam_backends[match["account"]][match["partition"]].get_role(match["name"])
-    except NotFoundException as missing:
-        raise refusal from missing
-    if role.arn != role_arn or not _trusts(role, service):
-        raise refusal
-    born: float | None = vars(role).get(_BORN)
-    timing = current_timing()
-    if born is not None and _now() - born < timing.scaled(timing.iam_role_delay):
-        raise refusal
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -459,7 +411,9 @@ def _eks_create_cluster(self: Any, **kwargs: Any) -> Any:
     if existing is not None and token and existing.client_request_token == token:
         return existing  # a retried request, as EKS treats it
     if existing is None:
-        require_assumable_role(kwargs.get("role_arn"), "eks.amazonaws.com")
+        from eksprivate.sandbox import iam_propagation
+
+        iam_propagation.require_cluster_role(kwargs.get("role_arn"))
     cluster = _orig("EKSBackend.create_cluster")(self, **kwargs)
     _attach(cluster, CLUSTER)
     return cluster
@@ -496,7 +450,9 @@ def _eks_create_nodegroup(self: Any, **kwargs: Any) -> Any:
             return existing
         # moto reports a missing/busy cluster or a taken name first; the role only after that.
         if existing is None and cluster.is_active:
-            require_assumable_role(kwargs.get("node_role"), "ec2.amazonaws.com")
+            from eksprivate.sandbox import iam_propagation
+
+            iam_propagation.require_node_role(kwargs.get("node_role"))
     nodegroup = _orig("EKSBackend.create_nodegroup")(self, **kwargs)
     _attach(nodegroup, NODEGROUP)
     from eksprivate.sandbox import access_entries

@@ -6,26 +6,13 @@ from typing import Any
 
 from eksprivate.aws import retry_transient
 from eksprivate.errors import AwsApiError, EksPrivateError, ResourceFailed
+from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
-from eksprivate.steps.iam import partition
 from eksprivate.steps.network import subnet_ids
+from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-# Messages EKS gives while a just-created IAM role is not yet assumable (aws-facts: IAM propagation).
-ROLE_NOT_READY = ("could not be assumed", "Error in role params", "sts:AssumeRole", "The role with name",
-                  "Role with arn", "does not exist")
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
-
-
-def create_retrying_iam(ctx: Context, call: Any) -> Any:
-    """CreateCluster/CreateNodegroup right after CreateRole fails until IAM propagates: retry those.
-
-    Propagation takes 2-30 s, short next to the cluster's 9 min that follow, and every second of
-    overshoot delays the whole `up`: retry at a fixed pace of a third of the status poll (5 s against
-    real AWS), not with a backoff that would overshoot by up to 15 s."""
-    return retry_transient(call, {"InvalidParameterException", "InvalidRequestException"},
-                           timeout=ctx.timeouts.iam_propagation, delay=max(min(ctx.poll / 3, 5.0), 0.05),
-                           message_contains=ROLE_NOT_READY, backoff=1.0)
 
 
 def kms_key_arn(ctx: Context) -> str | None:
@@ -34,12 +21,27 @@ def kms_key_arn(ctx: Context) -> str | None:
     return ctx.settings.kms_key_arn or ctx.ledger.ids("kms-key").get("key_arn")
 
 
+UPDATE_KEY = "cluster/update"  # ledger sub-keys cluster/update/<field>: an update's token, then its id
+
+
 class Cluster(Step):
     key = "cluster"
     title = "EKS cluster"
 
     def __init__(self, needs: tuple[str, ...]) -> None:
         self.needs = needs
+
+    def preview(self, ctx: Context) -> list[str]:
+        s = ctx.settings
+        public = ", ".join(s.public_access_cidrs)
+        return [f"Kubernetes {s.kubernetes_version or '(EKS default version)'}",
+                f"API endpoint private{', public to ' + public if public else ' only'}",
+                "API authentication, you as cluster admin",
+                "secrets encrypted with KMS" if s.secrets_encryption else "secrets NOT envelope-encrypted",
+                f"control-plane logs: {', '.join(LOG_TYPES)}" if s.control_plane_logging else "no control-plane logs",
+                f"support type {s.support_type}" + (": billed at the extended-support rate once the version leaves "
+                                                    "standard support" if s.support_type == "EXTENDED" else
+                                                    " (upgraded by AWS at the end of standard support)")]
 
     def vpc_config(self, ctx: Context, subnets: list[str] | None) -> dict[str, Any]:
         public = list(ctx.settings.public_access_cidrs)
@@ -73,6 +75,8 @@ class Cluster(Step):
             "private": vpc.get("endpointPrivateAccess", False), "public": vpc.get("endpointPublicAccess", False),
             "public_cidrs": sorted(vpc.get("publicAccessCidrs", []) if vpc.get("endpointPublicAccess") else []),
             "logging": enabled, "encrypted": bool(c.get("encryptionConfig")),
+            # None when EKS does not say (older API answers): then it is left alone.
+            "support_type": (c.get("upgradePolicy") or {}).get("supportType"),
         }
 
     def create(self, ctx: Context) -> Found:
@@ -84,6 +88,8 @@ class Cluster(Step):
             # API authentication with the creator as admin: nothing has to reach the private API from
             # outside the VPC to finish the setup (no aws-auth ConfigMap edits).
             "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True},
+            # Always sent: without it EKS picks EXTENDED, billed about 6x once the version leaves standard support.
+            "upgradePolicy": {"supportType": ctx.settings.support_type},
             "tags": ctx.tags(ctx.name), "clientRequestToken": token,
         }
         if ctx.settings.kubernetes_version:
@@ -91,7 +97,9 @@ class Cluster(Step):
         key_arn = kms_key_arn(ctx)
         if key_arn:
             args["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": key_arn}}]
-        c = create_retrying_iam(ctx, lambda: ctx.aws.eks.create_cluster(**args))["cluster"]
+        # Refused while the fresh cluster role, or its AmazonEKSClusterPolicy attachment, propagates.
+        c = retry_while_propagating(ctx, lambda: ctx.aws.eks.create_cluster(**args),
+                                    role=ctx.ledger.ids("cluster-role")["role_name"])["cluster"]
         ctx.ledger.record(self.key, cluster_name=c["name"], cluster_arn=c["arn"])
         found = self.find(ctx)
         return found or {"cluster_name": c["name"], "cluster_arn": c["arn"], "status": c.get("status", "CREATING")}
@@ -116,10 +124,12 @@ class Cluster(Step):
         want_logs = sorted(LOG_TYPES) if ctx.settings.control_plane_logging else []
         if found.get("logging", []) != want_logs:
             diff["logging"] = self.logging(ctx)
+        if found.get("support_type") not in (None, ctx.settings.support_type):
+            diff["upgradePolicy"] = {"supportType": ctx.settings.support_type}
         return diff
 
     def changes(self, ctx: Context, found: Found) -> list[str]:
-        out = []
+        out = recorded_updates(ctx, UPDATE_KEY)
         diff = self._diff(ctx, found)
         if "resourcesVpcConfig" in diff:
             cidrs = ctx.settings.public_access_cidrs
@@ -127,6 +137,8 @@ class Cluster(Step):
         if "logging" in diff:
             out.append("set control-plane logging " + ("on (all 5 types)" if ctx.settings.control_plane_logging
                                                         else "off"))
+        if "upgradePolicy" in diff:
+            out.append(f"set support type {ctx.settings.support_type} (the cluster has {found['support_type']})")
         want = ctx.settings.kubernetes_version
         if want and found.get("version") and found["version"] != want:
             out.append(f"! kubernetes_version: the cluster runs {found['version']}, the config says {want}: "
@@ -137,16 +149,25 @@ class Cluster(Step):
         return out
 
     def update(self, ctx: Context, found: Found) -> list[str]:
-        done = []
-        # EKS allows one update at a time per cluster: apply each and wait for ACTIVE in between.
+        what, timeout = f"EKS cluster {ctx.name}", ctx.timeouts.cluster_update
+        # First the updates a killed run started (their ids are in the ledger): wait, never start them again.
+        done = resume_updates(ctx, self.key, UPDATE_KEY, what=what, timeout=timeout,
+                              still_wanted=lambda key: key.rsplit("/", 1)[-1] in self._diff(ctx, found))
+        if done:
+            found.update(self.find(ctx) or {})
+        # EKS takes one kind of change per call and one update at a time: each is its own update, judged by
+        # DescribeUpdate (the cluster reads ACTIVE again after a failed update too).
         for field_name, value in self._diff(ctx, found).items():
             ctx.say(self.key, f"updating {field_name}")
             change = {field_name: value}
-            retry_transient(lambda: ctx.aws.eks.update_cluster_config(name=ctx.name, **change),  # noqa: B023
-                            {"ResourceInUseException"}, timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll)
-            ctx.aws.wait("eks", "cluster_active", delay=ctx.poll, timeout=ctx.timeouts.cluster_create,
-                         what=f"updating EKS cluster {ctx.name}", name=ctx.name)
+            update = apply_update(
+                ctx, self.key, f"{UPDATE_KEY}/{field_name}", what=what, timeout=timeout,
+                call=lambda token: ctx.aws.eks.update_cluster_config(
+                    name=ctx.name, clientRequestToken=token, **change))  # noqa: B023
+            ctx.say(self.key, f"update {update['id']} ({update.get('type', '')}) Successful")
             done.append(f"updated {field_name}")
+        if done:
+            found.update(self.find(ctx) or {})
         return done
 
     def remove(self, ctx: Context, found: Found) -> None:
@@ -177,8 +198,11 @@ class ClusterAdmins(Step):
     title = "Cluster admins"
     needs = ("cluster",)
 
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"cluster admin: {arn}" for arn in ctx.settings.admins]
+
     def policy_arn(self, ctx: Context) -> str:
-        return f"arn:{partition(ctx.region)}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_POLICY}"
+        return ctx.partition.arn("eks", "", "aws", f"cluster-access-policy/{CLUSTER_ADMIN_POLICY}")
 
     def find(self, ctx: Context) -> Found | None:
         try:

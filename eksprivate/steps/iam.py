@@ -3,44 +3,55 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import unquote
 
 from eksprivate.errors import AwsApiError, EksPrivateError
+from eksprivate.partitions import Partition
 from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
 
 
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+def managed_policy(partition: Partition, name: str) -> str:
+    """An AWS managed policy's ARN in the caller's partition (ctx.partition, from its ARN)."""
+    return partition.managed_policy(name)
 
 
-def managed_policy(region: str, name: str) -> str:
-    return f"arn:{partition(region)}:iam::aws:policy/{name}"
-
-
-def trust_policy(service: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+def trust_policy(service: str, conditions: dict[str, Any] | None = None) -> str:
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if conditions:
+        statement["Condition"] = conditions
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
 class Role(Step):
     """A role with managed policies (and optionally one inline policy)."""
 
-    service: str
+    service: str  # the trusted service ("eks"); its principal depends on the partition: `principal`
     suffix: str
     description: str
+
+    def principal(self, ctx: Context) -> str:
+        return ctx.partition.principal(self.service)
 
     def policies(self, ctx: Context) -> list[str]:
         return []
 
     def inline_policy(self, ctx: Context) -> dict[str, Any] | None:
+        """The one identity policy eksprivate writes on this role (PutRolePolicy "eksprivate"), if any.
+        Every identity policy eksprivate writes comes from here: `written_policies` lints them all."""
+        return None
+
+    def trust_conditions(self, ctx: Context) -> dict[str, Any] | None:
+        """Conditions on the service's AssumeRole (confused-deputy guard), where AWS documents them."""
         return None
 
     def role_name(self, ctx: Context) -> str:
         return ctx.iam_name(self.suffix)
+
+    def preview(self, ctx: Context) -> list[str]:
+        policies = [arn.rsplit("/", 1)[-1] for arn in self.policies(ctx)]
+        return [f"{self.role_name(ctx)}, trusts {self.service}", *policies]
 
     def find(self, ctx: Context) -> Found | None:
         name = self.role_name(ctx)
@@ -56,14 +67,16 @@ class Role(Step):
                                   "delete or rename it, or choose another --name")
         attached = [p["PolicyArn"] for p in ctx.aws.iam.list_attached_role_policies(RoleName=name)
                     .get("AttachedPolicies", [])]
-        return {"role_name": name, "role_arn": role["Arn"], "policies": attached, "status": "exists"}
+        return {"role_name": name, "role_arn": role["Arn"], "policies": attached, "status": "exists",
+                "trust": role.get("AssumeRolePolicyDocument")}
 
     def create(self, ctx: Context) -> Found:
         name = self.role_name(ctx)
         ctx.intent(self.key)  # CreateRole takes no token; the unique name makes a retry safe
         try:
             role = ctx.aws.iam.create_role(
-                RoleName=name, AssumeRolePolicyDocument=trust_policy(self.service), Description=self.description,
+                RoleName=name, AssumeRolePolicyDocument=trust_policy(self.principal(ctx), self.trust_conditions(ctx)),
+                Description=self.description,
                 Tags=ctx.tag_list(name))["Role"]
         except AwsApiError as exc:
             if exc.code != "EntityAlreadyExists":
@@ -120,18 +133,18 @@ class Role(Step):
 class ClusterRole(Role):
     key = "cluster-role"
     title = "Cluster IAM role"
-    service = "eks.amazonaws.com"
+    service = "eks"
     suffix = "cluster"
     description = "EKS control plane role (eksprivate)"
 
     def policies(self, ctx: Context) -> list[str]:
-        return [managed_policy(ctx.region, "AmazonEKSClusterPolicy")]
+        return [managed_policy(ctx.partition, "AmazonEKSClusterPolicy")]
 
 
 class NodeRole(Role):
     key = "node-role"
     title = "Node IAM role"
-    service = "ec2.amazonaws.com"
+    service = "ec2"
     suffix = "node"
     description = "EKS managed node group role (eksprivate)"
 
@@ -139,33 +152,128 @@ class NodeRole(Role):
         names = ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"]
         if "ssm" in ctx.settings.endpoints:  # Session Manager (eksprivate tunnel) reaches nodes through SSM
             names.append("AmazonSSMManagedInstanceCore")
-        return [managed_policy(ctx.region, n) for n in names]
+        return [managed_policy(ctx.partition, n) for n in names]
 
 
 class FlowLogsRole(Role):
     key = "flow-logs-role"
     title = "Flow logs IAM role"
-    service = "vpc-flow-logs.amazonaws.com"
+    service = "vpc-flow-logs"
     suffix = "flow-logs"
     description = "Delivers VPC flow logs to CloudWatch Logs (eksprivate)"
 
     def inline_policy(self, ctx: Context) -> dict[str, Any] | None:
+        # AWS's documented delivery role grants logs:CreateLogGroup, CreateLogStream, PutLogEvents,
+        # DescribeLogGroups and DescribeLogStreams on "*" (VPC user guide, flow-logs-iam-role). The log group
+        # exists before the flow log (eksprivate makes it), so no CreateLogGroup; the writes stay scoped to
+        # that group. DescribeLogGroups takes no resource ARN (IAM: resource "*" only): scoped to the group it
+        # would never be granted, so it gets "*", as AWS documents. It is read-only (names and settings).
         group = flow_log_group_arn(ctx)
-        return {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups",
-                       "logs:DescribeLogStreams"],
-            "Resource": [group, f"{group}:*"]}]}
+        return {"Version": "2012-10-17", "Statement": [
+            {"Sid": "DeliverToTheFlowLogGroup", "Effect": "Allow",
+             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+             "Resource": [group, f"{group}:*"]},
+            {"Sid": "FindTheFlowLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+        ]}
+
+    def trust_conditions(self, ctx: Context) -> dict[str, Any] | None:
+        # Confused-deputy guard AWS recommends for this role: only flow logs of this account (and region) may
+        # have the service assume it. The flow log id is unknown before the role exists: AWS says to use "*".
+        return {"StringEquals": {"aws:SourceAccount": ctx.account},
+                "ArnLike": {"aws:SourceArn": ctx.partition.arn("ec2", ctx.region, ctx.account,
+                                                                       "vpc-flow-log/*")}}
+
+    def trust_document(self, ctx: Context) -> dict[str, Any]:
+        return dict(json.loads(trust_policy(self.principal(ctx), self.trust_conditions(ctx))))
 
     def find(self, ctx: Context) -> Found | None:
         found = super().find(ctx)
         if found is not None:
-            names = ctx.aws.iam.list_role_policies(RoleName=found["role_name"])["PolicyNames"]
-            found["inline"] = "ok" if "eksprivate" in names else "missing"
+            try:
+                live = ctx.aws.iam.get_role_policy(RoleName=found["role_name"], PolicyName="eksprivate")
+            except AwsApiError as exc:
+                if not not_found(exc.code):
+                    raise
+                found["inline"] = "missing"
+            else:
+                same = policy_document(live.get("PolicyDocument")) == self.inline_policy(ctx)
+                found["inline"] = "ok" if same else "outdated"
+            # A role made before the trust conditions existed gets them on the next `up`.
+            found["trust_ok"] = policy_document(found.pop("trust", None)) == self.trust_document(ctx)
         return found
 
     def changes(self, ctx: Context, found: Found) -> list[str]:
-        return super().changes(ctx, found) + (["put the log delivery policy"] if found.get("inline") != "ok" else [])
+        out = super().changes(ctx, found)
+        if found.get("inline") == "missing":
+            out.append("put the log delivery policy")
+        elif found.get("inline") == "outdated":
+            out.append("update the log delivery policy")
+        if found.get("trust_ok") is False:
+            out.append("limit the trust policy to this account's flow logs (aws:SourceAccount, aws:SourceArn)")
+        return out
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        inline = found.get("inline")
+        done = super().update(ctx, found)  # puts the inline policy unless `find` saw it as it should be
+        if inline in ("missing", "outdated"):
+            done.append(f"{'put' if inline == 'missing' else 'updated'} the log delivery policy")
+        if found.get("trust_ok") is False:
+            ctx.aws.iam.update_assume_role_policy(RoleName=found["role_name"],
+                                                  PolicyDocument=json.dumps(self.trust_document(ctx)))
+            found["trust_ok"] = True
+            done.append("limited the trust policy to this account's flow logs")
+        return done
+
+
+def policy_document(value: Any) -> dict[str, Any] | None:
+    """A policy document as IAM returns it: a dict (botocore decodes it) or URL-encoded JSON text."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return dict(json.loads(unquote(value)))
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class WrittenPolicy:
+    """A policy document eksprivate writes to IAM."""
+
+    role_key: str
+    kind: Literal["identity", "trust"]  # PutRolePolicy / CreateRole's AssumeRolePolicyDocument
+    document: dict[str, Any]
+
+
+def _role_classes(base: type[Role] = Role) -> list[type[Role]]:
+    found: list[type[Role]] = []
+    for sub in base.__subclasses__():
+        found += [sub, *_role_classes(sub)]
+    return found
+
+
+def written_policies(ctx: Context) -> list[WrittenPolicy]:
+    """Every policy document eksprivate writes to IAM for this configuration: each role's trust policy and
+    its identity (inline) policy. Every Role subclass counts, so a policy added later is here too; the
+    linter test (tests/steps/test_iam_policies.py) checks each of them, and that `up` writes no other."""
+    out: list[WrittenPolicy] = []
+    for cls in _role_classes():
+        if not hasattr(cls, "key"):
+            continue  # an abstract intermediate class
+        role = cls()
+        trust = trust_policy(role.principal(ctx), role.trust_conditions(ctx))
+        out.append(WrittenPolicy(role.key, "trust", json.loads(trust)))
+        inline = role.inline_policy(ctx)
+        if inline is not None:
+            out.append(WrittenPolicy(role.key, "identity", inline))
+    # The node role's pull-through-cache policy is written by its own step (steps/pull_through.py).
+    from eksprivate.steps.pull_through import pull_through_policy
+
+    first_pull = pull_through_policy(ctx)
+    if first_pull is not None:
+        out.append(WrittenPolicy("node-role", "identity", first_pull))
+    return out
 
 
 def flow_log_group_name(ctx: Context) -> str:
@@ -173,4 +281,4 @@ def flow_log_group_name(ctx: Context) -> str:
 
 
 def flow_log_group_arn(ctx: Context) -> str:
-    return f"arn:{partition(ctx.region)}:logs:{ctx.region}:{ctx.account}:log-group:{flow_log_group_name(ctx)}"
+    return ctx.partition.arn("logs", ctx.region, ctx.account, f"log-group:{flow_log_group_name(ctx)}")

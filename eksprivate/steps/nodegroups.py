@@ -7,12 +7,16 @@ from typing import Any
 from eksprivate.aws import retry_transient
 from eksprivate.config import NodeGroupSpec
 from eksprivate.errors import AwsApiError, ResourceFailed
+from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
-from eksprivate.steps.cluster import create_retrying_iam
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.security import launch_template_key
+from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
-FAILED = ("CREATE_FAILED", "DELETE_FAILED", "DEGRADED")
+FAILED = ("CREATE_FAILED", "DELETE_FAILED")
+# DEGRADED: the group exists and its running nodes serve, but EKS lists health issues (a failed scale-out,
+# a missing launch template, ...): a warning, not a failure (EKS model: NodegroupStatus, NodegroupHealth).
+USABLE = ("ACTIVE", "DEGRADED")
 
 
 def nodegroup_key(name: str) -> str:
@@ -37,6 +41,14 @@ class NodeGroup(Step):
         self.orphan = spec is None
         lt = (launch_template_key(spec),) if spec else ()
         self.needs = ("cluster", "endpoints", "node-role", *lt)
+
+    def preview(self, ctx: Context) -> list[str]:
+        spec = self.spec
+        if spec is None:
+            return []
+        return [f"{', '.join(spec.instance_types)} {spec.capacity_type}, {spec.disk_size} GiB",
+                f"min {spec.min_size} / desired {spec.desired_size} / max {spec.max_size}",
+                f"in {', '.join(self.azs or ctx.azs)}"]
 
     def find(self, ctx: Context) -> Found | None:
         try:
@@ -75,23 +87,33 @@ class NodeGroup(Step):
         }
         if spec.taints:
             args["taints"] = [{"key": t.key, "value": t.value, "effect": t.effect} for t in spec.taints]
-        ng = create_retrying_iam(ctx, lambda: retry_transient(
+        # Refused while the fresh node role propagates ("...were not found in the trust relationships of nodeRole").
+        ng = retry_while_propagating(ctx, lambda: retry_transient(
             lambda: ctx.aws.eks.create_nodegroup(**args), {"ResourceInUseException"},
-            timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll, message_contains=("update", "in progress")))
+            timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll, message_contains=("update", "in progress")),
+            role=ctx.ledger.ids("node-role")["role_name"])
         ng = ng["nodegroup"]
         ctx.ledger.record(self.key, nodegroup_name=ng["nodegroupName"], nodegroup_arn=ng.get("nodegroupArn", ""))
         return self.find(ctx) or {"nodegroup_name": self.name, "status": ng.get("status", "CREATING")}
 
     def ready(self, ctx: Context, found: Found) -> None:
-        if found.get("status") == "ACTIVE":
+        if found.get("status") in USABLE:
             return
         if found.get("status") in FAILED:
             raise ResourceFailed(f"node group {self.name} is {found['status']}: {'; '.join(found.get('health', []))}",
                                  "nodes that cannot join usually miss an endpoint: run `eksprivate verify`")
         ctx.say(self.key, f"{found.get('status')}: EKS takes ~3 min")
-        ctx.aws.wait("eks", "nodegroup_active", delay=ctx.poll, timeout=ctx.timeouts.nodegroup_create,
+        # Not botocore's NodegroupActive: it would poll a DEGRADED group until the timeout.
+        ctx.aws.wait("eks", "NodegroupUsable", delay=ctx.poll, timeout=ctx.timeouts.nodegroup_create,
                      what=f"node group {self.name}", clusterName=ctx.name, nodegroupName=self.name)
-        found["status"] = "ACTIVE"
+        found.update(self.find(ctx) or {"status": "ACTIVE"})  # ACTIVE, or DEGRADED with its health issues
+
+    def health(self, found: Found) -> list[str]:
+        if found.get("status") != "DEGRADED":
+            return []
+        issues = "; ".join(found.get("health") or []) or "EKS lists no health issue"
+        return [f"node group {self.name} is DEGRADED: {issues}. Its nodes that run keep running; see "
+                "`aws eks describe-nodegroup` and the Auto Scaling group's activity, fix the cause, then rerun"]
 
     def _update_args(self, found: Found) -> dict[str, Any]:
         if self.spec is None:
@@ -131,7 +153,7 @@ class NodeGroup(Step):
             return [f"delete node group {self.name} (not in the config)" if ctx.prune else
                     f"! node group {self.name} is not in the config: kept (`up --prune` deletes it)"]
         args = self._update_args(found)
-        out = [f"update {k}: {v}" for k, v in args.items()]
+        out = [*recorded_updates(ctx, f"{self.key}/update"), *(f"update {k}: {v}" for k, v in args.items())]
         desired = args.get("scalingConfig", {}).get("desiredSize", found["desired"])
         if desired is not None and desired != self.spec.desired_size:
             out.append(f"! desired_size: {desired} nodes (live), {self.spec.desired_size} in the config: `up` keeps "
@@ -151,15 +173,21 @@ class NodeGroup(Step):
         return out
 
     def update(self, ctx: Context, found: Found) -> list[str]:
+        what, timeout, key = f"node group {self.name}", ctx.timeouts.nodegroup_update, f"{self.key}/update"
+        # An update a killed run started (its id is in the ledger): wait on it, never start it again.
+        resumed = resume_updates(ctx, self.key, key, what=what, timeout=timeout, nodegroup=self.name,
+                                 still_wanted=lambda _: bool(self._update_args(found)))
+        if resumed:
+            found.update(self.find(ctx) or {})
         args = self._update_args(found)
         if not args:
-            return []
-        retry_transient(lambda: ctx.aws.eks.update_nodegroup_config(clusterName=ctx.name, nodegroupName=self.name,
-                                                                    **args),
-                        {"ResourceInUseException"}, timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll)
-        found["status"] = "UPDATING"
-        self.ready(ctx, found)
-        return [f"updated {', '.join(args)}"]
+            return resumed
+        # Judged by DescribeUpdate: the group reads ACTIVE again after a failed update too.
+        apply_update(ctx, self.key, key, what=what, timeout=timeout, nodegroup=self.name,
+                     call=lambda token: ctx.aws.eks.update_nodegroup_config(
+                         clusterName=ctx.name, nodegroupName=self.name, clientRequestToken=token, **args))
+        found.update(self.find(ctx) or {})
+        return [*resumed, f"updated {', '.join(args)}"]
 
     def remove(self, ctx: Context, found: Found) -> None:
         if found.get("status") == "DELETING":

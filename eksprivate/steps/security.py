@@ -4,12 +4,15 @@ node launch templates (IMDSv2, encrypted root volume)."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
-from eksprivate.config import NodeGroupSpec
+from eksprivate.aws import typed_error
+from eksprivate.config import NodeGroupSpec, ami_family
 from eksprivate.errors import AwsApiError
+from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found, raise_unsuccessful
-from eksprivate.steps.iam import flow_log_group_name, partition
+from eksprivate.steps.iam import flow_log_group_name
 
 KMS_PENDING_DAYS = 7
 
@@ -23,6 +26,11 @@ class KmsKey(Step):
 
     key = "kms-key"
     title = "Secrets KMS key"
+    # AWS deletes a key only after a waiting period (7-30 days); until then it is PendingDeletion.
+    deleted_as = f"scheduled for deletion ({KMS_PENDING_DAYS} days)"
+
+    def preview(self, ctx: Context) -> list[str]:
+        return ["customer managed key for secrets encryption, rotation on", f"alias {kms_alias(ctx)}"]
 
     def find(self, ctx: Context) -> Found | None:
         key_id = ctx.ledger.ids(self.key).get("key_id")
@@ -63,7 +71,7 @@ class KmsKey(Step):
         ctx.intent(self.key)
         policy = {"Version": "2012-10-17", "Statement": [{
             "Sid": "AccountAdministers", "Effect": "Allow",
-            "Principal": {"AWS": f"arn:{partition(ctx.region)}:iam::{ctx.account}:root"},
+            "Principal": {"AWS": ctx.partition.arn("iam", "", ctx.account, "root")},
             "Action": "kms:*", "Resource": "*"}]}
         meta = ctx.aws.kms.create_key(
             Description=f"EKS secrets encryption for {ctx.name} (eksprivate)", KeyUsage="ENCRYPT_DECRYPT",
@@ -127,6 +135,9 @@ class LogGroup(Step):
         self.group_name = group_name
         self.needs = needs
 
+    def preview(self, ctx: Context) -> list[str]:
+        return [self.group_name, f"retention {ctx.settings.log_retention_days} days"]
+
     def find(self, ctx: Context) -> Found | None:
         groups = ctx.aws.logs.describe_log_groups(logGroupNamePrefix=self.group_name).get("logGroups", [])
         group = next((g for g in groups if g["logGroupName"] == self.group_name), None)
@@ -175,6 +186,9 @@ class FlowLogs(Step):
     title = "VPC flow logs"
     needs = ("vpc", "flow-logs-role", "flow-log-group")
 
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"all traffic of the VPC to {flow_log_group_name(ctx)}"]
+
     def find(self, ctx: Context) -> Found | None:
         logs = ctx.aws.ec2.describe_flow_logs(Filters=ctx.cluster_filter()).get("FlowLogs", [])
         if not logs:
@@ -183,16 +197,28 @@ class FlowLogs(Step):
                 "status": logs[0].get("FlowLogStatus", "ACTIVE"), "duplicates": [f["FlowLogId"] for f in logs[1:]]}
 
     def create(self, ctx: Context) -> Found:
-        token = ctx.intent(self.key)
         vpc_id = ctx.ledger.ids("vpc")["vpc_id"]
-        result = ctx.aws.ec2.create_flow_logs(
-            ResourceIds=[vpc_id], ResourceType="VPC", TrafficType="ALL", LogDestinationType="cloud-watch-logs",
-            LogGroupName=flow_log_group_name(ctx),
-            DeliverLogsPermissionArn=ctx.ledger.ids("flow-logs-role")["role_arn"], ClientToken=token,
-            TagSpecifications=ctx.tag_spec("vpc-flow-log", ctx.resource_name("flow-logs")))
-        if result.get("Unsuccessful"):
-            err = result["Unsuccessful"][0].get("Error", {})
-            raise AwsApiError("ec2", "CreateFlowLogs", err.get("Code", ""), err.get("Message", ""))
+        role = ctx.ledger.ids("flow-logs-role")
+
+        def attempt() -> dict[str, Any]:
+            token = ctx.intent(self.key)
+            result: dict[str, Any] = ctx.aws.ec2.create_flow_logs(
+                ResourceIds=[vpc_id], ResourceType="VPC", TrafficType="ALL", LogDestinationType="cloud-watch-logs",
+                LogGroupName=flow_log_group_name(ctx), DeliverLogsPermissionArn=role["role_arn"], ClientToken=token,
+                TagSpecifications=ctx.tag_spec("vpc-flow-log", ctx.resource_name("flow-logs")))
+            # A refusal may come as an error or as an `Unsuccessful` item of a 200 answer (the model allows
+            # both): the same typed error either way, so a young role is retried in both forms.
+            failed = result.get("Unsuccessful") or ([] if result.get("FlowLogIds") else [{}])
+            if failed:
+                err = failed[0].get("Error", {})
+                # Nothing was made: the next attempt gets a fresh token, never the one AWS answered "failed" to.
+                ctx.ledger.begin(self.key, str(uuid.uuid4()))
+                raise typed_error("ec2", "CreateFlowLogs", str(err.get("Code", "")),
+                                  str(err.get("Message", "no flow log id in the answer")))
+            return result
+
+        # Refused ("Unable to assume given IAM role") while the fresh flow-logs role propagates.
+        result = retry_while_propagating(ctx, attempt, role=role["role_name"])
         flow_id = result["FlowLogIds"][0]
         ctx.ledger.record(self.key, flow_log_id=flow_id, vpc_id=vpc_id)  # all `ids`: reruns write nothing
         return {"flow_log_id": flow_id, "vpc_id": vpc_id, "status": "ACTIVE", "duplicates": []}
@@ -208,6 +234,27 @@ class FlowLogs(Step):
 
     def describe(self, found: Found) -> str:
         return str(found["flow_log_id"])
+
+
+# The EBS device `disk_size` sizes, per AMI family: the root device of AL2/AL2023 (/dev/xvda) and Windows
+# (/dev/sda1); on Bottlerocket the data volume /dev/xvdb, which holds container images and state (its root
+# /dev/xvda holds only the OS). Sources in docs/aws-fidelity.md (config-checks).
+DISK_DEVICES = {"AL2": "/dev/xvda", "AL2023": "/dev/xvda", "BOTTLEROCKET": "/dev/xvdb", "WINDOWS": "/dev/sda1"}
+BOTTLEROCKET_ROOT = "/dev/xvda"
+
+
+def disk_device(spec: NodeGroupSpec) -> str:
+    return DISK_DEVICES.get(ami_family(spec.ami_type), "/dev/xvda")
+
+
+def block_device_mappings(spec: NodeGroupSpec) -> list[dict[str, Any]]:
+    """`disk_size` on the family's device; every node volume encrypted gp3, deleted with the node."""
+    ebs = {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+    sized = {"DeviceName": disk_device(spec), "Ebs": {"VolumeSize": spec.disk_size, **ebs}}
+    if ami_family(spec.ami_type) == "BOTTLEROCKET":
+        # The OS volume keeps the AMI's size (no VolumeSize) but is encrypted like the data volume.
+        return [{"DeviceName": BOTTLEROCKET_ROOT, "Ebs": dict(ebs)}, sized]
+    return [sized]
 
 
 def launch_template_key(spec: NodeGroupSpec) -> str:
@@ -236,6 +283,10 @@ class LaunchTemplate(Step):
         self.key = launch_template_key(spec)
         self.title = f"Launch template {spec.name}"
 
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"IMDSv2 required, hop limit {ctx.settings.imds_hop_limit}",
+                f"{self.spec.disk_size} GiB gp3 volume, encrypted"]
+
     def template_name(self, ctx: Context) -> str:
         return ctx.resource_name(f"{self.spec.name}-nodes")
 
@@ -244,9 +295,7 @@ class LaunchTemplate(Step):
         return {
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
                                 "HttpPutResponseHopLimit": ctx.settings.imds_hop_limit},
-            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
-                "VolumeSize": self.spec.disk_size, "VolumeType": "gp3", "Encrypted": True,
-                "DeleteOnTermination": True}}],
+            "BlockDeviceMappings": block_device_mappings(self.spec),
             "TagSpecifications": [{"ResourceType": "instance", "Tags": node_tags},
                                   {"ResourceType": "volume", "Tags": node_tags}],
         }
@@ -265,8 +314,13 @@ class LaunchTemplate(Step):
             versions = ctx.aws.ec2.describe_launch_template_versions(
                 LaunchTemplateId=lt["LaunchTemplateId"], Versions=["1"]).get("LaunchTemplateVersions", [])
             data = versions[0].get("LaunchTemplateData", {}) if versions else {}
-            ebs = (data.get("BlockDeviceMappings") or [{}])[0].get("Ebs", {})
-            found.update(disk_size=ebs.get("VolumeSize"),
+            # The size on the device `disk_size` sets for the config's AMI family (Bottlerocket's data volume
+            # is not its first mapping); a template made for another family: the device it does size.
+            sizes = {m.get("DeviceName"): m.get("Ebs", {}).get("VolumeSize")
+                     for m in data.get("BlockDeviceMappings") or []}
+            sized = [d for d, size in sizes.items() if size is not None]
+            device = disk_device(self.spec) if disk_device(self.spec) in sized or not sized else sized[0]
+            found.update(disk_size=sizes.get(device), disk_device=device,
                          hop_limit=data.get("MetadataOptions", {}).get("HttpPutResponseHopLimit"))
         return found
 
@@ -281,6 +335,9 @@ class LaunchTemplate(Step):
         if found.get("disk_size") not in (None, self.spec.disk_size):
             out.append(f"! disk_size: nodes of {self.spec.name} get {found['disk_size']} GiB, the config says "
                        f"{self.spec.disk_size}: {fix}")
+        elif found.get("disk_device") not in (None, disk_device(self.spec)):
+            out.append(f"! disk_size: nodes of {self.spec.name} get it on {found['disk_device']}, ami_type "
+                       f"{self.spec.ami_type} needs it on {disk_device(self.spec)}: {fix}")
         if found.get("hop_limit") not in (None, ctx.settings.imds_hop_limit):
             out.append(f"! imds_hop_limit: nodes of {self.spec.name} get {found['hop_limit']}, the config says "
                        f"{ctx.settings.imds_hop_limit}: {fix}")

@@ -51,7 +51,11 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: fl
 
 
 def make_role(iam: Any, role_name: str, trust: dict[str, Any] = EKS_TRUST) -> str:
+    """A role trusting `trust`'s service; a cluster role (EKS trust) gets AmazonEKSClusterPolicy, without
+    which EKS (and the sandbox) refuses CreateCluster."""
     arn: str = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    if trust is EKS_TRUST:
+        iam.attach_role_policy(RoleName=role_name, PolicyArn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy")
     return arn
 
 

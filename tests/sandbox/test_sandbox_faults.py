@@ -13,7 +13,7 @@ from botocore.retries.standard import ExponentialBackoff
 
 from eksprivate.sandbox import CallRecord, SandboxServer
 
-from .helpers import ClientFactory, make_role
+from .helpers import NODE_TRUST, ClientFactory, make_role
 
 # Loopback requests must not go through a proxy from the environment.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -105,7 +105,7 @@ def test_standard_retries_get_through_30_percent_faults(
 
 def test_call_log_names_operations(sandbox: SandboxServer, client: ClientFactory, name: str) -> None:
     sandbox.clear_calls()
-    role = make_role(client("iam"), name)  # query protocol: Action
+    role = make_role(client("iam"), name, NODE_TRUST)  # query protocol: Action (one call: no cluster policy)
     client("kms").list_keys()  # JSON protocol: X-Amz-Target
     eks = client("eks")  # REST: method + path
     eks.list_clusters()
