@@ -52,6 +52,9 @@ class Timing:
     nodegroup_update: float = 60.0
     # A new IAM role is not assumable by EKS until it has propagated.
     iam_role_delay: float = 10.0
+    # A deleted load balancer's network interfaces stay until AWS releases them; no published figure, public
+    # reports of DependencyViolation on its subnets and groups speak of minutes (lb_dependents).
+    lb_eni_release: float = 120.0
     # 0.03 turns a 9-minute cluster create into ~16 s: a full "up" takes well under a minute.
     time_scale: float = 0.03
 
@@ -335,6 +338,9 @@ def install(timing: Timing | None = None) -> None:
         from eksprivate.sandbox import eks_versions
 
         eks_versions.install(_patcher)
+        from eksprivate.sandbox import lb_dependents
+
+        lb_dependents.install(_patcher)
 
 
 def uninstall() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from eksprivate.sandbox import lifecycle
+from eksprivate.sandbox import eks_updates, lifecycle
 from eksprivate.sandbox.faults import (
     FAULT_FIELDS,
     CallLog,
@@ -36,14 +36,16 @@ def _is_loopback(host: str) -> bool:
 
 
 def validate_settings(settings: dict[str, Any]) -> tuple[lifecycle.Timing, dict[str, Any]]:
-    """Split settings into a new Timing and fault changes, validating both before any is applied."""
-    unknown = set(settings) - lifecycle.TIMING_FIELDS - FAULT_FIELDS
+    """Split settings into a new Timing and fault changes, validating both before any is applied
+    (the EKS update settings, `eks_updates.UPDATE_FIELDS`, are validated here and set by `configure`)."""
+    unknown = set(settings) - lifecycle.TIMING_FIELDS - FAULT_FIELDS - eks_updates.UPDATE_FIELDS
     if unknown:
-        known = ", ".join(sorted(lifecycle.TIMING_FIELDS | FAULT_FIELDS))
+        known = ", ".join(sorted(lifecycle.TIMING_FIELDS | FAULT_FIELDS | eks_updates.UPDATE_FIELDS))
         raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {known}")
     timing_changes = {k: v for k, v in settings.items() if k in lifecycle.TIMING_FIELDS}
     fault_changes = {k: v for k, v in settings.items() if k in FAULT_FIELDS}
     timing = dataclasses.replace(lifecycle.current_timing(), **timing_changes)
+    eks_updates.validate(**{k: v for k, v in settings.items() if k in eks_updates.UPDATE_FIELDS})
     return timing, fault_changes
 
 
@@ -157,13 +159,16 @@ class SandboxServer:
         self._log.clear()
 
     def settings(self) -> dict[str, Any]:
-        return {**lifecycle.current_timing().as_dict(), **self._faults.config.as_dict()}
+        return {**lifecycle.current_timing().as_dict(), **self._faults.config.as_dict(),
+                **eks_updates.current_settings().as_dict()}
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change timing fields (`time_scale`, `iam_role_delay`, `cluster_create`, ...) and fault
-        settings (`throttle_rate`, `unavailable_rate`, `seed`) at runtime; returns all settings."""
+        settings (`throttle_rate`, `unavailable_rate`, `seed`) and EKS update settings (`fail_next_update`,
+        `degraded_nodegroups`: see `eks_updates`) at runtime; returns all settings."""
         timing, fault_changes = validate_settings(settings)
         if fault_changes:
             self._faults.update(**fault_changes)
+        eks_updates.configure(**{k: v for k, v in settings.items() if k in eks_updates.UPDATE_FIELDS})
         lifecycle.set_timing(timing)
         return self.settings()

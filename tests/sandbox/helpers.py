@@ -22,6 +22,8 @@ TEST_TIMING: dict[str, float] = {
     "interface_endpoint_delete": 0.0,
     "gateway_endpoint": 0.0,
     "iam_role_delay": 0.0,
+    "cluster_update": 0.0,
+    "nodegroup_update": 0.0,
 }
 LONG = 3600.0  # a duration no test waits for
 NO_FAULTS: dict[str, Any] = {"throttle_rate": 0.0, "unavailable_rate": 0.0, "seed": 0}
