@@ -31,24 +31,34 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals hold sessions and credentials
     add_completion=False,
+    # Click's plain help: the rich panels print `<bool>` after every switch, and users then type
+    # `--sandbox true`, which fails. Value options name their value with a metavar instead.
+    rich_markup_mode=None,
 )
 sandbox_app = typer.Typer(help="The embedded AWS stand-in (moto on loopback, real-world timings).",
-                          no_args_is_help=True)
+                          no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(sandbox_app, name="sandbox")
+state_app = typer.Typer(help="Act on the state itself (move it between a file and S3).", no_args_is_help=True)
+app.add_typer(state_app, name="state")
 
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Cluster name (default: eksprivate).")]
+NameOpt = Annotated[str | None, typer.Option("--name", "-n", metavar="NAME",
+                                             help="Cluster name (default: eksprivate).")]
 RegionOpt = Annotated[str | None, typer.Option(
-    "--region", "-r", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / the profile's).")]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="AWS profile (SSO works).",
+    "--region", "-r", metavar="REGION", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / the profile's).")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", metavar="PROFILE", help="AWS profile (SSO works).",
                                                 envvar="AWS_PROFILE", show_envvar=False)]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (docs/configuration.md).")]
-StateOpt = Annotated[Path | None, typer.Option("--state", help="State file (default: state/<name>-<region>.json).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
+                                                help="TOML config file (docs/configuration.md).")]
+StateOpt = Annotated[str | None, typer.Option(
+    "--state", metavar="PATH",
+    help="State file or s3://bucket/key (default: the config's `state`, else state/<name>-<region>.json).")]
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Run against the embedded AWS stand-in, not AWS.")]
 ScaleOpt = Annotated[float | None, typer.Option(
-    "--time-scale", help="Sandbox only: real AWS durations x this factor (default 0.03).", min=0.0)]
+    "--time-scale", metavar="FACTOR", help="Sandbox only: real AWS durations x this factor (default 0.03).",
+    min=0.0)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and API call counts.")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="text|json", help="text or json.")]
 
 
 def main() -> None:
@@ -99,7 +109,7 @@ def boundary(debug: bool) -> Iterator[None]:
             import traceback
 
             traceback.print_exc()
-        ui.error(str(exc))
+        ui.error(_spell(str(exc)))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         ui.error("interrupted; rerun the same command to resume")
@@ -114,13 +124,65 @@ def boundary(debug: bool) -> Iterator[None]:
 
 
 def _options(name: str | None, region: str | None, profile: str | None, config: Path | None,
-             state: Path | None, sandbox: bool, time_scale: float | None = None, prune: bool = False) -> Options:
+             state: str | None, sandbox: bool, time_scale: float | None = None, prune: bool = False) -> Options:
     from eksprivate.target import Options
 
     if time_scale is not None and not sandbox:
         raise UsageError("--time-scale only applies with --sandbox")
+    from eksprivate import ui
+
     return Options(name=name, region=region, profile=None if sandbox else profile, config=config, state=state,
-                   sandbox=sandbox, time_scale=time_scale, prune=prune)
+                   sandbox=sandbox, time_scale=time_scale, prune=prune, notify=lambda text: ui.info(_spell(text)))
+
+
+def _program() -> str:
+    """The program as the user invoked it (`eksprivate`, `.venv/bin/eksprivate`, `python3 -m eksprivate`),
+    so every command we suggest can be pasted back as it is."""
+    import shlex
+    import shutil
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "__main__.py":  # python -m eksprivate: the interpreter as typed
+        python = getattr(sys, "orig_argv", [sys.executable])[0] or "python3"
+        return f"{shlex.quote(python)} -m eksprivate"
+    if Path(argv0).name != "eksprivate":
+        return "eksprivate"  # embedded (tests, another program's process)
+    on_path = shutil.which("eksprivate")
+    if os.sep not in argv0 or (on_path and os.path.realpath(on_path) == os.path.realpath(argv0)):
+        return "eksprivate"
+    return shlex.quote(argv0)
+
+
+def _spell(text: str) -> str:
+    """`eksprivate ...` in a message, spelled the way the user invoked the program."""
+    program = _program()
+    return text if program == "eksprivate" else text.replace("`eksprivate ", f"`{program} ")
+
+
+def _again(verb: str, opts: Options) -> str:
+    """`<program> <verb>` with the target flags the user gave, ready to paste."""
+    import shlex
+
+    words = [_program(), verb]
+    for flag, value in (("--name", opts.name), ("--region", opts.region), ("--profile", opts.profile),
+                        ("--config", opts.config), ("--state", opts.state)):
+        if value is not None:
+            words += [flag, shlex.quote(str(value))]
+    if opts.sandbox:
+        words.append("--sandbox")
+    return " ".join(words)
+
+
+def _can_ask() -> bool:
+    """Whether there is a person at a terminal to answer a question."""
+    return sys.stdin.isatty()
+
+
+def _header(verb: str, ctx: Context) -> str:
+    """What a command works on, named before it does anything: cluster, region, account."""
+    azs = f" ({', '.join(ctx.azs)})" if ctx.azs else ""
+    return (f"eksprivate {verb}: cluster {ctx.name} in {ctx.region}{azs}, account {ctx.account}, "
+            f"state {ctx.ledger.path}")
 
 
 def _connect(opts: Options) -> tuple[Settings, Aws]:
@@ -163,64 +225,68 @@ def up(
     with boundary(debug):
         from eksprivate import ui
         from eksprivate.engine import Engine
-        from eksprivate.state import run_lock
         from eksprivate.steps import build_graph
         from eksprivate.target import open_context
 
         opts = _options(name, region, profile, config, state, sandbox, time_scale, prune)
         started = time.monotonic()
         ctx = open_context(opts, mutate=True)
+        ui.info(_header("up", ctx))
         for text in ctx.settings.warnings:
             ui.warn(text)
-        with run_lock(ctx.ledger.path):
+        with ctx.ledger.lock("up"):
             if ctx.ledger.input("availability_zones") != ctx.azs:
                 ctx.ledger.set_input("availability_zones", ctx.azs)
-            ui.info(f"eksprivate up: {ctx.name} in {ctx.region} ({', '.join(ctx.azs)}), account {ctx.account}, "
-                    f"state {ctx.ledger.path}")
+            for zone in ctx.skipped_zones:
+                ui.info(f"zone skipped: {zone}")
             steps = build_graph(ctx, orphans=True)  # without --prune, orphans are only reported as kept
             try:
-                with ui.Progress("up") as progress:
+                with ui.Progress("up", started=started) as progress:
                     outcomes = Engine(ctx, steps, progress).up()
             finally:
                 _write_metrics(ctx, "up", time.monotonic() - started)
                 _report_calls(ctx, debug)
-        ui.print_outcomes(outcomes, "up", time.monotonic() - started)
+        ui.print_outcomes(outcomes, "up", progress.elapsed)
         for outcome in outcomes:  # config differences `up` cannot apply (plan shows them with "!")
             for text in outcome.warnings:
                 ui.warn(f"{outcome.title}: {text}")
-        where = f"--name {ctx.name} --region {ctx.region}" + (" --sandbox" if sandbox else "")
-        ui.info(f"cluster {ctx.name} is ACTIVE with a private API endpoint. Next: `eksprivate status {where}`, "
-                f"`eksprivate verify {where}`; to reach the API from outside the VPC see docs/private-access.md")
+        ui.info(f"cluster {ctx.name} is ACTIVE with a private API endpoint. Next: `{_again('status', opts)}`, "
+                f"`{_again('verify', opts)}`; to reach the API from outside the VPC see docs/private-access.md")
 
 
 @app.command()
 def down(
     name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
     state: StateOpt = None, sandbox: SandboxOpt = False, time_scale: ScaleOpt = None, yes: YesOpt = False,
+    delete_volumes: Annotated[bool, typer.Option(
+        "--delete-volumes", help="Also delete the EBS volumes and EFS file systems Kubernetes made for the "
+        "cluster's claims (they hold data: kept and listed otherwise).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Delete everything eksprivate made for the cluster (found from the state file, or by tags)."""
     with boundary(debug):
         from eksprivate import ui
         from eksprivate.engine import Engine
-        from eksprivate.state import run_lock
         from eksprivate.steps import build_graph
         from eksprivate.target import open_context
 
         opts = _options(name, region, profile, config, state, sandbox, time_scale)
         started = time.monotonic()
         ctx = open_context(opts, mutate=True, need_azs=False)
+        ctx.delete_volumes = delete_volumes
+        if not yes and not _can_ask():
+            raise UsageError("refusing to delete without confirmation: no terminal to ask on",
+                             "pass --yes to delete non-interactively")
+        ui.info(_header("down", ctx))
         if not yes:
-            if not sys.stdin.isatty():
-                raise UsageError("refusing to delete without confirmation: no terminal to ask on",
-                                 "pass --yes to delete non-interactively")
             if not typer.confirm(f"Delete EKS cluster {ctx.name} in {ctx.region} (account {ctx.account}) and "
                                  "everything eksprivate made for it?"):
-                raise UsageError("nothing deleted")
-        with run_lock(ctx.ledger.path):
+                ui.info("cancelled; nothing deleted")  # the user's answer, not an error: exit 0
+                return
+        with ctx.ledger.lock("down"):
             steps = build_graph(ctx, everything=True)
             try:
-                with ui.Progress("down") as progress:
+                with ui.Progress("down", started=started) as progress:
                     outcomes = Engine(ctx, steps, progress).down()
             finally:
                 _write_metrics(ctx, "down", time.monotonic() - started)
@@ -229,7 +295,17 @@ def down(
         if all(o.phase == "absent" for o in outcomes):
             ui.info(f"nothing to delete: no resources of {ctx.name} in {ctx.region}")
         else:
-            ui.print_outcomes(outcomes, "down", time.monotonic() - started)
+            ui.print_outcomes(outcomes, "down", progress.elapsed)
+        _report_kept_data(ctx)
+
+
+def _report_kept_data(ctx: Context) -> None:
+    """Volumes and file systems hold data: `down` keeps them unless --delete-volumes, and says so last."""
+    from eksprivate import ui
+    from eksprivate.steps.k8s_leftovers import kept_data
+
+    for line in [] if ctx.delete_volumes else kept_data(ctx):
+        ui.warn(f"kept {line}, made by Kubernetes for {ctx.name}: `eksprivate down --delete-volumes` deletes it")
 
 
 @app.command()
@@ -245,6 +321,7 @@ def plan(
         from dataclasses import asdict
 
         from eksprivate import ui
+        from eksprivate.cost import PLANNED_ACTIONS, cost_of
         from eksprivate.engine import Engine
         from eksprivate.steps import build_graph
         from eksprivate.target import describe_target, open_context
@@ -252,12 +329,19 @@ def plan(
         _check_output(output)
         opts = _options(name, region, profile, config, state, sandbox, prune=prune)
         ctx = open_context(opts, mutate=False, need_azs=not destroy)
+        ui.info(_header("plan" + (" --destroy" if destroy else ""), ctx))
         steps = build_graph(ctx, everything=destroy, orphans=True)
         items = Engine(ctx, steps, _Quiet()).plan(destroy=destroy)
+        # What the cluster costs once `up` has run (not for --destroy: that lists what goes away).
+        estimate = None if destroy else cost_of(ctx, items, PLANNED_ACTIONS)
         if output == "json":
-            ui.print_json({**describe_target(ctx), "destroy": destroy, "steps": [asdict(i) for i in items]})
+            ui.print_json({**describe_target(ctx), "destroy": destroy, "steps": [asdict(i) for i in items],
+                           **({"cost": estimate.to_dict()} if estimate else {})})
         else:
             ui.print_plan(items, destroy)
+            ui.print_skipped_zones(ctx.skipped_zones)
+            if estimate:
+                ui.print_cost(estimate, f"estimated cost of {ctx.name} after `up` ({ctx.region})")
         _report_calls(ctx, debug)
 
 
@@ -271,6 +355,7 @@ def status(
         from dataclasses import asdict
 
         from eksprivate import ui
+        from eksprivate.cost import cost_of
         from eksprivate.engine import Engine
         from eksprivate.steps import build_graph
         from eksprivate.target import describe_target, open_context
@@ -279,10 +364,12 @@ def status(
         opts = _options(name, region, profile, config, state, sandbox)
         ctx = open_context(opts, mutate=False, need_azs=False)
         items = Engine(ctx, build_graph(ctx, everything=True), _Quiet()).status()
+        estimate = cost_of(ctx, items, ("exists",))
         if output == "json":
-            ui.print_json({**describe_target(ctx), "steps": [asdict(i) for i in items]})
+            ui.print_json({**describe_target(ctx), "steps": [asdict(i) for i in items], "cost": estimate.to_dict()})
         else:
             ui.print_status(items, describe_target(ctx))
+            ui.print_cost(estimate, f"estimated cost of what exists of {ctx.name} ({ctx.region})")
         _report_calls(ctx, debug)
 
 
@@ -312,21 +399,66 @@ def verify(
 def kubeconfig(
     name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
     sandbox: SandboxOpt = False,
-    path: Annotated[Path | None, typer.Option("--kubeconfig", help="Default: $KUBECONFIG or ~/.kube/config.")]
-    = None,
+    path: Annotated[Path | None, typer.Option(
+        "--kubeconfig", metavar="PATH",
+        help="Default: $KUBECONFIG or ~/.kube/config; with --sandbox state/kubeconfig-<name>.yaml.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Merge a context for the cluster into your kubeconfig (keeps every other context)."""
+    """Merge a context for the cluster into your kubeconfig (keeps every other context) and make it current.
+    With --sandbox: a kubeconfig file under state/ (or --kubeconfig PATH), never your own."""
     with boundary(debug):
+        import shlex
+
         from eksprivate import ui
-        from eksprivate.kube import cluster_entry, kubeconfig_path, merge_context
+        from eksprivate.kube import cluster_entry, current_context, kubeconfig_path, merge_context
 
         opts = _options(name, region, profile, config, None, sandbox)
         settings, aws = _connect(opts)
-        target = kubeconfig_path(path)
+        # The sandbox's cluster is not a real one: never put it in the user's kubeconfig (nor $KUBECONFIG's).
+        target = path.expanduser() if path else (opts.state_dir / f"kubeconfig-{settings.name}.yaml" if sandbox
+                                                 else kubeconfig_path(None))
+        before = current_context(target)
         context = merge_context(target, cluster_entry(aws, settings.name), profile=opts.profile)
-        ui.info(f"context {context} written to {target}. The API is private: from outside the VPC see "
-                "docs/private-access.md (e.g. `eksprivate tunnel`).")
+        ui.info(f"context {context} written to {target}")
+        if before and before != context:  # like `aws eks update-kubeconfig`, but said
+            ui.info(f"it is now the current context; it was {before} (back: kubectl config use-context {before})")
+        elif not before:
+            ui.info("it is now the current context")
+        if sandbox:
+            ui.info(f"use it with: export KUBECONFIG={shlex.quote(str(target.resolve()))}")
+        else:
+            ui.info(_spell("The API is private: from outside the VPC see docs/private-access.md "
+                           "(e.g. `eksprivate tunnel`)."))
+
+
+@app.command()
+def image(
+    reference: Annotated[str, typer.Argument(metavar="IMAGE", help="e.g. registry.k8s.io/pause:3.10 or nginx:1.27")],
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    sandbox: SandboxOpt = False, debug: DebugOpt = False,
+) -> None:
+    """Print the reference pods use to pull IMAGE through the cluster's ECR pull-through cache."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.images import cached_reference, parse_image, upstream_for
+        from eksprivate.partitions import of_arn
+
+        try:
+            upstream = upstream_for(parse_image(reference).registry)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        opts = _options(name, region, profile, config, None, sandbox)
+        settings, aws = _connect(opts)
+        identity = aws.sts.get_caller_identity()  # the one call: account and partition of the registry
+        try:
+            cached = cached_reference(reference, str(identity["Account"]), aws.region,
+                                      of_arn(str(identity["Arn"])).dns_suffix)
+        except ValueError as exc:
+            raise UsageError(str(exc), "mirror it into an ECR repository instead (docs/mirroring-images.md)") from None
+        if upstream is not None and upstream.short not in {r.upstream for r in settings.pull_through_cache}:
+            ui.warn(f"{upstream.short} is not in this config's pull_through_cache: add it and run `eksprivate up`, "
+                    "or pulls of this reference fail")
+        ui.out.print(cached, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -346,6 +478,54 @@ def tunnel(
         settings, aws = _connect(opts)
         code = run_tunnel(aws, settings.name, local_port=port, kubeconfig=path, profile=opts.profile, say=ui.info)
         raise typer.Exit(code)
+
+
+@app.command()
+def unlock(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False, yes: YesOpt = False, debug: DebugOpt = False,
+) -> None:
+    """Show the lock on an S3 state and break it, when the run that held it is gone (killed, machine lost)."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.state_admin import unlock as break_lock
+        from eksprivate.target import open_context
+
+        opts = _options(name, region, profile, config, state, sandbox)
+        ctx = open_context(opts, mutate=False, need_azs=False)
+        break_lock(ctx.ledger.store, confirm=lambda question: _confirmed(question, yes), say=ui.info, warn=ui.warn)
+
+
+@state_app.command("migrate")
+def state_migrate(
+    to: Annotated[str, typer.Option("--to", help="Where the state goes: s3://bucket/key or a file path.")],
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False, debug: DebugOpt = False,
+) -> None:
+    """Move the state (from --state, the config's `state` or the default file) to --to, safely."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.state import LocalStore, StateStore
+        from eksprivate.state_admin import migrate
+        from eksprivate.target import open_context, state_location
+
+        opts = _options(name, region, profile, config, state, sandbox)
+        ctx = open_context(opts, mutate=False, need_azs=False)
+        where, warnings = state_location(opts, ctx.settings, ctx.aws, given=to)
+        for text in warnings:
+            ui.warn(text)
+        dest = where if isinstance(where, StateStore) else LocalStore(where)
+        kept = migrate(ctx.ledger.store, dest, name=ctx.name, region=ctx.region, account=ctx.account)
+        ui.info(f"state of {ctx.name} moved from {ctx.ledger.store.location} to {dest.location}; {kept}. "
+                f"Pass --state {dest.location} (or set `state` in the config) from now on.")
+
+
+def _confirmed(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError("refusing without confirmation: no terminal to ask on", "pass --yes")
+    return typer.confirm(question)
 
 
 @sandbox_app.command("start")

@@ -10,11 +10,13 @@ import ipaddress
 import math
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from eksprivate.errors import UsageError
+from eksprivate.images import UPSTREAMS, PullThroughRule, credential_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +33,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       2192, 2557, 2922, 3288, 3653)
 TAINT_EFFECTS = ("NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE")
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
+# EKS UpgradePolicy.supportType. AWS's default, when CreateCluster names none, is EXTENDED: about six times
+# the control-plane price once the version leaves standard support. eksprivate's default is STANDARD.
+SUPPORT_TYPES = ("STANDARD", "EXTENDED")
 
 # Interface endpoints a node with no internet cannot work without (aws-facts: what a private cluster needs).
 REQUIRED_ENDPOINTS = ("ec2", "ecr.api", "ecr.dkr", "sts", "logs")
@@ -65,6 +70,7 @@ class Settings:
     name: str = "eksprivate"
     region: str | None = None
     kubernetes_version: str | None = None  # None: EKS's current default
+    support_type: str = "STANDARD"  # EKS upgrade policy: STANDARD (auto-upgraded) or EXTENDED (billed extra)
     vpc_cidr: str = "10.20.0.0/16"
     availability_zones: int | tuple[str, ...] = 3
     endpoints: tuple[str, ...] = ()
@@ -80,6 +86,12 @@ class Settings:
     flow_logs: bool = True
     imds_hop_limit: int = 1
     ecr_repositories: tuple[str, ...] = ()
+    pull_through_cache: tuple[PullThroughRule, ...] = ()
+    # Teams (docs/state.md, docs/configuration.md): a shared state and a network team's own VPC.
+    state: str | None = None  # a path or s3://bucket/key; --state overrides it
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    allow_internet_routes: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -115,12 +127,14 @@ def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
 # -- loading ------------------------------------------------------------------------------------
 
 _TOP_KEYS: dict[str, str] = {
-    "name": "str", "region": "str", "kubernetes_version": "str", "vpc_cidr": "str",
+    "name": "str", "region": "str", "kubernetes_version": "str", "support_type": "str", "vpc_cidr": "str",
     "availability_zones": "int|list[str]", "endpoints": "list[str]", "public_access_cidrs": "list[str]",
     "allow_public_api_from_anywhere": "bool", "tags": "table[str]", "nodegroups": "array of tables",
     "admins": "list[str]", "secrets_encryption": "bool", "kms_key_arn": "str",
     "control_plane_logging": "bool", "log_retention_days": "int", "flow_logs": "bool",
     "imds_hop_limit": "int", "ecr_repositories": "list[str]",
+    "state": "str", "vpc_id": "str", "subnet_ids": "list[str]", "allow_internet_routes": "bool",
+    "pull_through_cache": "list[str]", "pull_through_credentials": "table[str]",
 }
 # Node group keys: allowed at top level (defaults for every group) and in each [[nodegroups]] entry.
 _NODE_KEYS: dict[str, str] = {
@@ -129,6 +143,14 @@ _NODE_KEYS: dict[str, str] = {
     "taints": "array of tables", "per_az": "bool",
 }
 CONFIG_KEYS = {**_TOP_KEYS, **_NODE_KEYS}
+
+
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    """", did you mean 'nodegroups'?" for the closest known key (also a plural/singular slip), else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(key.lower().replace("-", "_"), sorted(known), n=1, cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -150,7 +172,7 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
     raw: dict[str, Any] = dict(file_values or {})
     for key in raw:
         if key not in CONFIG_KEYS:
-            raise UsageError(f"unknown config key {key!r}",
+            raise UsageError(f"unknown config key {key!r}{_did_you_mean(key, CONFIG_KEYS)}",
                              "see docs/configuration.md for the keys eksprivate reads")
     raw.update({k: v for k, v in flags.items() if v is not None})
     warnings: list[str] = []
@@ -165,6 +187,12 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
     version = v.opt_text("kubernetes_version")
     if version is not None and not VERSION_RE.match(version):
         raise UsageError(f"kubernetes_version {version!r} is not a version like \"1.33\"")
+    support_type = v.text("support_type", defaults.support_type).upper()
+    if support_type not in SUPPORT_TYPES:
+        raise UsageError(f"support_type {support_type!r} must be STANDARD or EXTENDED")
+    if support_type == "EXTENDED":
+        warnings.append("support_type is EXTENDED: once the Kubernetes version leaves standard support, the control "
+                        "plane is billed at the extended-support rate (about 6x) instead of being upgraded")
 
     vpc_cidr = _cidr(v.text("vpc_cidr", defaults.vpc_cidr), "vpc_cidr")
     prefix = ipaddress.IPv4Network(vpc_cidr).prefixlen
@@ -219,7 +247,8 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         for i, g in enumerate(groups_raw):
             for key in g:
                 if key not in _NODE_KEYS and key != "name":
-                    raise UsageError(f"unknown config key 'nodegroups[{i}].{key}'")
+                    raise UsageError(f"unknown config key 'nodegroups[{i}].{key}'"
+                                     f"{_did_you_mean(key, [*_NODE_KEYS, 'name'])}")
             gr = _Reader(g, f"nodegroups[{i}].")
             gname = gr.text("name", "")
             if not NODEGROUP_NAME_RE.match(gname) or len(gname) > 58:
@@ -263,15 +292,47 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
     for repo in repos:
         if not re.match(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$", repo):
             raise UsageError(f"ecr_repositories: {repo!r} is not a valid ECR repository name")
+    pull_through = _pull_through(v)
 
-    return Settings(
-        name=name, region=region, kubernetes_version=version, vpc_cidr=vpc_cidr,
+    settings = Settings(
+        name=name, region=region, kubernetes_version=version, support_type=support_type, vpc_cidr=vpc_cidr,
         availability_zones=azs, endpoints=endpoints, public_access_cidrs=public,
         allow_public_api_from_anywhere=anywhere, tags=tuple(sorted(tags.items())), nodegroups=nodegroups,
         admins=admins, secrets_encryption=secrets, kms_key_arn=kms_arn, control_plane_logging=logging_on,
         log_retention_days=retention, flow_logs=flow_logs, imds_hop_limit=hop, ecr_repositories=repos,
+        pull_through_cache=pull_through,
+        **_team_settings(v),
         warnings=tuple(warnings),
     )
+    accepted = check_accepted(settings, groups_raw)  # what AWS would refuse only after the cluster exists
+    return replace(settings, warnings=settings.warnings + accepted)
+
+
+def _pull_through(v: _Reader) -> tuple[PullThroughRule, ...]:
+    """`pull_through_cache` upstream short names, with `pull_through_credentials` for those AWS requires
+    to authenticate (a Secrets Manager ARN only: never a secret in the config)."""
+    names = v.texts("pull_through_cache")
+    credentials = v.table("pull_through_credentials")
+    for name in names:
+        if name not in UPSTREAMS:
+            raise UsageError(f"pull_through_cache: unknown upstream {name!r}",
+                             f"use any of {', '.join(UPSTREAMS)}")
+    if len(set(names)) != len(names):
+        raise UsageError("pull_through_cache names an upstream twice")
+    for name, arn in credentials.items():
+        if name not in names:
+            raise UsageError(f"pull_through_credentials: {name!r} is not in pull_through_cache")
+        if not UPSTREAMS[name].needs_credentials:
+            raise UsageError(f"pull_through_credentials: {name} takes no credentials (ECR pulls it anonymously)")
+        problem = credential_problem(arn)
+        if problem:
+            raise UsageError(f"pull_through_credentials.{name}: {problem}")
+    for name in names:
+        if UPSTREAMS[name].needs_credentials and name not in credentials:
+            raise UsageError(f"pull_through_cache: {name} needs credentials: set pull_through_credentials.{name} "
+                             "to the ARN of a Secrets Manager secret named ecr-pullthroughcache/<name>",
+                             "see docs/mirroring-images.md")
+    return tuple(PullThroughRule(name, credentials.get(name)) for name in names)
 
 
 def _node_spec(v: _Reader, base: NodeGroupSpec) -> NodeGroupSpec:
@@ -360,3 +421,154 @@ class _Reader:
         if not isinstance(value, dict) or not all(isinstance(x, str) for x in value.values()):
             raise self._bad(key, "a table of strings")
         return dict(value)
+
+
+# -- what AWS will accept ---------------------------------------------------------------------------
+# Checked here, before anything is created: AWS would refuse these only at CreateNodegroup or
+# CreateAccessEntry, after the VPC, endpoints and the ~9-minute cluster already exist.
+
+# The AMITypes enum of the EKS model (botocore eks/2017-11-01 service-2.json), copied because only
+# aws.py imports botocore; tests/test_config_checks.py compares it with the installed model.
+AMI_TYPES = (
+    "AL2_x86_64", "AL2_x86_64_GPU", "AL2_ARM_64", "CUSTOM",
+    "BOTTLEROCKET_ARM_64", "BOTTLEROCKET_x86_64", "BOTTLEROCKET_ARM_64_FIPS", "BOTTLEROCKET_x86_64_FIPS",
+    "BOTTLEROCKET_ARM_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA_FIPS",
+    "BOTTLEROCKET_x86_64_NVIDIA_FIPS",
+    "WINDOWS_CORE_2019_x86_64", "WINDOWS_FULL_2019_x86_64", "WINDOWS_CORE_2022_x86_64", "WINDOWS_FULL_2022_x86_64",
+    "WINDOWS_CORE_2025_x86_64", "WINDOWS_FULL_2025_x86_64",
+    "AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "AL2023_x86_64_NEURON", "AL2023_x86_64_NVIDIA",
+    "AL2023_ARM_64_NVIDIA",
+)
+# EKS user guide (eks-ami-build-scripts): "Kubernetes version 1.32 is the last version for which Amazon EKS
+# will release AL2 AMIs"; AL2 AMIs reached end of support on 2025-11-26.
+AL2_LAST_VERSION = (1, 32)
+AL2_SUCCESSOR = {"AL2_x86_64": "AL2023_x86_64_STANDARD", "AL2_ARM_64": "AL2023_ARM_64_STANDARD",
+                 "AL2_x86_64_GPU": "AL2023_x86_64_NVIDIA"}
+# Name limits: EC2 LaunchTemplateName 3-128 (the ec2 model's LaunchTemplateName shape); EKS node group
+# names 1-63 (EKS user guide, create-managed-node-group; the eks model states none); taint key 1-63 and
+# value 0-63 (the eks model's taintKey / taintValue shapes).
+LAUNCH_TEMPLATE_NAME_MAX = 128
+NODEGROUP_NAME_MAX = 63
+TAINT_KEY_MAX = 63
+TAINT_VALUE_MAX = 63
+WINDOWS_MIN_DISK = 50  # CreateNodegroup diskSize: "The default disk size is 50 GiB for Windows"
+_ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
+
+
+def ami_family(ami_type: str) -> str:
+    """AL2, AL2023, BOTTLEROCKET, WINDOWS or CUSTOM: what decides the node's disks and its AMIs' life."""
+    for family in ("AL2023", "AL2", "BOTTLEROCKET", "WINDOWS"):
+        if ami_type.startswith(family + "_"):
+            return family
+    return "CUSTOM"
+
+
+def ami_architecture(ami_type: str) -> str:
+    """The CPU architecture the AMI type is built for, as EC2's ProcessorInfo.SupportedArchitectures names it."""
+    return "arm64" if "_ARM_64" in ami_type else "x86_64"
+
+
+def ami_accelerator(ami_type: str) -> str | None:
+    """`nvidia` for the GPU AMI types (NVIDIA drivers), `neuron` for AWS Inferentia/Trainium, else None."""
+    if ami_type.endswith("_GPU") or "_NVIDIA" in ami_type:
+        return "nvidia"
+    return "neuron" if ami_type.endswith("_NEURON") else None
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def assumed_role_arn(arn: str) -> str | None:
+    """The IAM role ARN behind an STS assumed-role session ARN (without the role's path, which the
+    session ARN does not carry), or None when `arn` is not one."""
+    match = _ASSUMED_ROLE.match(arn)
+    return None if match is None else f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}"
+
+
+def check_accepted(settings: Settings, groups_raw: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    """Refuse (UsageError) what AWS would refuse later; returns warnings. `groups_raw` are the
+    `[[nodegroups]]` tables as written (None: the default group), to name the key the user wrote."""
+    warnings: list[str] = []
+    for i, spec in enumerate(settings.nodegroups):
+        own = groups_raw[i] if groups_raw is not None else {}
+        where = f"nodegroups[{i}]." if groups_raw is not None else ""
+
+        def key(name: str, own: dict[str, Any] = own, where: str = where) -> str:
+            return f"{where}{name}" if name in own else name
+
+        warnings += _check_ami_type(spec, key("ami_type"), settings.kubernetes_version)
+        if ami_family(spec.ami_type) == "WINDOWS" and spec.disk_size < WINDOWS_MIN_DISK:
+            # A root volume smaller than the AMI's snapshot fails at launch, in the node group, after the cluster.
+            raise UsageError(f"{key('disk_size')} = {spec.disk_size}: Windows nodes need at least {WINDOWS_MIN_DISK} "
+                             f"GiB (EKS's Windows default; ami_type {spec.ami_type})",
+                             f"set disk_size = {WINDOWS_MIN_DISK} or more")
+        template = f"{settings.name}-{spec.name}-nodes"
+        if len(template) > LAUNCH_TEMPLATE_NAME_MAX:
+            # Refused, not shortened: `find` and orphan discovery read the spec name back out of
+            # `<cluster>-<spec>-nodes`, which a hashed name would no longer allow.
+            raise UsageError(f"{where}name {spec.name!r}: launch template name {template[:40]}… is "
+                             f"{len(template)} characters, EC2 allows {LAUNCH_TEMPLATE_NAME_MAX}",
+                             "shorten the cluster name or the node group name")
+        for taint in spec.taints:
+            if not taint.key:
+                raise UsageError(f"{key('taints')}: a taint has an empty key", "give every taint a key")
+            if len(taint.key) > TAINT_KEY_MAX or len(taint.value) > TAINT_VALUE_MAX:
+                raise UsageError(f"{key('taints')}: taint {taint.key[:20]!r}: EKS allows keys and values of at most "
+                                 f"{TAINT_KEY_MAX} characters")
+    for arn in settings.admins:
+        if ":sts::" in arn:
+            role = assumed_role_arn(arn)
+            hint = (f"use the role's ARN, {role} (with its path if it has one: "
+                    f"`aws iam get-role --role-name {role.rsplit('/', 1)[1]}` shows it)" if role
+                    else "use an IAM role or user ARN")
+            raise UsageError(f"admins: {arn!r} is an STS session, which EKS access entries do not accept", hint)
+        if not re.match(r"^arn:[^:]+:iam::\d{12}:(role|user)/", arn):
+            raise UsageError(f"admins: {arn!r} is not an IAM role or user ARN",
+                             "EKS access entries take IAM roles and users (not groups)")
+    return tuple(warnings)
+
+
+def _check_ami_type(spec: NodeGroupSpec, key: str, version: str | None) -> list[str]:
+    """The AMI type against the EKS enum and the Kubernetes version; returns warnings."""
+    ami = spec.ami_type
+    if ami not in AMI_TYPES:
+        close = [t for t in AMI_TYPES if t.lower() == ami.lower()]
+        hint = f"did you mean {close[0]}?" if close else f"use one of {', '.join(AMI_TYPES)}"
+        raise UsageError(f"{key} {ami!r} is not an EKS AMI type", hint)
+    if ami == "CUSTOM":
+        raise UsageError(f"{key} CUSTOM needs an AMI id in the launch template, which eksprivate does not set",
+                         "use an EKS AMI type such as AL2023_x86_64_STANDARD")
+    if ami_family(ami) == "AL2":
+        if version is not None and version_tuple(version) > AL2_LAST_VERSION:
+            raise UsageError(f"{key} {ami}: EKS publishes no Amazon Linux 2 AMIs for Kubernetes 1.33 and later "
+                             f"(kubernetes_version = \"{version}\")", f"use {AL2_SUCCESSOR[ami]}")
+        return [f"{key} {ami}: Amazon Linux 2 AMIs reached end of support on 2025-11-26 (no more updates): "
+                f"use {AL2_SUCCESSOR[ami]}"]
+    return []
+
+
+VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+def _team_settings(v: _Reader) -> dict[str, Any]:
+    """`state`, and bring-your-own-VPC: `vpc_id` with its `subnet_ids` (checked against AWS later)."""
+    state = v.opt_text("state")
+    if state is not None and not state.strip():
+        raise UsageError("config key 'state' is empty", "name a file or an s3://bucket/key URL")
+    vpc_id = v.opt_text("vpc_id")
+    subnet_ids = tuple(v.texts("subnet_ids"))
+    if vpc_id is not None and not VPC_ID_RE.match(vpc_id):
+        raise UsageError(f"vpc_id {vpc_id!r} is not a VPC id like vpc-0123456789abcdef0")
+    for subnet in subnet_ids:
+        if not SUBNET_ID_RE.match(subnet):
+            raise UsageError(f"subnet_ids: {subnet!r} is not a subnet id like subnet-0123456789abcdef0")
+    if vpc_id is None and subnet_ids:
+        raise UsageError("subnet_ids is set without vpc_id", "set vpc_id to the VPC these subnets are in")
+    if vpc_id is not None and (len(set(subnet_ids)) != len(subnet_ids) or len(subnet_ids) < 2):
+        raise UsageError("vpc_id needs subnet_ids: at least two distinct private subnets, in two or more AZs",
+                         "EKS places the control plane's network interfaces in at least two AZs")
+    return {"state": state, "vpc_id": vpc_id, "subnet_ids": subnet_ids,
+            "allow_internet_routes": v.flag("allow_internet_routes", False)}

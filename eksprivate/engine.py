@@ -29,12 +29,13 @@ class Reporter(Protocol):
 class Outcome:
     key: str
     title: str
-    phase: str  # ready | created | updated | deleted | absent | kept | failed | skipped
+    phase: str  # ready | created | updated | deleted | absent | kept | failed | skipped | a step's `deleted_as`
     detail: str = ""
     changes: list[str] = field(default_factory=list)
     error: EksPrivateError | None = None
     seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)  # plan's "!" lines: differences `up` cannot apply
+    # plan's "!" lines (differences `up` cannot apply) and `Step.health` (a usable resource's problems)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -138,6 +139,7 @@ class Engine:
         ctx.check_cancel()
         say(step.key, step.title, "waiting", step.describe(found))
         step.ready(ctx, found)
+        warnings += step.health(found)  # usable, with problems worth saying (a DEGRADED node group)
         return Outcome(step.key, step.title, phase, step.describe(found), changes, warnings=warnings)
 
     def _down_one(self, step: Step, found: Found | None = None) -> Outcome:
@@ -148,18 +150,21 @@ class Engine:
         if found is None:
             ctx.ledger.forget(step.key)
             return Outcome(step.key, step.title, "absent")
-        say(step.key, step.title, "deleting", step.describe(found))
+        # A step that deletes nothing (the check for foreign resources) is "checking", not "deleting".
+        say(step.key, step.title, "deleting" if step.destroy_action(found) == "delete" else "checking",
+            step.describe(found))
         step.remove(ctx, found)
         step.gone(ctx, found)
         ctx.ledger.forget(step.key)
-        return Outcome(step.key, step.title, "deleted", step.describe(found))
+        return Outcome(step.key, step.title, step.deleted_as, step.describe(found))
 
     def _plan_item(self, step: Step, found: Found | None, destroy: bool) -> PlanItem:
         ctx = self.ctx
         if destroy:
             if found is None:
                 return PlanItem(step.key, step.title, "absent")
-            return PlanItem(step.key, step.title, "delete", step.describe(found), status=step.status(found))
+            return PlanItem(step.key, step.title, step.destroy_action(found), step.describe(found),
+                            step.destroy_details(ctx, found), status=step.status(found))
         if found is not None:
             ctx.ledger.sync(step.key, step.ids(found))  # in memory only: plan never writes
         if step.orphan:
@@ -168,7 +173,7 @@ class Engine:
             return PlanItem(step.key, step.title, "delete" if ctx.prune else "keep", step.describe(found),
                             step.changes(ctx, found), step.status(found))
         if found is None:
-            return PlanItem(step.key, step.title, "create")
+            return PlanItem(step.key, step.title, "create", details=step.preview(ctx))
         if found.get("incomplete"):
             return PlanItem(step.key, step.title, "create", step.describe(found), ["complete what is missing"])
         changes = step.changes(ctx, found)

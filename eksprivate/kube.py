@@ -133,6 +133,11 @@ def merge_context(
     return name
 
 
+def current_context(path: Path) -> str:
+    """The kubeconfig's current context ("" when none, or no file yet)."""
+    return str(_read(path).get("current-context") or "")
+
+
 # -- reading and writing ---------------------------------------------------------------------------
 
 def _new_doc() -> dict[str, Any]:

@@ -4,21 +4,40 @@ first mutating call, so bad input creates nothing and leaves the state file unto
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eksprivate.aws import Aws, known_regions, poll_interval
-from eksprivate.config import Settings, build_settings, load_file
+from eksprivate import endpoint_services, partitions
+from eksprivate.aws import Aws, home_region, known_regions, poll_interval
+from eksprivate.config import (
+    AL2_LAST_VERSION,
+    AL2_SUCCESSOR,
+    AMI_TYPES,
+    NODEGROUP_NAME_MAX,
+    NodeGroupSpec,
+    Settings,
+    ami_accelerator,
+    ami_architecture,
+    ami_family,
+    build_settings,
+    load_file,
+    version_tuple,
+)
 from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
-from eksprivate.state import Ledger, close_folder, default_path
+from eksprivate.state import Ledger, StateStore, close_folder, default_path
+from eksprivate.state_s3 import S3Store, is_s3_url, parse_url
 from eksprivate.steps.base import Context
-from eksprivate.steps.endpoints import service_name
+from eksprivate.zones import EKS_REFUSES, SkippedZone, eks_refuses, why_unusable
 
 REAL_POLL_SECONDS = 15.0
 SANDBOX_POLL_SECONDS = 0.25
 SANDBOX_REGION = "eu-central-1"
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+# What a region name looks like (eu-central-1, us-gov-west-1, eusc-de-east-1): checked before any call.
+REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z]+)+-\d+$")
 
 
 @dataclass
@@ -29,11 +48,12 @@ class Options:
     region: str | None = None
     profile: str | None = None
     config: Path | None = None
-    state: Path | None = None
+    state: Path | str | None = None  # a file, or s3://bucket/key
     state_dir: Path = Path("state")
     sandbox: bool = False
     time_scale: float | None = None
     prune: bool = False
+    notify: Callable[[str], None] | None = None  # says what happens on the side (sandbox started, ...)
 
 
 def load_settings(opts: Options) -> Settings:
@@ -48,10 +68,33 @@ def resolve_region(settings: Settings, opts: Options) -> str:
         region = SANDBOX_REGION if opts.sandbox else _profile_region(opts.profile)
     if not region:
         raise UsageError("no AWS region given", "pass --region, set AWS_REGION, or set a region in the profile")
-    regions = known_regions()
-    if region not in regions:
-        raise UsageError(f"unknown region {region!r}", "use an EKS region such as eu-central-1 or us-east-1")
+    if not REGION_RE.match(region):
+        raise UsageError(f"unknown region {region!r}: not a region name",
+                         "use a region such as eu-central-1 or us-east-1")
+    # A region newer than the installed botocore is not refused here: `confirm_region` asks AWS.
     return region
+
+
+def confirm_region(aws: Aws) -> None:
+    """A region botocore does not know may be newer than it: ask AWS (DescribeRegions, from a region of
+    the same partition that botocore knows) whether the account has it, before any other call. A region
+    botocore knows costs no call."""
+    region = aws.region
+    if region in known_regions():
+        return
+    try:
+        listed = aws.regional_client("ec2", home_region(region)).describe_regions(AllRegions=True)["Regions"]
+    except EksPrivateError as exc:
+        raise UsageError(f"unknown region {region!r}: the installed botocore does not know it and AWS could "
+                         f"not be asked ({exc.message})", "check the region name, or upgrade boto3") from exc
+    entry = next((r for r in listed if r.get("RegionName") == region), None)
+    if entry is None:
+        names = sorted(str(r.get("RegionName")) for r in listed)
+        raise UsageError(f"unknown region {region!r}: the account's partition has no such region",
+                         f"regions: {', '.join(names)}")
+    if entry.get("OptInStatus") == "not-opted-in":
+        raise UsageError(f"region {region!r} is not enabled for this account",
+                         "enable it (AWS console: Account > AWS Regions), or choose another region")
 
 
 def _profile_region(profile: str | None) -> str | None:
@@ -75,13 +118,38 @@ def connect(opts: Options, region: str) -> tuple[Aws, float]:
             raise UsageError("the sandbox needs moto, which is not installed",
                              "pip install 'eksprivate[sandbox]'")
         try:
-            info = ensure_running(opts.state_dir, opts.time_scale)
+            info = ensure_running(opts.state_dir, opts.time_scale, on_start=opts.notify)
         except SandboxStartError as exc:
             first = str(exc).splitlines()[0]
             raise EksPrivateError(first, f"see {opts.state_dir / 'sandbox.log'}") from exc
-        return (Aws(region, endpoint_url=info.url, credentials=SANDBOX_CREDENTIALS),
-                poll_interval(SANDBOX_POLL_SECONDS))
-    return Aws(region, profile=opts.profile), poll_interval(REAL_POLL_SECONDS)
+        aws, poll = (Aws(region, endpoint_url=info.url, credentials=SANDBOX_CREDENTIALS),
+                     poll_interval(SANDBOX_POLL_SECONDS))
+    else:
+        aws, poll = Aws(region, profile=opts.profile), poll_interval(REAL_POLL_SECONDS)
+    confirm_region(aws)
+    return aws, poll
+
+
+def caller_partition(arn: str) -> partitions.Partition:
+    """The partition of the account in use, from the caller's ARN (never guessed from the region)."""
+    try:
+        return partitions.of_arn(arn)
+    except ValueError:
+        raise EksPrivateError(f"sts GetCallerIdentity returned {arn!r}, not an ARN") from None
+
+
+def state_location(opts: Options, settings: Settings, aws: Aws,
+                   given: str | Path | None = None) -> tuple[Path | StateStore, list[str]]:
+    """Where the state lives: `given`, else --state, else the config's `state`, else the default file.
+    An S3 state's bucket is checked here (exists, ours to use, in the cluster's region), before any
+    write; returns warnings (bucket versioning off)."""
+    where = given if given is not None else opts.state if opts.state is not None else settings.state
+    if where is None:
+        return default_path(opts.state_dir, settings.name, aws.region), []
+    if is_s3_url(str(where)):
+        store = S3Store(aws.client("s3"), parse_url(str(where), settings.name, aws.region), aws.region)
+        return store, store.check()
+    return Path(where), []
 
 
 def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Context:
@@ -89,12 +157,19 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
     region = resolve_region(settings, opts)
     poll_interval(1.0)  # validate EKSPRIVATE_POLL_INTERVAL before any network use
     aws, poll = connect(opts, region)
-    account = aws.account_id()  # also proves the credentials work
-    path = opts.state or default_path(opts.state_dir, settings.name, region)
-    if mutate and opts.state is None:
+    identity = aws.sts.get_caller_identity()  # also proves the credentials work
+    account, partition = str(identity["Account"]), caller_partition(str(identity["Arn"]))
+    path, state_warnings = state_location(opts, settings, aws)
+    if mutate and path == default_path(opts.state_dir, settings.name, region):
         close_folder(opts.state_dir)  # the default folder is ours; a folder named with --state is the user's
     ledger = Ledger.open(path, settings.name, region, account, persist=mutate)
-    ctx = Context(aws=aws, settings=settings, ledger=ledger, account=account, azs=[], poll=poll, prune=opts.prune)
+    if opts.sandbox and opts.notify is not None:
+        stale = earlier_sandbox_state(opts, ledger)
+        if stale:
+            opts.notify(stale)
+    settings = replace(settings, warnings=settings.warnings + tuple(state_warnings))
+    ctx = Context(aws=aws, settings=settings, ledger=ledger, account=account, azs=[], poll=poll, prune=opts.prune,
+                  partition=partition)
     recorded = ledger.input("availability_zones")
     if need_azs:
         # Recorded AZs are kept (subnets live there), but checked too: a node group or endpoint added
@@ -102,39 +177,34 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
         ctx.azs = choose_azs(ctx, list(recorded) if recorded else None)
     elif recorded:
         ctx.azs = list(recorded)
+    if need_azs:  # what `up` will create must be what AWS accepts (down/status need none of it)
+        checked = (*check_node_names(ctx), *check_instance_types(ctx), *check_kubernetes_version(ctx))
+        ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + checked)
+        if settings.pull_through_cache:  # a wrong credential ARN is refused before anything is made
+            from eksprivate.steps.pull_through import check_credentials
+
+            check_credentials(ctx)
     return ctx
 
 
 def check_endpoint_services(ctx: Context) -> dict[str, list[str]]:
-    """Every wanted endpoint service must exist in the region; returns the AZs each is offered in."""
-    wanted = {service_name(ctx.region, s): s for s in (*ctx.settings.interface_endpoints, "s3")}
-    try:
-        details = ctx.aws.ec2.describe_vpc_endpoint_services(ServiceNames=sorted(wanted)).get("ServiceDetails", [])
-    except AwsApiError as exc:
-        if exc.code != "InvalidServiceName":
-            raise
-        details = []
-        for name in sorted(wanted):  # find which one is unknown, to name it
-            try:
-                details += ctx.aws.ec2.describe_vpc_endpoint_services(ServiceNames=[name]).get("ServiceDetails", [])
-            except AwsApiError as inner:
-                if inner.code != "InvalidServiceName":
-                    raise
-    offered = {d["ServiceName"]: list(d.get("AvailabilityZones", [])) for d in details}
-    missing = [short for full, short in wanted.items() if full not in offered]
-    if missing:
-        raise UsageError(f"endpoints: {', '.join(missing)} is not a VPC endpoint service in {ctx.region}",
-                         "check the short names with `aws ec2 describe-vpc-endpoint-services`")
-    return {wanted[full]: azs for full, azs in offered.items() if full in wanted}
+    """Every wanted endpoint service must exist in the region: resolve each short name to the full name
+    the region lists (kept on the Context for the endpoints step); returns the AZs each is offered in."""
+    wanted = {svc: "Interface" for svc in ctx.settings.interface_endpoints}
+    wanted["s3"] = "Gateway"
+    ctx.endpoint_services = endpoint_services.resolve(ctx.aws, ctx.region, wanted)
+    return {short: list(svc.azs) for short, svc in ctx.endpoint_services.items()}
 
 
 def choose_azs(ctx: Context, recorded: list[str] | None = None) -> list[str]:
-    """AZs where every node instance type and every endpoint service is offered; explicit ones checked;
-    `recorded` (an existing cluster's) kept as they are once checked."""
+    """AZs where every node instance type and every endpoint service is offered, and that EKS accepts
+    (by zone ID); explicit ones (names or zone IDs) checked; `recorded` (an existing cluster's) kept as
+    they are once checked. What is left out, and why, goes to `ctx.skipped_zones`."""
     settings = ctx.settings
-    zones = sorted(z["ZoneName"] for z in ctx.aws.ec2.describe_availability_zones(
-        Filters=[{"Name": "state", "Values": ["available"]},
-                 {"Name": "zone-type", "Values": ["availability-zone"]}])["AvailabilityZones"])
+    listed = sorted(ctx.aws.ec2.describe_availability_zones()["AvailabilityZones"], key=lambda z: str(z["ZoneName"]))
+    zone_ids = ctx.zone_ids = {str(z["ZoneName"]): str(z.get("ZoneId", "")) for z in listed}
+    unusable = {str(z["ZoneName"]): why for z in listed if (why := why_unusable(ctx.region, z)) is not None}
+    zones = [name for name in zone_ids if name not in unusable]
     types = sorted({t for spec in settings.nodegroups for t in spec.instance_types})
     offerings: dict[str, set[str]] = {}
     for offer in ctx.aws.ec2.paginate("describe_instance_type_offerings", "InstanceTypeOfferings",
@@ -152,8 +222,14 @@ def choose_azs(ctx: Context, recorded: list[str] | None = None) -> list[str]:
         return [t for t in types if zone not in offerings[t]] + [
             f"the {svc} endpoint" for svc, azs in sorted(services.items()) if azs and zone not in azs]
 
+    def named(zone: str) -> str:
+        return f"{zone} ({zone_ids[zone]})" if zone_ids.get(zone) else zone
+
     if recorded:
         for zone in recorded:
+            if zone in zone_ids and eks_refuses(ctx.region, zone_ids[zone]):
+                raise UsageError(f"availability zone {named(zone)} of this cluster (recorded in the state): "
+                                 f"{EKS_REFUSES}", "`eksprivate down`, then `up` chooses other zones")
             if lacks(zone):
                 raise UsageError(f"availability zone {zone} of this cluster (recorded in the state) does not offer "
                                  f"{', '.join(lacks(zone))}", "the AZs of an existing cluster cannot change: "
@@ -161,17 +237,28 @@ def choose_azs(ctx: Context, recorded: list[str] | None = None) -> list[str]:
         return recorded
     explicit = settings.availability_zones
     if isinstance(explicit, tuple):
-        for zone in explicit:
-            if zone not in zones:
-                raise UsageError(f"availability zone {zone} does not exist in {ctx.region}",
-                                 f"available: {', '.join(zones)}")
+        by_id = {zone_id: name for name, zone_id in zone_ids.items() if zone_id}
+        chosen: list[str] = []
+        for given in explicit:
+            zone = given if given in zone_ids else by_id.get(given, "")  # a zone name, or a zone ID
+            if not zone:
+                raise UsageError(f"availability zone {given} does not exist in {ctx.region}",
+                                 f"available: {', '.join(named(z) for z in zones)}")
+            if zone in unusable:
+                raise UsageError(f"availability zone {named(zone)}: {unusable[zone]}",
+                                 f"choose others: {', '.join(named(z) for z in zones)}")
             if lacks(zone):
                 raise UsageError(f"availability zone {zone} does not offer {', '.join(lacks(zone))}",
                                  "choose other zones, instance types or endpoints")
-        return list(explicit)
+            if zone in chosen:
+                raise UsageError(f"availability_zones names {named(zone)} twice (as a name and as a zone ID)")
+            chosen.append(zone)
+        return chosen
+    ctx.skipped_zones = [SkippedZone(z, zone_ids[z], unusable[z]) for z in zone_ids if z in unusable] + [
+        SkippedZone(z, zone_ids[z], f"lacks {', '.join(lacks(z))}") for z in zones if lacks(z)]
     candidates = [z for z in zones if not lacks(z)]
     if len(candidates) < settings.az_count:
-        skipped = "; ".join(f"{z} lacks {', '.join(lacks(z))}" for z in zones if lacks(z))
+        skipped = "; ".join(str(s) for s in ctx.skipped_zones)
         raise UsageError(f"{ctx.region} has {len(candidates)} AZ(s) offering every instance type and endpoint "
                          f"service of the config, which asks for {settings.az_count} ({skipped})",
                          "lower availability_zones, or change instance_types or endpoints")
@@ -180,4 +267,141 @@ def choose_azs(ctx: Context, recorded: list[str] | None = None) -> list[str]:
 
 def describe_target(ctx: Context) -> dict[str, Any]:
     return {"name": ctx.name, "region": ctx.region, "account": ctx.account, "state": str(ctx.ledger.path),
-            "availability_zones": ctx.azs}
+            "availability_zones": ctx.azs,
+            "skipped_zones": [{"zone": z.name, "zone_id": z.zone_id, "reason": z.reason} for z in ctx.skipped_zones]}
+
+
+# -- what AWS will accept, checked against the region (pure checks: config.check_accepted) -----------
+
+def check_node_names(ctx: Context) -> list[str]:
+    """Node group names `<spec>-<az suffix>` within EKS's 63 characters, with the AZs actually chosen."""
+    from eksprivate.steps.nodegroups import planned_nodegroups
+
+    for group in planned_nodegroups(ctx):
+        if len(group.name) > NODEGROUP_NAME_MAX:
+            raise UsageError(f"node group name {group.name} is {len(group.name)} characters, EKS allows "
+                             f"{NODEGROUP_NAME_MAX}", "shorten that [[nodegroups]] name")
+    return []
+
+
+def check_instance_types(ctx: Context) -> list[str]:
+    """Each node group's instance types against its ami_type (DescribeInstanceTypes): the CPU architecture
+    must match and the NVIDIA/Neuron AMI types need that accelerator, else EKS refuses CreateNodegroup
+    ("[t4g.small] is not a valid instance type for requested amiType ...") once the cluster exists.
+    Returns warnings (an accelerator the AMI type has no driver for)."""
+    types = sorted({t for spec in ctx.settings.nodegroups for t in spec.instance_types})
+    info = {str(t["InstanceType"]): t for t in ctx.aws.ec2.paginate(
+        "describe_instance_types", "InstanceTypes", InstanceTypes=types)}
+    warnings = []
+    for spec in ctx.settings.nodegroups:
+        for name in spec.instance_types:
+            if name in info:
+                warnings += _instance_fits(spec, name, info[name])
+    return warnings
+
+
+def _accelerator(instance: dict[str, Any]) -> str | None:
+    gpus = instance.get("GpuInfo", {}).get("Gpus", [])
+    if any(str(g.get("Manufacturer", "")).upper() == "NVIDIA" for g in gpus):
+        return "nvidia"
+    return "neuron" if instance.get("NeuronInfo") else None
+
+
+def _instance_fits(spec: NodeGroupSpec, name: str, instance: dict[str, Any]) -> list[str]:
+    ami = spec.ami_type
+    archs = list(instance.get("ProcessorInfo", {}).get("SupportedArchitectures", []))
+    want = ami_architecture(ami)
+    if want not in archs:
+        other = ami.replace("_x86_64", "_ARM_64") if want == "x86_64" else ami.replace("_ARM_64", "_x86_64")
+        hint = (f"use ami_type {other} for {name}" if other in AMI_TYPES else
+                f"no {ami_family(ami)} AMI type of this kind exists for {'/'.join(archs)}: choose other instance_types")
+        raise UsageError(f"node group {spec.name}: instance type {name} is {'/'.join(archs)}, but ami_type {ami} "
+                         f"is built for {want}", hint)
+    needs, has = ami_accelerator(ami), _accelerator(instance)
+    kind = {"nvidia": "an NVIDIA GPU", "neuron": "AWS Neuron (Inferentia/Trainium)"}
+    if needs is not None and needs != has:
+        raise UsageError(f"node group {spec.name}: ami_type {ami} is for instances with {kind[needs]}; "
+                         f"{name} has none", "choose matching instance_types, or a STANDARD ami_type")
+    if has is not None and needs is None:
+        return [f"node group {spec.name}: {name} has {kind[has]}, but ami_type {ami} has no driver for it "
+                "(the nodes run, the accelerator is unused)"]
+    return []
+
+
+def check_kubernetes_version(ctx: Context) -> list[str]:
+    """`kubernetes_version` against what EKS offers in the region (DescribeClusterVersions), and AL2 node
+    groups against the version a cluster made without one gets. Skipped with a warning when the call is not
+    allowed or not known; a cluster that exists already is only warned about."""
+    try:
+        offered = _cluster_versions(ctx)
+    except (AwsApiError, AttributeError) as exc:  # AttributeError: a botocore older than the operation
+        why = exc.code if isinstance(exc, AwsApiError) else "the installed botocore does not know it"
+        return [f"kubernetes_version not checked: DescribeClusterVersions is not available ({why})"]
+    exists = bool(ctx.ledger.ids("cluster"))
+    wanted = ctx.settings.kubernetes_version
+    default = next((v for v, info in offered.items() if info.get("defaultVersion")), None)
+    warnings = []
+    if wanted is not None:
+        info = offered.get(wanted)
+        status = _status(info) if info else "UNKNOWN"
+        if status in ("UNKNOWN", "UNSUPPORTED"):
+            usable = [v for v, i in offered.items() if _status(i) in ("STANDARD_SUPPORT", "EXTENDED_SUPPORT")]
+            why = (f"reached end of extended support on {_date(info, 'endOfExtendedSupportDate')}" if info
+                   else "is not a Kubernetes version EKS offers")
+            message = f"kubernetes_version \"{wanted}\" {why} in {ctx.region}"
+            if not exists:
+                raise UsageError(message, f"use one of {', '.join(sorted(usable, key=version_tuple))}")
+            warnings.append(message)
+        elif status == "EXTENDED_SUPPORT":
+            since, until = _date(info, "endOfStandardSupportDate"), _date(info, "endOfExtendedSupportDate")
+            warnings.append(f"kubernetes_version \"{wanted}\" is in EKS extended support (since {since}, until "
+                            f"{until}): the control plane costs the extended-support rate")
+    elif default is not None and not exists and version_tuple(default) > AL2_LAST_VERSION:
+        for spec in ctx.settings.nodegroups:
+            if ami_family(spec.ami_type) == "AL2":
+                raise UsageError(f"node group {spec.name}: ami_type {spec.ami_type} has no AMIs for Kubernetes "
+                                 f"{default}, the version EKS gives a new cluster in {ctx.region}",
+                                 f"use {AL2_SUCCESSOR[spec.ami_type]}, or set kubernetes_version = \"1.32\"")
+    return warnings
+
+
+def _cluster_versions(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Every version EKS knows in the region (includeAll: unsupported ones too, to say why one is refused)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in ctx.aws.eks.paginate("describe_cluster_versions", "clusterVersions", includeAll=True):
+        if item.get("clusterType", "eks") == "eks" and item.get("clusterVersion"):
+            out[str(item["clusterVersion"])] = item
+    return out
+
+
+def _status(info: dict[str, Any]) -> str:
+    """`versionStatus` (the current field), else the deprecated `status` (`standard-support`, ...)."""
+    return str(info.get("versionStatus") or info.get("status") or "").upper().replace("-", "_")
+
+
+def _date(info: dict[str, Any] | None, key: str) -> str:
+    value: Any = (info or {}).get(key)
+    return str(value.date().isoformat()) if hasattr(value, "date") else str(value or "?")
+
+
+def earlier_sandbox_state(opts: Options, ledger: Ledger) -> str | None:
+    """The sandbox keeps its AWS in memory: a state file last written before the running sandbox started
+    lists ids that sandbox never made. Say so, and how to start clean (None when the state is current)."""
+    import datetime
+
+    from eksprivate.sandbox.process import read_running
+
+    info = read_running(opts.state_dir)
+    written = ledger.data.get("updated_at") or ledger.data.get("created_at")
+    if info is None or not written or not any(ledger.ids(key) for key in ledger.data.get("steps", {})):
+        return None
+    try:
+        stale = datetime.datetime.fromisoformat(str(written)) < datetime.datetime.fromisoformat(info.started_at)
+    except ValueError:
+        return None
+    if not stale:
+        return None
+    where = ledger.path
+    return (f"the state {where} belongs to an earlier sandbox (written {written}, the running sandbox started "
+            f"{info.started_at}): the resources it lists are gone with that sandbox. To start clean, delete "
+            f"{where} (or pass --state with a new path); `up` otherwise makes everything anew")

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,11 +59,13 @@ def read_running(state_dir: Path) -> SandboxInfo | None:
     return info
 
 
-def ensure_running(state_dir: Path, time_scale: float | None = None) -> SandboxInfo:
+def ensure_running(state_dir: Path, time_scale: float | None = None,
+                   on_start: Callable[[str], None] | None = None) -> SandboxInfo:
     """Return the running, healthy sandbox for `state_dir`, starting one if needed.
 
     With `time_scale` given, a running sandbox is switched to it (its resources are kept); a new
-    one starts with it.  Without, a new sandbox uses the default Timing.
+    one starts with it.  Without, a new sandbox uses the default Timing. `on_start` hears one line
+    when (and only when) a new sandbox is started.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
@@ -77,7 +79,11 @@ def ensure_running(state_dir: Path, time_scale: float | None = None) -> SandboxI
         if info is not None:  # alive but not answering: not ours, or wedged
             _terminate(info.pid)
         (state_dir / INFO_FILE).unlink(missing_ok=True)
-        return _start(state_dir, time_scale)
+        info = _start(state_dir, time_scale)
+        if on_start is not None:
+            on_start(f"started the sandbox in the background at {info.url} (pid {info.pid}, time scale "
+                     f"{info.time_scale}); it keeps its AWS resources in memory until `eksprivate sandbox stop`")
+        return info
 
 
 def stop(state_dir: Path) -> bool:

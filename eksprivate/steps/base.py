@@ -17,8 +17,11 @@ from typing import Any
 
 from eksprivate.aws import Aws, is_not_found
 from eksprivate.config import Settings
+from eksprivate.endpoint_services import EndpointService
 from eksprivate.errors import AwsApiError, Interrupted
+from eksprivate.partitions import AWS, Partition
 from eksprivate.state import Ledger
+from eksprivate.zones import SkippedZone
 
 Found = dict[str, Any]  # ids and the live attributes `find` read; JSON-able
 CLUSTER_TAG = "eksprivate:cluster"
@@ -34,6 +37,8 @@ class Timeouts:
     nodegroup_create: float = 40 * 60
     nodegroup_delete: float = 25 * 60
     nodegroup_update: float = 30 * 60
+    # An UpdateClusterConfig: minutes (endpoint access); eksctl waits up to 45 min for cluster updates.
+    cluster_update: float = 45 * 60
     endpoint_create: float = 15 * 60
     endpoint_delete: float = 15 * 60
     iam_propagation: float = 3 * 60
@@ -52,6 +57,17 @@ class Context:
     cancel: threading.Event = field(default_factory=threading.Event)
     say: Callable[[str, str], None] = lambda key, text: None  # (step key, progress text)
     prune: bool = False
+    # `down --delete-volumes`: also delete the volumes and file systems Kubernetes made (they hold data).
+    delete_volumes: bool = False
+    # The caller's partition (from its ARN): every ARN and service principal is built from it.
+    partition: Partition = AWS
+    # Endpoint service short name -> what DescribeVpcEndpointServices says of it (full name, AZs, private
+    # DNS); filled by target.open_context, else resolved by the endpoints step on first use.
+    endpoint_services: dict[str, EndpointService] = field(default_factory=dict)
+    # Zones left out when choosing AZs, and why (shown by `plan` and `up`).
+    skipped_zones: list[SkippedZone] = field(default_factory=list)
+    # AZ name -> zone ID, as this account maps them (names differ per account; IDs do not).
+    zone_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -60,6 +76,10 @@ class Context:
     @property
     def region(self) -> str:
         return self.aws.region
+
+    def zone_name(self, zone: str) -> str:
+        """The AZ name for `zone`, given as a name or as a zone ID (`availability_zones` takes both)."""
+        return next((name for name, zone_id in self.zone_ids.items() if zone_id == zone), zone)
 
     # -- tags -------------------------------------------------------------------------------
     def tags(self, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -117,6 +137,8 @@ class Step:
     title: str
     needs: tuple[str, ...] = ()
     orphan: bool = False  # made by eksprivate, no longer in the config: only ever removed
+    # What `down` reports once remove and gone returned; a phrase whose first word is the status word.
+    deleted_as: str = "deleted"
 
     # Read-only: where is it (state ids, else tags/names)? None when it does not exist.
     def find(self, ctx: Context) -> Found | None:
@@ -129,6 +151,11 @@ class Step:
     # Wait until usable; raise ResourceFailed on a failed status. Cheap when already ready.
     def ready(self, ctx: Context, found: Found) -> None:
         return None
+
+    # After `ready`: what is wrong with a resource that is usable all the same (a DEGRADED node group's
+    # health issues). `up` reports these as warnings, not as a failure.
+    def health(self, found: Found) -> list[str]:
+        return []
 
     # What `up` would change on an existing resource (for plan). Read-only.
     def changes(self, ctx: Context, found: Found) -> list[str]:
@@ -145,6 +172,18 @@ class Step:
     # Wait until really gone.
     def gone(self, ctx: Context, found: Found) -> None:
         return None
+
+    # What `create` would make, from the config alone, for `plan` (no AWS call).
+    def preview(self, ctx: Context) -> list[str]:
+        return []
+
+    # `plan --destroy`: the action word for a found resource ("delete"; "blocked" for what `down` will not
+    # touch) and detail lines (what `down` keeps). Read-only.
+    def destroy_action(self, found: Found) -> str:
+        return "delete"
+
+    def destroy_details(self, ctx: Context, found: Found) -> list[str]:
+        return []
 
     # One line naming the resources (ids) for progress/status.
     def describe(self, found: Found) -> str:

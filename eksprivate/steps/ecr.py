@@ -59,6 +59,9 @@ class EcrRepository(Step):
         self.orphan = orphan
         self.teardown = teardown
 
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"{self.name}: tags {TAG_MUTABILITY.lower()}, scan on push, {ENCRYPTION['encryptionType']}"]
+
     def find(self, ctx: Context) -> Found | None:
         repo = _describe(ctx, self.name)
         if repo is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eksprivate import endpoint_services
+from eksprivate.endpoint_services import EndpointService, short_name
 from eksprivate.errors import AwsApiError
 from eksprivate.steps.base import Context, Found, Step, not_found, raise_unsuccessful
 from eksprivate.steps.network import route_table_ids, subnet_ids
@@ -11,14 +13,23 @@ from eksprivate.steps.network import route_table_ids, subnet_ids
 GONE_STATES = ("deleted", "Deleted", "deleting", "Deleting")
 
 
-def service_name(region: str, short: str) -> str:
-    return f"com.amazonaws.{region}.{short}"
+def services(ctx: Context, wanted: dict[str, str]) -> dict[str, EndpointService]:
+    """The endpoint services `wanted` names, as the region lists them: resolved once per run (normally by
+    target.open_context; here when a step runs without it) and kept on the Context."""
+    if not set(wanted) <= set(ctx.endpoint_services):
+        ctx.endpoint_services = {**ctx.endpoint_services,
+                                 **endpoint_services.resolve(ctx.aws, ctx.region, wanted)}
+    return ctx.endpoint_services
 
 
 class Endpoints(Step):
     key = "endpoints"
     title = "VPC endpoints"
     needs = ("subnets", "endpoint-sg")
+
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"interface, private DNS: {', '.join(ctx.settings.interface_endpoints)}",
+                "gateway: s3, on every route table"]
 
     def wanted(self, ctx: Context) -> dict[str, str]:
         """Service short name → endpoint type, for this configuration."""
@@ -34,11 +45,11 @@ class Endpoints(Step):
         deleting = sorted(e["VpcEndpointId"] for e in items if e.get("State") in ("deleting", "Deleting"))
         if not live and not deleting:
             return None
-        prefix = service_name(ctx.region, "")
         eps: dict[str, dict[str, Any]] = {}
         duplicates = []
         for e in sorted(live, key=lambda e: str(e["VpcEndpointId"])):
-            short = e["ServiceName"].removeprefix(prefix)
+            # By suffix: the region's prefix may not be com.amazonaws (cn.com.amazonaws.<region>.<svc>).
+            short = short_name(str(e["ServiceName"]), ctx.region) or str(e["ServiceName"])
             if short in eps:
                 duplicates.append(e["VpcEndpointId"])
                 continue
@@ -58,19 +69,23 @@ class Endpoints(Step):
         vpc_id = ctx.ledger.ids("vpc")["vpc_id"]
         group_id = ctx.ledger.ids("endpoint-sg")["group_id"]
         subnets, tables = subnet_ids(ctx), route_table_ids(ctx)
-        for svc, kind in self.wanted(ctx).items():
+        wanted = self.wanted(ctx)
+        offered = services(ctx, wanted)
+        for svc, kind in wanted.items():
             if svc in eps:
                 continue
             ctx.check_cancel()
             token = ctx.intent(f"{self.key}/{svc}")
+            private_dns = kind == "Interface" and offered[svc].private_dns
             args: dict[str, Any] = {
-                "VpcEndpointType": kind, "VpcId": vpc_id, "ServiceName": service_name(ctx.region, svc),
+                "VpcEndpointType": kind, "VpcId": vpc_id, "ServiceName": offered[svc].name,
                 "ClientToken": token,
                 "TagSpecifications": ctx.tag_spec("vpc-endpoint", ctx.resource_name(svc),
                                                   {"eksprivate:service": svc}),
             }
             if kind == "Interface":
-                args.update(SubnetIds=subnets, SecurityGroupIds=[group_id], PrivateDnsEnabled=True)
+                # Private DNS only where the service has a private DNS name: AWS refuses it otherwise.
+                args.update(SubnetIds=subnets, SecurityGroupIds=[group_id], PrivateDnsEnabled=private_dns)
             else:
                 args.update(RouteTableIds=tables)
             ep = ctx.aws.ec2.create_vpc_endpoint(**args)["VpcEndpoint"]
@@ -78,7 +93,7 @@ class Endpoints(Step):
             ctx.say(self.key, f"{svc}: {ep['VpcEndpointId']} {ep.get('State', '')}")
             eps[svc] = {"endpoint_id": ep["VpcEndpointId"], "state": ep.get("State", "pending"), "type": kind,
                         "subnets": sorted(ep.get("SubnetIds", [])), "route_tables": sorted(ep.get("RouteTableIds", [])),
-                        "private_dns": kind == "Interface"}
+                        "private_dns": private_dns}
         found.update(endpoints=eps, incomplete=False)
         ctx.ledger.sync(self.key, self.ids(found))  # the summary `ids` gives, so a rerun has nothing to add
         return found
@@ -103,7 +118,7 @@ class Endpoints(Step):
             elif e["type"] == "Interface":
                 if not subnets <= set(e["subnets"]):
                     out.append(f"add subnets {sorted(subnets - set(e['subnets']))} to endpoint {svc}")
-                if not e["private_dns"]:
+                if not e["private_dns"] and self._offers_private_dns(ctx, svc):
                     out.append(f"turn on private DNS for endpoint {svc}")
             elif not tables <= set(e["route_tables"]):
                 out.append(f"attach route tables {sorted(tables - set(e['route_tables']))} to the {svc} gateway")
@@ -124,7 +139,7 @@ class Endpoints(Step):
             if e["type"] == "Interface":
                 if not subnets <= set(e["subnets"]):
                     args["AddSubnetIds"] = sorted(subnets - set(e["subnets"]))
-                if not e["private_dns"]:
+                if not e["private_dns"] and self._offers_private_dns(ctx, svc):
                     args["PrivateDnsEnabled"] = True
             elif not tables <= set(e["route_tables"]):
                 args["AddRouteTableIds"] = sorted(tables - set(e["route_tables"]))
@@ -132,6 +147,9 @@ class Endpoints(Step):
                 ctx.aws.ec2.modify_vpc_endpoint(VpcEndpointId=e["endpoint_id"], **args)
                 done.append(f"updated endpoint {svc}: {', '.join(args)}")
         return done
+
+    def _offers_private_dns(self, ctx: Context, svc: str) -> bool:
+        return services(ctx, {svc: "Interface"})[svc].private_dns
 
     def remove(self, ctx: Context, found: Found) -> None:
         ids = [e["endpoint_id"] for e in found["endpoints"].values()] + found.get("duplicates", [])

@@ -6,13 +6,25 @@ Nothing here ever creates an internet gateway, a NAT gateway or a default route.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
-from eksprivate.aws import retry_transient
 from eksprivate.config import subnet_cidrs
-from eksprivate.errors import AwsApiError, EksPrivateError
+from eksprivate.errors import AwsApiError, DependencyViolation, EksPrivateError, InUse, InvalidParameter, NotFound
 from eksprivate.steps.base import Context, Found, Step, not_found, tags_of
+from eksprivate.steps.vpc_contents import (
+    Blocker,
+    blocked_error,
+    cni_leftover,
+    eni_line,
+    foreign_enis,
+    foreign_in,
+    made_by_eksprivate,
+    ours,
+)
 
 AZ_TAG = "eksprivate:az"
 DEPENDENCY = {"DependencyViolation"}
@@ -29,43 +41,132 @@ def first_by_tag(items: list[dict[str, Any]], id_key: str, known_id: str | None)
 
 
 def delete_leftover_enis(ctx: Context, filters: list[dict[str, Any]]) -> int:
-    """Detached ENIs left by the VPC CNI or EKS (status `available`) block subnet/SG deletion."""
+    """Detached interfaces the VPC CNI left for this cluster ("aws-K8S-...", status `available`) block subnet
+    and group deletion: delete them. Only those: any other detached interface is someone else's, and
+    stays. One AWS still reports in use or detaching is skipped this time: the delete that swept is
+    retried, and sweeps again (`down` goes on; it used to abort here)."""
     enis = list(ctx.aws.ec2.paginate("describe_network_interfaces", "NetworkInterfaces",
                                      Filters=[*filters, {"Name": "status", "Values": ["available"]}]))
+    deleted = 0
     for eni in enis:
+        if not (cni_leftover(eni, ctx.name) or made_by_eksprivate(tags_of({"Tags": eni.get("TagSet", [])}),
+                                                                    ctx.name)):
+            continue
         try:
             ctx.aws.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
-        except AwsApiError as exc:
-            if not not_found(exc.code):
+            deleted += 1
+        except NotFound:
+            pass
+        except (InUse, InvalidParameter) as exc:
+            # EC2 says "Network interface 'eni-...' is currently in use." (InvalidParameterValue) or
+            # InvalidNetworkInterface.InUse while an interface is still attached or detaching.
+            if isinstance(exc, InvalidParameter) and "in use" not in exc.aws_message:
                 raise
-    return len(enis)
+    return deleted
 
 
-def delete_retrying(ctx: Context, call: Any, sweep: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
-    """Delete, treating NotFound as done and retrying DependencyViolation as AWS frees dependencies.
+Explain = Callable[[], tuple[list[Blocker], list[str]]]
 
-    `sweep`: ENI filters; ENIs there that turn `available` while we retry (the VPC CNI and EKS release
-    theirs minutes after the cluster is gone) are deleted before each new attempt.
+
+def delete_retrying(ctx: Context, call: Any, sweep: list[dict[str, Any]] | None = None, *,
+                    explain: Explain | None = None, key: str = "", what: str = "", **kwargs: Any) -> None:
+    """Delete, treating NotFound as done and retrying DependencyViolation while AWS frees dependencies.
+
+    `sweep`: ENI filters; the CNI's interfaces there that turn `available` while we retry (the VPC CNI and
+    EKS release theirs minutes after the cluster is gone) are deleted before each new attempt.
+    `explain`: on each refusal, what is in the way: resources that are not the cluster's end the wait at
+    once, named (waiting cannot make them go); the cluster's own ones still being released by AWS are
+    waited for, and the progress line (step `key`) says which. Only that wait is long.
     """
+    end = time.monotonic() + ctx.timeouts.dependency_violation
+    # A poll for AWS to free the dependency, at the status-poll pace: a backoff (up to 4 x poll, 60 s against
+    # real AWS) would leave each teardown stage waiting up to a minute after it could go on.
+    pause = max(ctx.poll, 0.05)
+    waiting: list[str] = []
+    while True:
+        try:
+            if sweep is not None:
+                delete_leftover_enis(ctx, sweep)
+            call(**kwargs)
+            return
+        except NotFound:
+            return
+        except DependencyViolation as exc:
+            if explain is not None:
+                foreign, waiting = explain()
+                if foreign:
+                    raise blocked_error(what or exc.aws_message, foreign) from exc
+                if waiting and key:
+                    ctx.say(key, f"{what or 'delete'}: waiting for AWS to release {', '.join(waiting[:3])}"
+                                 + (f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""))
+            if time.monotonic() + pause > end:
+                if waiting:
+                    exc.message += f" (still in use after {ctx.timeouts.dependency_violation / 60:.0f} min: " \
+                                   f"{', '.join(waiting)})"
+                raise
+            ctx.check_cancel()
+            time.sleep(pause)
 
-    def attempt() -> Any:
-        if sweep is not None:
-            delete_leftover_enis(ctx, sweep)
-        return call(**kwargs)
 
-    try:
-        # A poll for AWS to free the dependency, at the status-poll pace: a backoff (up to 4 x poll, 60 s
-        # against real AWS) would leave each teardown stage waiting up to a minute after it could go on.
-        retry_transient(attempt, DEPENDENCY, timeout=ctx.timeouts.dependency_violation,
-                        delay=max(ctx.poll, 0.05), backoff=1.0)
-    except AwsApiError as exc:
-        if not not_found(exc.code):
-            raise
+def subnet_blockers(ctx: Context, subnet_id: str) -> tuple[list[Blocker], list[str]]:
+    foreign, waiting = foreign_enis(ctx, [{"Name": "subnet-id", "Values": [subnet_id]}])
+    return foreign, [eni_line(e) for e in waiting]
+
+
+def group_blockers(ctx: Context, group_id: str) -> tuple[list[Blocker], list[str]]:
+    """Interfaces using the group, and other groups whose rules name it (both block DeleteSecurityGroup)."""
+    foreign, waiting = foreign_enis(ctx, [{"Name": "group-id", "Values": [group_id]}])
+    referencing = {g["GroupId"]: g for key in ("ip-permission.group-id", "egress.ip-permission.group-id")
+                   for g in ctx.aws.ec2.paginate("describe_security_groups", "SecurityGroups",
+                                                 Filters=[{"Name": key, "Values": [group_id]}])}
+    lines = [eni_line(e) for e in waiting]
+    for gid, group in sorted(referencing.items()):
+        if gid == group_id:
+            continue
+        if ours(tags_of(group), ctx.name):
+            lines.append(f"a rule of {gid}")
+        else:
+            foreign.append(Blocker("security group", gid, group.get("GroupName", ""),
+                                   f"its rules name {group_id}: remove those rules"))
+    return foreign, lines
+
+
+def vpc_blockers(ctx: Context, vpc_id: str) -> tuple[list[Blocker], list[str]]:
+    return foreign_in(ctx, [vpc_id]), []
+
+
+def revoke_group_rules(ctx: Context, groups: list[dict[str, Any]], only_naming: set[str] | None = None) -> None:
+    """Drop the rules of the cluster's own `groups` before deleting groups: a rule naming another group blocks
+    that group's deletion. All ingress rules (the groups are going), and the egress rules that name a group;
+    with `only_naming`, just the rules (both ways) that name one of those groups."""
+    for group in groups:
+        for direction, key in (("ingress", "IpPermissions"), ("egress", "IpPermissionsEgress")):
+            rules = []
+            for rule in group.get(key) or []:
+                pairs = rule.get("UserIdGroupPairs") or []
+                if only_naming is not None:
+                    pairs = [p for p in pairs if p.get("GroupId") in only_naming]
+                    if pairs:
+                        rules.append({k: v for k, v in rule.items() if k in ("IpProtocol", "FromPort", "ToPort")}
+                                     | {"UserIdGroupPairs": pairs})
+                elif direction == "ingress":
+                    rules.append(rule)
+                elif pairs:
+                    rules.append({k: v for k, v in rule.items() if k in ("IpProtocol", "FromPort", "ToPort")}
+                                 | {"UserIdGroupPairs": pairs})
+            if not rules:
+                continue
+            revoke = (ctx.aws.ec2.revoke_security_group_ingress if direction == "ingress"
+                      else ctx.aws.ec2.revoke_security_group_egress)
+            _ignore_missing(lambda r=revoke, g=group["GroupId"], p=rules: r(GroupId=g, IpPermissions=p))
 
 
 class Vpc(Step):
     key = "vpc"
     title = "VPC"
+
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"{ctx.settings.vpc_cidr}, DNS support and hostnames on", "no internet gateway, no NAT"]
 
     def find(self, ctx: Context) -> Found | None:
         known = ctx.ledger.ids(self.key).get("vpc_id")
@@ -131,17 +232,19 @@ class Vpc(Step):
 
     def _remove_one(self, ctx: Context, vpc_id: str) -> None:
         vpc_filter = [{"Name": "vpc-id", "Values": [vpc_id]}]
-        # EKS leaves its own cluster security group (tagged aws:eks:cluster-name) behind in the VPC.
+        # Only the cluster's groups: eksprivate's, the cluster security group EKS leaves behind (tagged
+        # aws:eks:cluster-name) and Kubernetes' (gone already with the k8s-leftovers step, unless a stopped
+        # run left one). Anyone else's group is never touched; DeleteVpc then names it at once.
         groups = ctx.aws.ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"]
-        leftovers = [g for g in groups if g.get("GroupName") != "default"]
-        for group in leftovers:  # rules referencing each other block deletion: drop the rules first
-            if group.get("IpPermissions"):
-                _ignore_missing(lambda g=group: ctx.aws.ec2.revoke_security_group_ingress(
-                    GroupId=g["GroupId"], IpPermissions=g["IpPermissions"]))
+        leftovers = [g for g in groups if g.get("GroupName") != "default" and ours(tags_of(g), ctx.name)]
+        revoke_group_rules(ctx, leftovers)
         for group in leftovers:
             ctx.say(self.key, f"deleting leftover security group {group['GroupId']}")
-            delete_retrying(ctx, ctx.aws.ec2.delete_security_group, sweep=vpc_filter, GroupId=group["GroupId"])
-        delete_retrying(ctx, ctx.aws.ec2.delete_vpc, sweep=vpc_filter, VpcId=vpc_id)
+            delete_retrying(ctx, ctx.aws.ec2.delete_security_group, sweep=vpc_filter, key=self.key,
+                            what=f"deleting security group {group['GroupId']}",
+                            explain=partial(group_blockers, ctx, group["GroupId"]), GroupId=group["GroupId"])
+        delete_retrying(ctx, ctx.aws.ec2.delete_vpc, sweep=vpc_filter, key=self.key, what=f"deleting VPC {vpc_id}",
+                        explain=lambda: vpc_blockers(ctx, vpc_id), VpcId=vpc_id)
 
     def describe(self, found: Found) -> str:
         return f"{found['vpc_id']} ({found['cidr']})"
@@ -170,6 +273,11 @@ class Subnets(Step):
     key = "subnets"
     title = "Private subnets"
     needs = ("vpc",)
+
+    def preview(self, ctx: Context) -> list[str]:
+        cidrs = ctx.settings.subnet_cidrs()
+        return [*(f"{az}: {cidr}" for az, cidr in zip(ctx.azs, cidrs, strict=False)),
+                "a route table each, no default route"]
 
     def find(self, ctx: Context) -> Found | None:
         subnets = list(ctx.aws.ec2.paginate("describe_subnets", "Subnets", Filters=ctx.cluster_filter()))
@@ -264,7 +372,7 @@ class Subnets(Step):
     def changes(self, ctx: Context, found: Found) -> list[str]:
         out = []
         want = ctx.settings.availability_zones
-        if (sorted(want) != sorted(ctx.azs)) if isinstance(want, tuple) else want != len(ctx.azs):
+        if (sorted(map(ctx.zone_name, want)) != sorted(ctx.azs)) if isinstance(want, tuple) else want != len(ctx.azs):
             out.append(f"! availability_zones: the cluster uses {', '.join(ctx.azs)} (recorded in the state), the "
                        f"config asks for {', '.join(want) if isinstance(want, tuple) else want}: the AZs of an "
                        "existing cluster cannot change (restore the config value, or `down` then `up`)")
@@ -297,6 +405,8 @@ class Subnets(Step):
         for sid in [p["subnet_id"] for p in parts.values() if "subnet_id" in p] + found.get("extra_subnets", []):
             ctx.say(self.key, f"deleting {sid}")
             delete_retrying(ctx, ctx.aws.ec2.delete_subnet, sweep=[{"Name": "subnet-id", "Values": [sid]}],
+                            key=self.key, what=f"deleting subnet {sid}",
+                            explain=partial(subnet_blockers, ctx, sid),
                             SubnetId=sid)
         tables = [p["route_table_id"] for p in parts.values() if "route_table_id" in p]
         for rtb in tables + found.get("extra_tables", []):
@@ -333,6 +443,9 @@ class EndpointSecurityGroup(Step):
     key = "endpoint-sg"
     title = "Endpoint security group"
     needs = ("vpc",)
+
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"inbound TCP 443 from {ctx.settings.vpc_cidr} only"]
 
     def _rule(self, ctx: Context) -> dict[str, Any]:
         return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
@@ -390,7 +503,9 @@ class EndpointSecurityGroup(Step):
 
     def remove(self, ctx: Context, found: Found) -> None:
         delete_retrying(ctx, ctx.aws.ec2.delete_security_group,
-                        sweep=[{"Name": "group-id", "Values": [found["group_id"]]}], GroupId=found["group_id"])
+                        sweep=[{"Name": "group-id", "Values": [found["group_id"]]}], key=self.key,
+                        what=f"deleting security group {found['group_id']}",
+                        explain=lambda: group_blockers(ctx, found["group_id"]), GroupId=found["group_id"])
 
     def describe(self, found: Found) -> str:
         return str(found["group_id"])
