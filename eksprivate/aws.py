@@ -51,7 +51,7 @@ RETRY_CONFIG = Config(
 )
 
 POLL_ENV = "EKSPRIVATE_POLL_INTERVAL"
-READ_PREFIXES = ("Describe", "List", "Get")
+READ_PREFIXES = ("Describe", "List", "Get", "Head")  # S3 HeadBucket/HeadObject read too
 
 # Error codes that mean "a service quota was hit", so we can say which.
 QUOTA_CODES = {
@@ -148,7 +148,9 @@ def error_class(code: str) -> type[AwsApiError]:
         return NotFound
     if code in ALREADY_EXISTS_CODES or code.endswith("AlreadyExists"):
         return AlreadyExists
-    if code == "ResourceInUseException":
+    # EKS's ResourceInUseException; ELBv2's ResourceInUse (a target group a listener uses); EC2's
+    # InvalidNetworkInterface.InUse, VolumeInUse; EFS's FileSystemInUse (mount targets left).
+    if code in ("ResourceInUseException", "ResourceInUse", "VolumeInUse", "FileSystemInUse") or code.endswith(".InUse"):
         return InUse
     if code == "DependencyViolation":
         return DependencyViolation
@@ -194,6 +196,9 @@ def translate(exc: Exception, service: str = "", operation: str = "") -> EksPriv
         elif code in QUOTA_CODES or code in QUOTA_NAMES:
             quota = f"the {service} quota {QUOTA_NAMES[code]}" if code in QUOTA_NAMES else f"a {service} quota"
             hint = f"{quota} is used up; raise it in Service Quotas or free some, then rerun"
+        elif code == "UnsupportedAvailabilityZoneException":  # a zone EKS refuses that eksprivate.zones lacks
+            hint = ("the AZs of a cluster cannot change: `eksprivate down`, then `up` with availability_zones "
+                    "set to zones EKS lists as valid (and please report the zone ID)")
         return typed_error(service, op, code, message, hint)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return UsageError("no AWS credentials found",

@@ -327,6 +327,24 @@ def encryption(inv: Inventory) -> Iterator[Check]:
                 "'[{\"resources\":[\"secrets\"],\"provider\":{\"keyArn\":\"<KMS key ARN>\"}}]'")
 
 
+# -- 7b. support type (upgrade policy) --------------------------------------------------------------------------
+def support_type(inv: Inventory) -> Iterator[Check]:
+    name = inv.cluster_name
+    support = (inv.cluster.get("upgradePolicy") or {}).get("supportType")
+    if support is None:
+        return  # EKS did not say (an answer from before upgrade policies): nothing to judge
+    title = "Support type (upgrade policy)"
+    if support == "STANDARD":
+        yield check("cluster.support-type", title, "PASS", f"cluster {name}",
+                    "STANDARD: AWS upgrades the cluster at the end of standard support, no extended-support charge")
+    else:
+        yield check("cluster.support-type", title, "WARN", f"cluster {name}",
+                    f"{support}: once Kubernetes {inv.cluster.get('version', '')} leaves standard support the control "
+                    "plane is billed at the extended-support rate (about 6x the standard price) until upgraded",
+                    f"aws eks update-cluster-config --name {name} --region {inv.region} --upgrade-policy "
+                    "supportType=STANDARD (possible while the version is still in standard support)")
+
+
 # -- 8. node IMDSv2 ------------------------------------------------------------------------------------------
 def imds(inv: Inventory) -> Iterator[Check]:
     title = "Nodes require IMDSv2"
@@ -404,7 +422,8 @@ def world_ingress(inv: Inventory) -> Iterator[Check]:
 
 
 ALL: tuple[Callable[[Inventory], Iterable[Check]], ...] = (
-    vpc_dns, nodegroups_present, subnet_routes, endpoints, endpoint_sgs, api_access, logging, encryption, imds,
+    vpc_dns, nodegroups_present, subnet_routes, endpoints, endpoint_sgs, api_access, logging, encryption,
+    support_type, imds,
     world_ingress,
 )
 

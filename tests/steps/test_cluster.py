@@ -87,6 +87,7 @@ def test_cluster_public_api_only_for_the_configured_cidrs(world: World) -> None:
     assert Cluster(()).changes(private, found) == ["set API access: private on, public off"]
     updates = requests_to(private, "eks", "UpdateClusterConfig")
     assert Cluster(()).update(private, found) == ["updated resourcesVpcConfig"]
+    assert [u.pop("clientRequestToken") for u in updates] != [None]  # recorded before the call (resumable)
     assert updates == [{"name": world.name, "resourcesVpcConfig": {"endpointPrivateAccess": True,
                                                                    "endpointPublicAccess": False}}]
     Cluster(()).remove(private, found)
