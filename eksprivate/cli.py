@@ -324,7 +324,7 @@ def plan(
         from eksprivate.cost import PLANNED_ACTIONS, cost_of
         from eksprivate.engine import Engine
         from eksprivate.steps import build_graph
-        from eksprivate.target import describe_target, open_context
+        from eksprivate.target import describe_skipped_zones, describe_target, open_context
 
         _check_output(output)
         opts = _options(name, region, profile, config, state, sandbox, prune=prune)
@@ -335,7 +335,8 @@ def plan(
         # What the cluster costs once `up` has run (not for --destroy: that lists what goes away).
         estimate = None if destroy else cost_of(ctx, items, PLANNED_ACTIONS)
         if output == "json":
-            ui.print_json({**describe_target(ctx), "destroy": destroy, "steps": [asdict(i) for i in items],
+            ui.print_json({**describe_target(ctx), "skipped_zones": describe_skipped_zones(ctx),
+                           "destroy": destroy, "steps": [asdict(i) for i in items],
                            **({"cost": estimate.to_dict()} if estimate else {})})
         else:
             ui.print_plan(items, destroy)

@@ -71,7 +71,8 @@ class AlreadyExists(AwsApiError):
 
 class InUse(AwsApiError):
     """EKS's ResourceInUseException: another operation on the resource is still running, or it has
-    dependents (node groups on a cluster); usually ends by itself."""
+    dependents (node groups on a cluster); usually ends by itself. Also ELBv2's ResourceInUse, EC2's
+    *.InUse and VolumeInUse, EFS's FileSystemInUse: something still uses the resource."""
 
 
 class DependencyViolation(AwsApiError):
@@ -93,3 +94,13 @@ class StillPropagating(InvalidParameter):
 
 class InvalidState(AwsApiError):
     """The resource is in a state that does not allow the call (KMSInvalidStateException, ...)."""
+
+
+class PreconditionFailed(AwsApiError):
+    """S3 refused a conditional write (HTTP 412): `If-None-Match: *` found the key taken, or `If-Match`
+    found another ETag, i.e. someone else wrote the object since it was read."""
+
+
+class ConditionalConflict(AwsApiError):
+    """S3's 409 ConditionalRequestConflict: another operation on the key raced this conditional write;
+    AWS says to retry (a retry then answers 200 or 412)."""

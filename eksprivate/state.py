@@ -2,6 +2,10 @@
 
 No AWS here. The file is written only once there is something to record (an intent or an id), so a
 run that fails validation leaves an existing file byte-for-byte untouched and creates none.
+
+Where the document lives is a `StateStore`: a local file (`LocalStore`: atomic rename, `.bak`, flock) or
+an S3 object (`eksprivate.state_s3.S3Store`: conditional writes and a lock object). The Ledger's API is
+the same for both.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import stat
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from eksprivate.errors import StateError
 
@@ -33,12 +38,60 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@runtime_checkable
+class StateStore(Protocol):
+    """Where one ledger document lives. Every save writes the whole document; `lock` keeps other
+    mutating runs out for the duration of a command."""
+
+    @property
+    def location(self) -> Path | str:
+        """The file, or the `s3://bucket/key` URL (for messages and `describe_target`)."""
+
+    def load(self) -> dict[str, Any] | None:
+        """The document (checked to be an eksprivate state), None when there is none."""
+
+    def save(self, data: dict[str, Any]) -> None: ...
+
+    def delete(self) -> None:
+        """After a complete `down`: nothing is left to remember."""
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        """Hold the one-run-at-a-time lock; StateError naming the holder when another run has it."""
+
+
+class LocalStore:
+    """A state file on this machine: temp file + fsync + rename, `.bak`, flock run lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def location(self) -> Path:
+        return self.path
+
+    def load(self) -> dict[str, Any] | None:
+        return read(self.path)
+
+    def save(self, data: dict[str, Any]) -> None:
+        write_atomic(self.path, data)
+
+    def delete(self) -> None:
+        for p in (self.path, backup_path(self.path)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        return run_lock(self.path, command)
+
+
 class Ledger:
     """What one cluster's state file says, kept in memory and saved after every change."""
 
-    def __init__(self, path: Path, name: str, region: str, account: str, data: dict[str, Any] | None = None,
-                 persist: bool = True) -> None:
-        self.path = path
+    def __init__(self, path: Path | StateStore, name: str, region: str, account: str,
+                 data: dict[str, Any] | None = None, persist: bool = True) -> None:
+        self.store: StateStore = path if isinstance(path, StateStore) else LocalStore(Path(path))
+        # A local state's Path (as always); an S3 state's `s3://bucket/key` URL.
+        self.path: Path | str = self.store.location
         self.persist = persist
         self._lock = threading.RLock()
         self.data: dict[str, Any] = data or {
@@ -48,17 +101,29 @@ class Ledger:
 
     # -- reading --------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, name: str, region: str, account: str, persist: bool = True) -> Ledger:
+    def open(cls, path: Path | StateStore, name: str, region: str, account: str, persist: bool = True) -> Ledger:
         """Load and check the state file, or start an empty ledger if there is none."""
-        data = read(path)
+        store = path if isinstance(path, StateStore) else LocalStore(Path(path))
+        data = store.load()
         if data is None:
-            return cls(path, name, region, account, persist=persist)
-        for key, want in (("name", name), ("region", region), ("account", account)):
-            if data.get(key) != want:
-                raise StateError(
-                    f"state file {path} belongs to {key} {data.get(key)!r}, not {want!r}",
-                    "pass the matching --name/--region/--profile, or a different --state path")
-        return cls(path, name, region, account, data, persist=persist)
+            return cls(store, name, region, account, persist=persist)
+        check_owner(data, store.location, name, region, account)
+        return cls(store, name, region, account, data, persist=persist)
+
+    @contextlib.contextmanager
+    def lock(self, command: str) -> Iterator[None]:
+        """Hold the run lock for `command` (up, down, ...), then work on the latest saved document: another
+        run may have saved between this one's read and its lock."""
+        with self.store.lock(command):
+            latest = self.store.load()
+            with self._lock:
+                if latest is not None:
+                    check_owner(latest, self.store.location, self.data["name"], self.data["region"],
+                                 self.data["account"])
+                    self.data = latest
+                elif self.data.get("updated_at"):  # removed meanwhile (a `down` elsewhere): start afresh
+                    self.data = {**self.data, "updated_at": None, "inputs": {}, "steps": {}}
+            yield
 
     def ids(self, key: str) -> dict[str, Any]:
         with self._lock:
@@ -121,15 +186,21 @@ class Ledger:
             return
         with self._lock:
             self.data["updated_at"] = _now()
-            write_atomic(self.path, self.data)
+            self.store.save(self.data)
 
     def remove_file(self) -> None:
         """After a complete `down`: nothing is left to remember."""
         if not self.persist:
             return
-        for p in (self.path, backup_path(self.path)):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+        self.store.delete()
+
+
+def check_owner(data: dict[str, Any], where: Path | str, name: str, region: str, account: str) -> None:
+    for key, want in (("name", name), ("region", region), ("account", account)):
+        if data.get(key) != want:
+            raise StateError(
+                f"state file {where} belongs to {key} {data.get(key)!r}, not {want!r}",
+                "pass the matching --name/--region/--profile, or a different --state path")
 
 
 def backup_path(path: Path) -> Path:
@@ -145,17 +216,27 @@ def read(path: Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise StateError(f"cannot read state file {path}: {exc}") from None
     try:
-        data = json.loads(text)
-        if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
-            raise ValueError("not an eksprivate state document")
+        data = parse(text)
     except ValueError as exc:
         bak = backup_path(path)
         hint = (f"the previous version is {bak}: inspect it and copy it over {path.name}"
                 if bak.exists() else "no backup exists")
         raise StateError(f"state file {path} is corrupt ({exc})",
                          f"{hint}; or move the file away and rerun: eksprivate finds its resources by tag") from None
+    return check_schema(data, path)
+
+
+def parse(text: str) -> dict[str, Any]:
+    """A state document from its JSON text; ValueError when it is not one."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
+        raise ValueError("not an eksprivate state document")
+    return data
+
+
+def check_schema(data: dict[str, Any], where: Path | str) -> dict[str, Any]:
     if data.get("schema") != SCHEMA_VERSION:
-        raise StateError(f"state file {path} has schema {data.get('schema')!r}; this eksprivate reads "
+        raise StateError(f"state file {where} has schema {data.get('schema')!r}; this eksprivate reads "
                          f"{SCHEMA_VERSION}", "use the eksprivate version that wrote it")
     data.setdefault("inputs", {})
     return data
@@ -203,7 +284,7 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def run_lock(state_path: Path) -> Iterator[None]:
+def run_lock(state_path: Path, command: str | None = None) -> Iterator[None]:
     """One mutating run per state file. flock is released by the kernel when a run dies, even by
     SIGKILL, so a stale lock never blocks; the file's content only names the holder for the message."""
     lock_path = state_path.with_name(state_path.name + ".lock")
@@ -217,11 +298,14 @@ def run_lock(state_path: Path) -> Iterator[None]:
             try:
                 info = json.loads(holder)
                 who = f"pid {info['pid']} on {info['host']}, started {info['started_at']}"
+                if info.get("command"):
+                    who += f", {info['command']}"
             except (ValueError, KeyError, TypeError):
                 who = "another process"
             raise StateError(f"another eksprivate run holds {state_path} ({who})",
                              "wait for it to finish, or stop it; then rerun") from None
-        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": _now()})
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "user": current_user(),
+                           "started_at": _now(), "command": command})
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)
         yield
@@ -230,3 +314,35 @@ def run_lock(state_path: Path) -> Iterator[None]:
                 lock_path.unlink()
     finally:
         os.close(fd)  # closing drops the flock
+
+
+def current_user() -> str:
+    """Who runs this command, for lock messages (no credentials: the login name only)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return f"uid {os.getuid()}"
+
+
+def local_lock_holder(state_path: Path) -> dict[str, Any] | None:
+    """Who holds the flock on a local state right now (None: nobody). A dead holder holds nothing: the
+    kernel dropped its lock, so a local lock never needs breaking."""
+    lock_path = state_path.with_name(state_path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+            except ValueError:
+                info = None
+            return info if isinstance(info, dict) else {}
+        return None
+    finally:
+        os.close(fd)

@@ -267,8 +267,12 @@ def choose_azs(ctx: Context, recorded: list[str] | None = None) -> list[str]:
 
 def describe_target(ctx: Context) -> dict[str, Any]:
     return {"name": ctx.name, "region": ctx.region, "account": ctx.account, "state": str(ctx.ledger.path),
-            "availability_zones": ctx.azs,
-            "skipped_zones": [{"zone": z.name, "zone_id": z.zone_id, "reason": z.reason} for z in ctx.skipped_zones]}
+            "availability_zones": ctx.azs}
+
+
+def describe_skipped_zones(ctx: Context) -> list[dict[str, str]]:
+    """The zones `choose_azs` left out, and why (for `plan --output json`)."""
+    return [{"zone": z.name, "zone_id": z.zone_id, "reason": z.reason} for z in ctx.skipped_zones]
 
 
 # -- what AWS will accept, checked against the region (pure checks: config.check_accepted) -----------
