@@ -1,0 +1,188 @@
+"""EKS Kubernetes versions for moto: DescribeClusterVersions (moto 5.2 lacks it) and CreateCluster's use
+of them (moto accepts any version and defaults to 1.19).
+
+The versions are data (`CALENDAR`), their status is computed from the calendar date: standard support for
+14 months from the EKS release, extended support for 12 more, then unsupported (EKS user guide,
+kubernetes-versions: "On the end of extended support date, you can no longer create new Amazon EKS
+clusters with the unsupported version"). `set_calendar` replaces the table and/or the date, e.g. for a test
+of an upgrade that crosses an end-of-support date; `reset` restores both.
+
+What is modelled (sources in docs/aws-fidelity.md, config-checks):
+* DescribeClusterVersions answers `clusterVersions` with `clusterVersion`, `clusterType` ("eks"),
+  `defaultPlatformVersion`, `defaultVersion`, `releaseDate`, `endOfStandardSupportDate`,
+  `endOfExtendedSupportDate`, `versionStatus` (STANDARD_SUPPORT | EXTENDED_SUPPORT | UNSUPPORTED), the
+  deprecated `status` (standard-support | ...) and `kubernetesPatchVersion`; filters `clusterVersions`,
+  `defaultOnly`, `includeAll`, `versionStatus`/`status`, `clusterType`; pages with `maxResults`/`nextToken`.
+  Without `includeAll` unsupported versions are left out (an assumption: the API reference does not say).
+* CreateCluster without `version` gets the default version; with one EKS does not offer (unknown, not yet
+  released, or past extended support) it answers InvalidParameterException.
+
+moto is imported only inside functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eksprivate.sandbox.lifecycle import Patcher
+
+STANDARD, EXTENDED, UNSUPPORTED = "STANDARD_SUPPORT", "EXTENDED_SUPPORT", "UNSUPPORTED"
+UNSUPPORTED_VERSION_MSG = "unsupported Kubernetes version {version}"  # EKS's wording not confirmed
+
+
+@dataclass(frozen=True)
+class ClusterVersion:
+    """One Kubernetes minor version as EKS offers it."""
+
+    version: str
+    released: date  # Amazon EKS release
+    end_of_standard: date
+    end_of_extended: date
+    platform_version: str = "eks.1"  # illustrative: EKS raises it with each platform release
+    patch_version: str = ""  # illustrative
+    default: bool = False  # what CreateCluster gives a request without `version`
+
+    def status(self, today: date) -> str | None:
+        """None before the EKS release: not offered at all yet."""
+        if today < self.released:
+            return None
+        if today < self.end_of_standard:
+            return STANDARD
+        return EXTENDED if today < self.end_of_extended else UNSUPPORTED
+
+
+# Dates: the "Amazon EKS Kubernetes release calendar" of the EKS user guide (kubernetes-versions.adoc) for
+# 1.29-1.34; 1.35 and 1.28 from endoflife.date/amazon-eks (the same 14 + 12 months rule).
+CALENDAR: tuple[ClusterVersion, ...] = (
+    ClusterVersion("1.28", date(2023, 9, 26), date(2024, 11, 26), date(2025, 11, 26), "eks.50", "1.28.15"),
+    ClusterVersion("1.29", date(2024, 1, 23), date(2025, 3, 23), date(2026, 3, 23), "eks.61", "1.29.15"),
+    ClusterVersion("1.30", date(2024, 5, 23), date(2025, 7, 23), date(2026, 7, 23), "eks.58", "1.30.14"),
+    ClusterVersion("1.31", date(2024, 9, 26), date(2025, 11, 26), date(2026, 11, 26), "eks.50", "1.31.14"),
+    ClusterVersion("1.32", date(2025, 1, 23), date(2026, 3, 23), date(2027, 3, 23), "eks.34", "1.32.11"),
+    ClusterVersion("1.33", date(2025, 5, 29), date(2026, 7, 29), date(2027, 7, 29), "eks.27", "1.33.7"),
+    ClusterVersion("1.34", date(2025, 10, 2), date(2026, 12, 2), date(2027, 12, 2), "eks.13", "1.34.3", default=True),
+    ClusterVersion("1.35", date(2026, 1, 27), date(2027, 3, 27), date(2028, 3, 27), "eks.3", "1.35.0"),
+)
+
+_calendar: tuple[ClusterVersion, ...] = CALENDAR
+_today: date | None = None  # None: the real UTC date
+_lock = threading.Lock()
+
+
+def set_calendar(versions: tuple[ClusterVersion, ...] | None = None, today: date | None = None) -> None:
+    """Replace the versions (None: keep them) and/or the date the statuses are computed for."""
+    global _calendar, _today
+    with _lock:
+        if versions is not None:
+            _calendar = versions
+        _today = today
+
+
+def reset() -> None:
+    set_calendar(CALENDAR, None)
+
+
+def _utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def today() -> date:
+    """The date statuses are computed for. A calendar gone stale (its newest version out of standard
+    support) stays at that version's last standard day, so the sandbox keeps creating clusters until the
+    table is updated."""
+    day = _today if _today is not None else _utc_today()
+    if _today is None and _calendar:
+        newest = max(_calendar, key=lambda v: v.end_of_standard)
+        day = min(day, newest.end_of_standard - timedelta(days=1))
+    return day
+
+
+def offered(include_all: bool = False) -> list[tuple[ClusterVersion, str]]:
+    """Released versions with their status today, oldest first; unsupported ones only with `include_all`."""
+    now = today()
+    out = []
+    for item in sorted(_calendar, key=lambda v: tuple(int(p) for p in v.version.split("."))):
+        status = item.status(now)
+        if status is not None and (include_all or status != UNSUPPORTED):
+            out.append((item, status))
+    return out
+
+
+def default_version() -> str | None:
+    """The flagged default while it is offered, else the oldest version in standard support."""
+    versions = offered()
+    flagged = [v.version for v, _ in versions if v.default]
+    standard = [v.version for v, status in versions if status == STANDARD]
+    return next(iter(flagged + standard), None)
+
+
+def creatable(version: str) -> bool:
+    return any(v.version == version for v, _ in offered())
+
+
+def _timestamp(day: date) -> float:
+    return datetime.combine(day, time(0, 0), tzinfo=timezone.utc).timestamp()
+
+
+def describe(item: ClusterVersion, status: str) -> dict[str, Any]:
+    """One `clusterVersions` element, as the API reference shapes it."""
+    return {
+        "clusterVersion": item.version, "clusterType": "eks", "defaultPlatformVersion": item.platform_version,
+        "defaultVersion": item.version == default_version(), "releaseDate": _timestamp(item.released),
+        "endOfStandardSupportDate": _timestamp(item.end_of_standard),
+        "endOfExtendedSupportDate": _timestamp(item.end_of_extended),
+        "versionStatus": status, "status": status.lower().replace("_", "-"),
+        "kubernetesPatchVersion": item.patch_version,
+    }
+
+
+def _describe_cluster_versions_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    query: dict[str, list[str]] = self.querystring
+
+    def flag(name: str) -> bool:
+        return (query.get(name) or ["false"])[0].lower() == "true"
+
+    wanted = set(query.get("clusterVersions") or [])
+    statuses = {s.upper().replace("-", "_") for s in (query.get("versionStatus") or []) + (query.get("status") or [])}
+    types = set(query.get("clusterType") or [])
+    items = [describe(v, s) for v, s in offered(include_all=flag("includeAll") or bool(statuses & {UNSUPPORTED}))
+             if (not wanted or v.version in wanted) and (not statuses or s in statuses)
+             and (not flag("defaultOnly") or v.version == default_version()) and (not types or "eks" in types)]
+    size = int((query.get("maxResults") or ["100"])[0])
+    start = int((query.get("nextToken") or ["0"])[0])
+    page = items[start:start + size]
+    next_token = str(start + size) if start + size < len(items) else None
+    return ActionResult({"clusterVersions": page, "nextToken": next_token})
+
+
+def install(patcher: Patcher) -> None:
+    """Add DescribeClusterVersions to moto's EKS responses and URL map, and make CreateCluster use the
+    calendar (called by lifecycle.install, after the lifecycle's own CreateCluster patch)."""
+    from moto.eks import urls
+    from moto.eks.models import EKSBackend
+    from moto.eks.responses import EKSResponse
+
+    patcher.set_attr(EKSResponse, "describe_cluster_versions", _describe_cluster_versions_response)
+    patcher.set_item(urls.url_paths, "{0}/cluster-versions$", urls.response.dispatch)
+    create = EKSBackend.create_cluster  # the lifecycle's (TTL, tokens, IAM) — wrapped, not replaced
+
+    def create_cluster(self: Any, **kwargs: Any) -> Any:
+        # EKS creates only versions in standard or extended support, and picks its default when none is
+        # named (moto: any string, else 1.19).
+        from moto.eks.exceptions import InvalidParameterException
+
+        if kwargs.get("name") not in self.clusters:
+            version = kwargs.get("version") or default_version()
+            if version is None or not creatable(version):
+                raise InvalidParameterException(clusterName=kwargs.get("name"), nodegroupName=None, addonName=None,
+                                                message=UNSUPPORTED_VERSION_MSG.format(version=version))
+            kwargs["version"] = version
+        return create(self, **kwargs)
+
+    patcher.set_attr(EKSBackend, "create_cluster", create_cluster)
