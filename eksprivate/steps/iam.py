@@ -254,9 +254,10 @@ def _role_classes(base: type[Role] = Role) -> list[type[Role]]:
 
 
 def written_policies(ctx: Context) -> list[WrittenPolicy]:
-    """Every policy document eksprivate writes to IAM for this configuration: each role's trust policy and
-    its identity (inline) policy. Every Role subclass counts, so a policy added later is here too; the
-    linter test (tests/steps/test_iam_policies.py) checks each of them, and that `up` writes no other."""
+    """Every policy document eksprivate may write to IAM in this account/partition: each role's trust policy
+    and its identity (inline) policy, whether or not the configuration uses that role. Every Role subclass
+    counts, so a policy added later is here too. tests/steps/test_iam_policies.py lints each of them, and
+    tests/test_iam_propagation.py checks that `up` writes no policy that is not here."""
     out: list[WrittenPolicy] = []
     for cls in _role_classes():
         if not hasattr(cls, "key"):
