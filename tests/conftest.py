@@ -85,6 +85,22 @@ def cli(aws_env: Path) -> Callable[..., CliResult]:
     return run
 
 
+@pytest.fixture
+def sandbox_client(stand_in: SandboxServer, aws_env: Path) -> Callable[[str], Any]:
+    """boto3 clients on the sandbox (made once per service), as an operator's other tools would use them."""
+    import boto3
+
+    made: dict[str, Any] = {}
+
+    def get(service: str) -> Any:
+        if service not in made:
+            made[service] = boto3.client(service, endpoint_url=stand_in.url, region_name=REGION,
+                                         aws_access_key_id="testing", aws_secret_access_key="testing")
+        return made[service]
+
+    return get
+
+
 @pytest.fixture(autouse=True)
 def plain_moto_outside_the_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
     """The sandbox's lifecycle patches are process-wide (moto's backends are globals). Tests marked

@@ -6,9 +6,11 @@ from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.cluster import Cluster, ClusterAdmins
 from eksprivate.steps.ecr import EcrRepository, other_repositories
 from eksprivate.steps.endpoints import Endpoints
+from eksprivate.steps.foreign_check import with_teardown_steps
 from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, flow_log_group_name
 from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
 from eksprivate.steps.nodegroups import NodeGroup, other_nodegroup_names, planned_nodegroups
+from eksprivate.steps.pull_through import PullThroughCache
 from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup, other_launch_template_specs
 
 __all__ = ["Context", "Found", "Step", "build_graph"]
@@ -62,4 +64,10 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     if everything or orphans:
         repos += [EcrRepository(r, orphan=True) for r in other_repositories(ctx, set(s.ecr_repositories),
                                                                               scan=everything)]
-    return [*steps, *templates, *groups, *repos]
+    # Pull-through cache rules and the node role's first-pull policy: after the node role (down: before it).
+    # `everything` adds it always: without the state its rules are found from that policy.
+    cache = [PullThroughCache()] if (everything or s.pull_through_cache or ctx.ledger.ids("pull-through-cache")) else []
+    graph = [*steps, *templates, *groups, *repos, *cache]
+    # Teardown only (down, status, plan --destroy): what Kubernetes made, and a first look for resources that
+    # are not the cluster's (`down` stops before deleting anything when there are any).
+    return with_teardown_steps(graph) if everything else graph
