@@ -19,6 +19,7 @@ import pytest
 
 from eksprivate.aws import is_mutating
 from eksprivate.sandbox import SandboxServer
+from eksprivate.steps.foreign_check import TEARDOWN_ONLY
 
 
 class CliResult(Protocol):  # what conftest's `cli` fixture returns
@@ -442,8 +443,8 @@ def test_count_based_az_choice_skips_zones_missing_a_type_or_service_and_is_kept
     op.write('endpoints = ["ssm"]\n' + WORKERS)
     result, mutations = op.mutations_of("up", expect=2)  # only eu-central-1b offers both
     assert mutations == []
-    assert "eu-central-1a lacks t3.small" in result.stderr
-    assert "eu-central-1c lacks the ssm endpoint" in result.stderr
+    assert "eu-central-1a (euc1-az1): lacks t3.small" in result.stderr  # skipped zones are named with their IDs
+    assert "eu-central-1c (euc1-az3): lacks the ssm endpoint" in result.stderr
 
     op.write(WORKERS)  # without ssm: 1b and 1c qualify
     op.up()
@@ -598,17 +599,18 @@ def test_plan_and_status_json_shapes_are_stable(op: Operator) -> None:
             assert isinstance(item["details"], list) and all(isinstance(d, str) for d in item["details"])
 
     before = op.plan()
-    check(before, TARGET_KEYS | {"destroy", "steps"})
+    check(before, TARGET_KEYS | {"destroy", "steps", "skipped_zones"})
     assert before["destroy"] is False and {s["action"] for s in before["steps"]} == {"create"}
     op.up()
     after = op.plan()
-    check(after, TARGET_KEYS | {"destroy", "steps"})
+    check(after, TARGET_KEYS | {"destroy", "steps", "skipped_zones"})
     assert [s["key"] for s in after["steps"]] == [s["key"] for s in before["steps"]]
     assert {s["action"] for s in after["steps"]} == {"none"}
     assert f"ecr/mirror-{op.name}" in [s["key"] for s in after["steps"]]
     destroy = op.plan("--destroy")
-    check(destroy, TARGET_KEYS | {"destroy", "steps"})
-    assert destroy["destroy"] is True and {s["action"] for s in destroy["steps"]} == {"delete"}
+    check(destroy, TARGET_KEYS | {"destroy", "steps", "skipped_zones"})
+    assert destroy["destroy"] is True
+    assert {s["action"] for s in destroy["steps"] if s["key"] not in TEARDOWN_ONLY} == {"delete"}
 
     status = json.loads(op.run("status", "--output", "json").stdout)
     check(status, TARGET_KEYS | {"steps"})
