@@ -247,3 +247,18 @@ def test_breaking_a_lock_renewed_meanwhile_is_refused(stand_in: SandboxServer, b
         assert one.renew()
         with pytest.raises(StateError, match="still running"):
             store(stand_in, bucket).break_lock(shown[1])
+
+
+def test_unlock_of_a_local_state_has_nothing_to_break(tmp_path: Any) -> None:
+    """A local lock is a flock: it dies with its process, so `unlock` never deletes anything there; while a
+    live run holds it, `unlock` names it and refuses."""
+    from eksprivate.state import LocalStore
+    from eksprivate.state_admin import unlock
+
+    said: list[str] = []
+    local = LocalStore(tmp_path / "prod-eu-central-1.json")
+    assert unlock(local, confirm=lambda _: True, say=said.append, warn=said.append) is False
+    assert "nothing to break" in said[-1]
+    held = pytest.raises(UsageError, match=r"held by a running eksprivate \(pid \d+ on .*, up\)")
+    with local.lock("up"), held:
+        unlock(local, confirm=lambda _: True, say=said.append, warn=said.append)
