@@ -338,6 +338,9 @@ def install(timing: Timing | None = None) -> None:
         from eksprivate.sandbox import eks_versions
 
         eks_versions.install(_patcher)
+        from eksprivate.sandbox import nodegroup_ami
+
+        nodegroup_ami.install(_patcher)
         from eksprivate.sandbox import lb_dependents
 
         lb_dependents.install(_patcher)
