@@ -278,11 +278,10 @@ def down(
             raise UsageError("refusing to delete without confirmation: no terminal to ask on",
                              "pass --yes to delete non-interactively")
         ui.info(_header("down", ctx))
-        if not yes:
-            if not typer.confirm(f"Delete EKS cluster {ctx.name} in {ctx.region} (account {ctx.account}) and "
-                                 "everything eksprivate made for it?"):
-                ui.info("cancelled; nothing deleted")  # the user's answer, not an error: exit 0
-                return
+        if not yes and not typer.confirm(f"Delete EKS cluster {ctx.name} in {ctx.region} (account {ctx.account}) "
+                                         "and everything eksprivate made for it?"):
+            ui.info("cancelled; nothing deleted")  # the user's answer, not an error: exit 0
+            return
         with ctx.ledger.lock("down"):
             steps = build_graph(ctx, everything=True)
             try:

@@ -13,12 +13,12 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 import yaml
+from faults.helpers import Cli, CliResult
 
 from eksprivate import cli as cli_module
 from eksprivate import ui
@@ -27,16 +27,6 @@ from eksprivate.sandbox import SandboxServer
 REGION = "eu-central-1"
 STEPS = 16  # the default config's graph
 QUIET_WORDS = ("waiting:", "checking")
-
-
-class CliResult(Protocol):
-    exit_code: int
-    stdout: str
-    stderr: str
-    exception: BaseException | None
-
-
-Cli = Callable[..., CliResult]
 
 
 def ok(result: CliResult) -> CliResult:
@@ -115,7 +105,8 @@ def test_plan_details_say_what_will_be_made(cli: Cli, cluster_name: str) -> None
 
 @pytest.mark.parametrize(("argv0", "orig", "program"), [
     ("/opt/tools/venv/bin/eksprivate", None, "/opt/tools/venv/bin/eksprivate"),
-    ("/work/x/eksprivate/__main__.py", [".venv/bin/python", "-m", "eksprivate", "up"], ".venv/bin/python -m eksprivate"),
+    ("/work/x/eksprivate/__main__.py", [".venv/bin/python", "-m", "eksprivate", "up"],
+     ".venv/bin/python -m eksprivate"),
 ])
 def test_next_hints_are_spelled_the_way_the_program_was_invoked(
         cli: Cli, cluster_name: str, monkeypatch: pytest.MonkeyPatch, argv0: str, orig: list[str] | None,
