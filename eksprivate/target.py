@@ -30,6 +30,7 @@ from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
 from eksprivate.state import Ledger, StateStore, close_folder, default_path
 from eksprivate.state_s3 import S3Store, is_s3_url, parse_url
 from eksprivate.steps.base import Context
+from eksprivate.steps.used_network import check_vpc
 from eksprivate.zones import EKS_REFUSES, SkippedZone, eks_refuses, why_unusable
 
 REAL_POLL_SECONDS = 15.0
@@ -170,7 +171,10 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
     settings = replace(settings, warnings=settings.warnings + tuple(state_warnings))
     ctx = Context(aws=aws, settings=settings, ledger=ledger, account=account, azs=[], poll=poll, prune=opts.prune,
                   partition=partition)
-    recorded = ledger.input("availability_zones")
+    byo = check_vpc(ctx, strict=need_azs)  # a network team's VPC (vpc_id): checked, its subnets' AZs
+    if byo is not None:
+        ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + tuple(byo[1]))
+    recorded = ledger.input("availability_zones") or (byo[0] if byo else None)
     if need_azs:
         # Recorded AZs are kept (subnets live there), but checked too: a node group or endpoint added
         # to the config must be offered in them, before anything is created.
@@ -341,6 +345,8 @@ def check_kubernetes_version(ctx: Context) -> list[str]:
     except (AwsApiError, AttributeError) as exc:  # AttributeError: a botocore older than the operation
         why = exc.code if isinstance(exc, AwsApiError) else "the installed botocore does not know it"
         return [f"kubernetes_version not checked: DescribeClusterVersions is not available ({why})"]
+    if not offered:  # nothing to judge by (an empty answer): never refuse on it
+        return ["kubernetes_version not checked: DescribeClusterVersions listed no versions"]
     exists = bool(ctx.ledger.ids("cluster"))
     wanted = ctx.settings.kubernetes_version
     default = next((v for v, info in offered.items() if info.get("defaultVersion")), None)
