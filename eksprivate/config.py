@@ -95,6 +95,11 @@ class Settings:
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
+    def pull_through_credentials(self) -> dict[str, str]:
+        """The `pull_through_credentials` table as read: upstream short name → Secrets Manager ARN."""
+        return {r.upstream: r.credential_arn for r in self.pull_through_cache if r.credential_arn}
+
+    @property
     def az_count(self) -> int:
         azs = self.availability_zones
         return azs if isinstance(azs, int) else len(azs)
@@ -451,6 +456,7 @@ LAUNCH_TEMPLATE_NAME_MAX = 128
 NODEGROUP_NAME_MAX = 63
 TAINT_KEY_MAX = 63
 TAINT_VALUE_MAX = 63
+LABEL_MAX = 63  # labelKey, labelValue: 1-63 (eks model)
 WINDOWS_MIN_DISK = 50  # CreateNodegroup diskSize: "The default disk size is 50 GiB for Windows"
 _ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
 
@@ -511,6 +517,10 @@ def check_accepted(settings: Settings, groups_raw: list[dict[str, Any]] | None) 
             raise UsageError(f"{where}name {spec.name!r}: launch template name {template[:40]}… is "
                              f"{len(template)} characters, EC2 allows {LAUNCH_TEMPLATE_NAME_MAX}",
                              "shorten the cluster name or the node group name")
+        for label, value in spec.labels:
+            if not 1 <= len(label) <= LABEL_MAX or not 1 <= len(value) <= LABEL_MAX:
+                raise UsageError(f"{key('labels')}: {label[:20]!r} = {value[:20]!r}: EKS takes label keys and "
+                                 f"values of 1 to {LABEL_MAX} characters")
         for taint in spec.taints:
             if not taint.key:
                 raise UsageError(f"{key('taints')}: a taint has an empty key", "give every taint a key")

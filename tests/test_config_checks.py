@@ -127,6 +127,14 @@ def test_taint_eks_would_refuse(taint: dict[str, str], says: str) -> None:
     assert refused({"nodegroups": [{"name": "a", "taints": [taint]}]}).startswith("nodegroups[0].taints")
 
 
+@pytest.mark.parametrize("labels", [{"team": ""}, {"k" * 64: "x"}, {"team": "v" * 64}])
+def test_label_eks_would_refuse(labels: dict[str, str]) -> None:
+    """labelKey and labelValue are 1-63 in the EKS model: botocore refuses the CreateNodegroup call, naive code
+    learns it after the cluster exists. (An empty value is fine for Kubernetes, not for EKS.)"""
+    assert "EKS takes label keys and values of 1 to 63 characters" in refused({"labels": labels})
+    assert refused({"nodegroups": [{"name": "a", "labels": labels}]}).startswith("nodegroups[0].labels")
+
+
 def test_launch_template_name_over_128_is_refused() -> None:
     """`<cluster>-<spec>-nodes` of 100 + 1 + 30 + 6 characters: EC2 refuses a LaunchTemplateName over 128.
     Refused rather than hashed: find and orphan discovery read the spec name back out of it."""
