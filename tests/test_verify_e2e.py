@@ -20,8 +20,8 @@ REGION = "eu-central-1"
 ALL_IDS = {
     "vpc.dns-support", "vpc.dns-hostnames", "nodegroup.present", "subnet.s3-gateway", "subnet.no-internet-route",
     "endpoint.available", "endpoint.private-dns", "endpoint.azs", "endpoint.sg-443", "cluster.private-access",
-    "cluster.public-access", "cluster.logging", "cluster.secrets-encryption", "nodegroup.imdsv2",
-    "sg.no-world-ingress",
+    "cluster.public-access", "cluster.logging", "cluster.secrets-encryption", "cluster.support-type",
+    "nodegroup.imdsv2", "sg.no-world-ingress",
 }
 CliRun = Callable[..., Any]
 
