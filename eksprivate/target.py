@@ -167,7 +167,7 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
     if opts.sandbox and opts.notify is not None:
         stale = earlier_sandbox_state(opts, ledger)
         if stale:
-            opts.notify(stale)
+            opts.notify(f"warning: {stale}")
     settings = replace(settings, warnings=settings.warnings + tuple(state_warnings))
     ctx = Context(aws=aws, settings=settings, ledger=ledger, account=account, azs=[], poll=poll, prune=opts.prune,
                   partition=partition)

@@ -12,6 +12,7 @@ from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
 from eksprivate.steps.nodegroups import NodeGroup, other_nodegroup_names, planned_nodegroups
 from eksprivate.steps.pull_through import PullThroughCache
 from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup, other_launch_template_specs
+from eksprivate.steps.used_network import use_network
 
 __all__ = ["Context", "Found", "Step", "build_graph"]
 
@@ -65,9 +66,12 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
         repos += [EcrRepository(r, orphan=True) for r in other_repositories(ctx, set(s.ecr_repositories),
                                                                               scan=everything)]
     # Pull-through cache rules and the node role's first-pull policy: after the node role (down: before it).
-    # `everything` adds it always: without the state its rules are found from that policy.
-    cache = [PullThroughCache()] if (everything or s.pull_through_cache or ctx.ledger.ids("pull-through-cache")) else []
-    graph = [*steps, *templates, *groups, *repos, *cache]
+    # Configured or recorded; and for `down` with a lost (empty) state, since its rules are then found from
+    # that policy alone (rules take no tags).
+    lost_state = everything and not ctx.ledger.snapshot()["steps"]
+    cache = ([PullThroughCache()] if s.pull_through_cache or ctx.ledger.ids("pull-through-cache") or lost_state
+             else [])
+    graph = use_network(ctx, [*steps, *templates, *groups, *repos, *cache])  # vpc_id: the user's VPC
     # Teardown only (down, status, plan --destroy): what Kubernetes made, and a first look for resources that
     # are not the cluster's (`down` stops before deleting anything when there are any).
     return with_teardown_steps(graph) if everything else graph

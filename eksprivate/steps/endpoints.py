@@ -25,7 +25,7 @@ def services(ctx: Context, wanted: dict[str, str]) -> dict[str, EndpointService]
 class Endpoints(Step):
     key = "endpoints"
     title = "VPC endpoints"
-    needs = ("subnets", "endpoint-sg")
+    needs: tuple[str, ...] = ("subnets", "endpoint-sg")
 
     def preview(self, ctx: Context) -> list[str]:
         return [f"interface, private DNS: {', '.join(ctx.settings.interface_endpoints)}",
@@ -36,6 +36,10 @@ class Endpoints(Step):
         want = {svc: "Interface" for svc in ctx.settings.interface_endpoints}
         want["s3"] = "Gateway"
         return want
+
+    def gateway_tables(self, ctx: Context) -> list[str]:
+        """The route tables the S3 gateway endpoint is attached to (all the node subnets' tables)."""
+        return route_table_ids(ctx)
 
     def find(self, ctx: Context) -> Found | None:
         items = list(ctx.aws.ec2.paginate("describe_vpc_endpoints", "VpcEndpoints", Filters=ctx.cluster_filter()))
@@ -68,7 +72,7 @@ class Endpoints(Step):
         eps: dict[str, dict[str, Any]] = found["endpoints"]
         vpc_id = ctx.ledger.ids("vpc")["vpc_id"]
         group_id = ctx.ledger.ids("endpoint-sg")["group_id"]
-        subnets, tables = subnet_ids(ctx), route_table_ids(ctx)
+        subnets, tables = subnet_ids(ctx), self.gateway_tables(ctx)
         wanted = self.wanted(ctx)
         offered = services(ctx, wanted)
         for svc, kind in wanted.items():
@@ -109,7 +113,7 @@ class Endpoints(Step):
 
     def changes(self, ctx: Context, found: Found) -> list[str]:
         out = []
-        subnets, tables = set(subnet_ids(ctx)), set(route_table_ids(ctx))
+        subnets, tables = set(subnet_ids(ctx)), set(self.gateway_tables(ctx))
         wanted = self.wanted(ctx)
         for svc, e in sorted(found["endpoints"].items()):
             if svc not in wanted:
@@ -126,7 +130,7 @@ class Endpoints(Step):
 
     def update(self, ctx: Context, found: Found) -> list[str]:
         done = []
-        subnets, tables = set(subnet_ids(ctx)), set(route_table_ids(ctx))
+        subnets, tables = set(subnet_ids(ctx)), set(self.gateway_tables(ctx))
         wanted = self.wanted(ctx)
         for svc, e in list(found["endpoints"].items()):
             if svc not in wanted:
