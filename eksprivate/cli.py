@@ -278,10 +278,12 @@ def down(
             raise UsageError("refusing to delete without confirmation: no terminal to ask on",
                              "pass --yes to delete non-interactively")
         ui.info(_header("down", ctx))
+        asked = time.monotonic()
         if not yes and not typer.confirm(f"Delete EKS cluster {ctx.name} in {ctx.region} (account {ctx.account}) "
                                          "and everything eksprivate made for it?"):
             ui.info("cancelled; nothing deleted")  # the user's answer, not an error: exit 0
             return
+        started += time.monotonic() - asked  # the timer counts eksprivate's time, not the time to answer
         with ctx.ledger.lock("down"):
             steps = build_graph(ctx, everything=True)
             try:
