@@ -167,11 +167,14 @@ def error_class(code: str) -> type[AwsApiError]:
     return AwsApiError
 
 
-def typed_error(service: str, operation: str, code: str, message: str, hint: str | None = None) -> AwsApiError:
-    """The typed error for an AWS refusal, also for one reported in a response body (EC2's `Unsuccessful`
-    items): a refusal `propagation` lists for this call is `StillPropagating`, so callers can retry it."""
+def typed_error(service: str, operation: str, code: str, message: str, hint: str | None = None, *,
+                in_body: bool = False) -> AwsApiError:
+    """The typed error for an AWS refusal, also for one reported in a response body (`in_body`: EC2's
+    `Unsuccessful` items, judged by message alone): a refusal `propagation` lists for this call is
+    `StillPropagating`, so callers can retry it."""
     cls = error_class(code)
-    if issubclass(cls, InvalidParameter) and is_propagating(service, operation, code, message):
+    if (issubclass(cls, InvalidParameter) or in_body) and is_propagating(service, operation, code, message,
+                                                                         any_code=in_body):
         cls = StillPropagating
     return cls(service, operation, code, message, hint)
 

@@ -76,10 +76,12 @@ PROPAGATION: dict[tuple[str, str], Refusals] = {
 }
 
 
-def is_propagating(service: str, operation: str, code: str, message: str) -> bool:
-    """Whether AWS's refusal of `service` `operation` is one a fresh IAM role or attachment gets."""
+def is_propagating(service: str, operation: str, code: str, message: str, *, any_code: bool = False) -> bool:
+    """Whether AWS's refusal of `service` `operation` is one a fresh IAM role or attachment gets.
+    `any_code`: judge by the message alone (a refusal reported in a response body, whose codes AWS does not
+    document as the error's)."""
     refusals = PROPAGATION.get((service, operation))
-    if refusals is None or code not in PROPAGATION_CODES:
+    if refusals is None or (code not in PROPAGATION_CODES and not any_code):
         return False
     return any(all(fragment in message for fragment in entry) for entry in refusals.messages)
 

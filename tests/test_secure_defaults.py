@@ -260,15 +260,21 @@ def test_vpc_flow_logs_to_cloudwatch_with_a_least_privilege_role(built: Built, c
 
     role = c.iam.get_role(RoleName=role_name)["Role"]
     (trust,) = statements(role["AssumeRolePolicyDocument"])
+    # Only this account's flow logs may have the service assume it (confused deputy; VPC user guide).
     assert trust == {"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                     "Action": "sts:AssumeRole"}
+                     "Action": "sts:AssumeRole",
+                     "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                                   "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc-flow-log/*"}}}
     assert c.iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
     assert c.iam.list_role_policies(RoleName=role_name)["PolicyNames"] == ["eksprivate"]
-    (grant,) = statements(c.iam.get_role_policy(RoleName=role_name, PolicyName="eksprivate")["PolicyDocument"])
+    grant, find = statements(c.iam.get_role_policy(RoleName=role_name, PolicyName="eksprivate")["PolicyDocument"])
     group_arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group_name}"
     assert grant["Effect"] == "Allow"
-    assert sorted(grant["Resource"]) == [group_arn, f"{group_arn}:*"]  # that one group, nothing else
+    assert sorted(grant["Resource"]) == [group_arn, f"{group_arn}:*"]  # writes: that one group, nothing else
     assert all(a.startswith("logs:") and "*" not in a for a in grant["Action"])
+    # DescribeLogGroups takes no resource ARN: "*" (read-only), as AWS's documented delivery role has it.
+    assert find == {"Sid": "FindTheFlowLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups",
+                    "Resource": "*"}
 
 
 # Nodes: CKV_AWS_79 / 341 (IMDSv2, hop 1), CKV_AWS_8 (encrypted EBS), CKV_AWS_88 (no public IP), CKV_AWS_100 ------

@@ -214,7 +214,7 @@ class FlowLogs(Step):
                 # Nothing was made: the next attempt gets a fresh token, never the one AWS answered "failed" to.
                 ctx.ledger.begin(self.key, str(uuid.uuid4()))
                 raise typed_error("ec2", "CreateFlowLogs", str(err.get("Code", "")),
-                                  str(err.get("Message", "no flow log id in the answer")))
+                                  str(err.get("Message", "no flow log id in the answer")), in_body=True)
             return result
 
         # Refused ("Unable to assume given IAM role") while the fresh flow-logs role propagates.

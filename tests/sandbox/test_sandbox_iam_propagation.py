@@ -8,6 +8,7 @@ loaded machine cannot skip a state (moto runs in this process: the server thread
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from eksprivate.sandbox import SandboxServer, iam_propagation, lifecycle
 
 from .helpers import EKS_TRUST, NODE_TRUST, ClientFactory, make_network, make_role
 
-DELAY = 10.0  # iam_role_delay, in sandbox seconds (time_scale 1 in these tests)
+DELAY = 600.0  # iam_role_delay, in sandbox seconds (time_scale 1 in these tests): no test runs that long
 CLUSTER_POLICY = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
 FLOW_LOGS_TRUST = {"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
@@ -26,16 +27,17 @@ ACCOUNT = "123456789012"
 
 
 class Clock:
-    """The sandbox's monotonic clock, moved by the test."""
+    """The sandbox's monotonic clock, pushed ahead by the test. It still runs (resources made elsewhere with
+    the real clock keep aging forward), but IAM delays of DELAY seconds pass only when the test says so."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.offset = 0.0
 
     def __call__(self) -> float:
-        return self.now
+        return time.monotonic() + self.offset
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        self.offset += seconds
 
 
 @pytest.fixture
@@ -82,9 +84,9 @@ def test_create_cluster_waits_for_the_cluster_policy_attachment(
 
     iam.attach_role_policy(RoleName=role_name, PolicyArn=CLUSTER_POLICY)
     assert _error(eks.create_cluster, **create) == managed  # the attachment is young
-    clock.advance(DELAY - 0.001)
+    clock.advance(DELAY - 60)  # still young (unless this test took a minute since the attachment)
     assert _error(eks.create_cluster, **create) == managed
-    clock.advance(0.001)
+    clock.advance(60)
     assert eks.create_cluster(**create)["cluster"]["status"] == "ACTIVE"  # TEST_TIMING: created at once
     eks.delete_cluster(name=name)
 

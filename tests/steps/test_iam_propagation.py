@@ -61,6 +61,16 @@ def test_the_boundary_types_each_propagation_refusal(service: str, operation: st
     assert type(plain) is InvalidParameter
 
 
+def test_a_refusal_in_a_response_body_is_judged_by_its_message() -> None:
+    """EC2 reports per-resource refusals in `Unsuccessful` items, with codes it does not document as the
+    error's: the message decides (naive code keyed on the error code would not retry it)."""
+    message = "Unable to assume given IAM role: 'arn:aws:iam::123456789012:role/f'"
+    assert isinstance(typed_error("ec2", "CreateFlowLogs", "400", message, in_body=True), StillPropagating)
+    assert not isinstance(typed_error("ec2", "CreateFlowLogs", "400", message), StillPropagating)
+    other = typed_error("ec2", "CreateFlowLogs", "400", "LogDestination: b does not exist.", in_body=True)
+    assert not isinstance(other, StillPropagating)
+
+
 def test_every_listed_call_has_an_aws_refusal_here() -> None:
     assert set(PROPAGATION) == {(s, o) for s, o, _, _ in AWS_REFUSALS}
 
