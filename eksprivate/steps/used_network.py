@@ -252,6 +252,11 @@ def _check_network(ctx: Context, vpc: dict[str, Any], subnets: list[dict[str, An
                              "need DNS support and DNS hostnames",
                              f"ask the network team to turn it on (aws ec2 modify-vpc-attribute --{attribute} "
                              f"--vpc-id {vpc['VpcId']}); eksprivate does not change a VPC it did not make")
+    primary = ipaddress.ip_network(vpc["CidrBlock"])
+    for sn in subnets:  # the endpoint security group eksprivate makes admits the VPC's (primary) CIDR
+        if not ipaddress.ip_network(sn["CidrBlock"]).subnet_of(primary):  # type: ignore[arg-type]
+            raise UsageError(f"subnet {sn['SubnetId']} ({sn['CidrBlock']}) is outside the VPC's primary CIDR "
+                             f"{primary}", "name subnets of the primary CIDR")
     tables = _route_tables(ctx, subnets)
     for sn in subnets:
         table = tables[sn["SubnetId"]]
