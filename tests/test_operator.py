@@ -599,11 +599,11 @@ def test_plan_and_status_json_shapes_are_stable(op: Operator) -> None:
             assert isinstance(item["details"], list) and all(isinstance(d, str) for d in item["details"])
 
     before = op.plan()
-    check(before, TARGET_KEYS | {"destroy", "steps", "skipped_zones"})
+    check(before, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})  # cost: docs/cost.md
     assert before["destroy"] is False and {s["action"] for s in before["steps"]} == {"create"}
     op.up()
     after = op.plan()
-    check(after, TARGET_KEYS | {"destroy", "steps", "skipped_zones"})
+    check(after, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})
     assert [s["key"] for s in after["steps"]] == [s["key"] for s in before["steps"]]
     assert {s["action"] for s in after["steps"]} == {"none"}
     assert f"ecr/mirror-{op.name}" in [s["key"] for s in after["steps"]]
@@ -613,7 +613,7 @@ def test_plan_and_status_json_shapes_are_stable(op: Operator) -> None:
     assert {s["action"] for s in destroy["steps"] if s["key"] not in TEARDOWN_ONLY} == {"delete"}
 
     status = json.loads(op.run("status", "--output", "json").stdout)
-    check(status, TARGET_KEYS | {"steps"})
+    check(status, TARGET_KEYS | {"steps", "cost"})
     assert {s["action"] for s in status["steps"]} == {"exists"}
     assert {s["key"] for s in status["steps"]} == {s["key"] for s in after["steps"]}
     assert step(status, "nodegroup/workers")["status"] == "ACTIVE"

@@ -164,7 +164,7 @@ WireProtocol = Literal["ec2", "query", "json", "rest-json", "rest-xml", "rpc-v2-
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _CBOR_PATH = re.compile(r"/service/[^/]+/operation/(?P<operation>[^/?]+)")
 # SigV4 signing names that differ from botocore's service names (only REST services matter here).
-_SERVICE_BY_SIGNING_NAME = {"execute-api": "apigateway"}
+_SERVICE_BY_SIGNING_NAME = {"execute-api": "apigateway", "elasticfilesystem": "efs"}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ TEST_TIMING: dict[str, float] = {
     "iam_role_delay": 0.0,
     "cluster_update": 0.0,
     "nodegroup_update": 0.0,
+    "lb_eni_release": 0.0,
 }
 LONG = 3600.0  # a duration no test waits for
 NO_FAULTS: dict[str, Any] = {"throttle_rate": 0.0, "unavailable_rate": 0.0, "seed": 0}
