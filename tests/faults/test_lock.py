@@ -26,8 +26,10 @@ def test_second_run_refuses_naming_the_holder_and_a_killed_holder_does_not_block
     for verb in (["up"], ["down", "--yes"]):
         second = cli(*verb, "--name", cluster_name, "--region", REGION)
         assert second.exit_code == 2, second.stderr
-        message = second.stderr.strip()
-        assert len(message.splitlines()) == 1, message
+        lines = second.stderr.strip().splitlines()
+        # The header naming cluster, region, account and state comes first; the refusal is one line after it.
+        assert len(lines) == 2 and lines[0].startswith("eksprivate ") and lines[1].startswith("error: "), lines
+        message = lines[1]
         assert f"pid {holder.proc.pid} on {socket.gethostname()}, started 20" in message, message
         assert second.exception is None
     assert mutating_calls(stand_in.calls()) == [], "a refused run changed AWS"
