@@ -262,3 +262,23 @@ def test_unlock_of_a_local_state_has_nothing_to_break(tmp_path: Any) -> None:
     held = pytest.raises(UsageError, match=r"held by a running eksprivate \(pid \d+ on .*, up\)")
     with local.lock("up"), held:
         unlock(local, confirm=lambda _: True, say=said.append, warn=said.append)
+
+
+class _Ticks:
+    """Stands in for the renewal thread's stop event: `n` renewal periods pass, then it is told to stop."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def wait(self, timeout: float) -> bool:
+        self.n -= 1
+        return self.n < 0
+
+
+def test_the_lock_is_renewed_each_period_while_the_run_waits(stand_in: SandboxServer, bucket: str) -> None:
+    """Naive code writes the lock once: a long run would then look exactly like a dead one to `unlock`."""
+    one = store(stand_in, bucket)
+    with one.lock("up"):
+        one._renew_until(_Ticks(3))  # type: ignore[arg-type]
+        held = store(stand_in, bucket).read_lock()
+        assert held is not None and held[0].renewals == 3
