@@ -45,7 +45,8 @@ def example() -> str:
 
 def code_default(key: str) -> Any:
     """The default the code uses for `key`, as the TOML value that would mean the same."""
-    source: Any = Settings() if key in Settings.__dataclass_fields__ else NodeGroupSpec()
+    # A Settings field, or a Settings property for a key read into another field (pull_through_credentials).
+    source: Any = Settings() if key in Settings.__dataclass_fields__ or hasattr(Settings, key) else NodeGroupSpec()
     value = getattr(source, key)
     if key in ("tags", "labels"):
         return dict(value)
