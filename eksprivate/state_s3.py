@@ -54,8 +54,10 @@ RENEW_SECONDS = 60.0  # how often a running command renews its lock object
 CONFLICT_RETRIES = 5  # 409 ConditionalRequestConflict: AWS says retry; a retry answers 200 or 412
 # S3 general purpose bucket names: 3-63 lowercase letters, digits, dots and hyphens (AWS naming rules).
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Without s3:ListBucket, S3 answers a missing key with 403, not 404: it is needed to start a new state.
 PERMISSIONS = ("s3:ListBucket (HeadBucket), s3:GetBucketVersioning, s3:GetEncryptionConfiguration, "
-               "s3:GetObject, s3:PutObject, s3:DeleteObject")
+               "s3:GetObject, s3:PutObject, s3:DeleteObject (plus kms:GenerateDataKey and kms:Decrypt on a "
+               "KMS-encrypted bucket)")
 
 
 def is_s3_url(text: str | None) -> bool:
