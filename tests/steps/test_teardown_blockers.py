@@ -1,0 +1,141 @@
+"""The network steps' deletes against what they cannot delete: a DependencyViolation whose cause is not the
+cluster's is named at once (no retry), the ENI sweep takes only the VPC CNI's interfaces, the VPC step
+touches only the cluster's security groups, and EFS mount targets go while the file system stays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eksprivate.sandbox import SandboxServer
+from eksprivate.steps.k8s_leftovers import K8sLeftovers, kept_data
+from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
+from eksprivate.steps.vpc_contents import BlockedByForeign
+
+from .world import World, converge
+
+
+def _calls(ctx: Any, operation: str, mark: int) -> int:
+    return sum(1 for _, op in ctx.aws.log.calls[mark:] if op == operation)
+
+
+def test_a_foreign_interface_in_a_subnet_is_named_at_once_and_kept(world: World) -> None:
+    """Naive: the sweep deleted every `available` interface in the subnet (the user's too), or, for one in
+    use, DeleteSubnet was retried for 20 minutes. Here one refusal, the interface named, left alone; the
+    CNI's own leftover interface is deleted."""
+    ctx = world.ctx()
+    converge(ctx, Vpc())
+    found = converge(ctx, Subnets())
+    ec2 = world.client("ec2")
+    subnet = found["parts"][ctx.azs[0]]["subnet_id"]
+    theirs = ec2.create_network_interface(SubnetId=subnet, Description="appliance")["NetworkInterface"][
+        "NetworkInterfaceId"]
+    cni = ec2.create_network_interface(SubnetId=subnet, Description="aws-K8S-i-0123456789abcdef0")[
+        "NetworkInterface"]["NetworkInterfaceId"]
+    mark = len(ctx.aws.log.calls)
+    with pytest.raises(BlockedByForeign) as blocked:
+        Subnets().remove(ctx, found)
+    assert theirs in str(blocked.value) and "appliance" in str(blocked.value)
+    assert [b.ident for b in blocked.value.blockers] == [theirs]
+    assert _calls(ctx, "DeleteSubnet", mark) == 1  # refused once, explained, not retried
+    assert ec2.describe_network_interfaces(NetworkInterfaceIds=[theirs])["NetworkInterfaces"]
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": [cni]}])[
+        "NetworkInterfaces"] == []
+    ec2.delete_network_interface(NetworkInterfaceId=theirs)
+    Subnets().remove(ctx, found)
+    assert ec2.describe_subnets(Filters=world.tag_filter())["Subnets"] == []
+
+
+def test_the_vpc_step_leaves_a_foreign_group_and_its_rules_alone(world: World) -> None:
+    """Naive: every non-default group in the VPC had its rules revoked and was deleted. Here only the
+    cluster's (eksprivate's, EKS's cluster group) go; the user's group keeps its rule and is named."""
+    ctx = world.ctx()
+    vpc = converge(ctx, Vpc())
+    ec2 = world.client("ec2")
+    rule = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "203.0.113.0/24"}]}
+    theirs = ec2.create_security_group(GroupName="bastion", VpcId=vpc["vpc_id"], Description="ssh")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=theirs, IpPermissions=[rule])
+    eks_sg = ec2.create_security_group(
+        GroupName=f"eks-cluster-sg-{world.name}", VpcId=vpc["vpc_id"], Description="EKS created security group",
+        TagSpecifications=[{"ResourceType": "security-group",
+                            "Tags": [{"Key": "aws:eks:cluster-name", "Value": world.name}]}])["GroupId"]
+    mark = len(ctx.aws.log.calls)
+    with pytest.raises(BlockedByForeign) as blocked:
+        Vpc().remove(ctx, vpc)
+    assert theirs in str(blocked.value) and "bastion" in str(blocked.value)
+    assert _calls(ctx, "DeleteVpc", mark) == 1
+    group = ec2.describe_security_groups(GroupIds=[theirs])["SecurityGroups"][0]
+    assert [p["FromPort"] for p in group["IpPermissions"]] == [22]
+    assert ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [eks_sg]}])["SecurityGroups"] == []
+    ec2.delete_security_group(GroupId=theirs)
+    Vpc().remove(ctx, vpc)
+
+
+def test_efs_mount_targets_go_the_file_system_stays_unless_asked(stand_in: SandboxServer, world: World) -> None:
+    """Mount targets block the subnets; the file system holds data. Naive: either both stay (down fails on
+    the subnets) or both go (data lost). Works from tags alone (a fresh state file)."""
+    ctx = world.ctx()
+    converge(ctx, Vpc())
+    converge(ctx, EndpointSecurityGroup())
+    subnets = converge(ctx, Subnets())
+    efs = world.client("efs")
+    fs = efs.create_file_system(CreationToken=world.name, Tags=[
+        {"Key": f"kubernetes.io/cluster/{world.name}", "Value": "owned"}, {"Key": "Name", "Value": "shared"}])[
+        "FileSystemId"]
+    targets = [efs.create_mount_target(FileSystemId=fs, SubnetId=p["subnet_id"])["MountTargetId"]
+               for p in subnets["parts"].values()]
+    lost = world.ctx(fresh=True)
+    found = K8sLeftovers().find(lost)
+    assert found is not None and sorted(found["file_systems"][0]["mount_targets"]) == sorted(targets)
+    K8sLeftovers().remove(lost, found)
+    assert efs.describe_mount_targets(FileSystemId=fs)["MountTargets"] == []
+    assert [f["FileSystemId"] for f in efs.describe_file_systems(FileSystemId=fs)["FileSystems"]] == [fs]
+    assert any(fs in line and "shared" in line for line in kept_data(lost))
+    Subnets().remove(lost, subnets)  # nothing holds them now
+
+    lost.delete_volumes = True
+    again = K8sLeftovers().find(lost)
+    assert again is not None
+    K8sLeftovers().remove(lost, again)
+    assert fs not in [f["FileSystemId"] for f in efs.describe_file_systems()["FileSystems"]]
+    assert K8sLeftovers().find(lost) is None
+
+
+def test_the_check_names_each_kind_of_foreign_resource_and_nothing_of_the_clusters(world: World) -> None:
+    """The first look `down` takes: nothing for what eksprivate, EKS and Kubernetes made; each foreign
+    resource that would block the VPC (or be ended with it, as a peering) named with what to do."""
+    from eksprivate.steps.foreign_check import ForeignCheck
+
+    ctx = world.ctx()
+    vpc = converge(ctx, Vpc())["vpc_id"]
+    converge(ctx, Subnets())
+    converge(ctx, EndpointSecurityGroup())
+    ec2 = world.client("ec2")
+    ec2.create_security_group(GroupName=f"eks-cluster-sg-{world.name}", VpcId=vpc, Description="EKS",
+                              TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                                  {"Key": "aws:eks:cluster-name", "Value": world.name}]}])
+    ec2.create_security_group(GroupName="k8s-traffic", VpcId=vpc, Description="backend", TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": [{"Key": "elbv2.k8s.aws/cluster", "Value": world.name}]}])
+    assert ForeignCheck(()).find(ctx) is None
+
+    other = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    foreign = {
+        "security group": ec2.create_security_group(GroupName="bastion", VpcId=vpc, Description="ssh")["GroupId"],
+        "subnet": ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.200.0/24")["Subnet"]["SubnetId"],
+        "internet gateway": ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"],
+        "VPC peering connection": ec2.create_vpc_peering_connection(VpcId=vpc, PeerVpcId=other)[
+            "VpcPeeringConnection"]["VpcPeeringConnectionId"],
+    }
+    # Another cluster's controller group: its cluster tag names someone else.
+    other_cluster = ec2.create_security_group(
+        GroupName="k8s-other", VpcId=vpc, Description="backend", TagSpecifications=[{
+            "ResourceType": "security-group", "Tags": [{"Key": "elbv2.k8s.aws/cluster", "Value": "other"}]}])
+    foreign_groups = {foreign["security group"], other_cluster["GroupId"]}
+    ec2.attach_internet_gateway(InternetGatewayId=foreign["internet gateway"], VpcId=vpc)
+    found = ForeignCheck(()).find(ctx)
+    assert found is not None
+    named = {(b["kind"], b["ident"]) for b in found["blockers"]}
+    expected = {(kind, ident) for kind, ident in foreign.items()} | {("security group", g) for g in foreign_groups}
+    # Exactly those: the cluster's own groups, subnets, route tables and endpoints group are not listed.
+    assert named == expected, found["blockers"]
