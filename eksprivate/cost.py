@@ -138,6 +138,8 @@ class PriceListPrices:
         self._cache: dict[tuple[str, str, str], Price | None] = {}
         self._lock = threading.Lock()
         self.used_price_list = False
+        self.used_table = False
+        self.published = ""  # the newest publicationDate among the products used
 
     def prefetch(self, wanted: Iterable[tuple[str, str, str]]) -> None:
         """Ask for several prices at once (one GetProducts each, in parallel: they are independent)."""
@@ -155,6 +157,7 @@ class PriceListPrices:
         price = self._ask(kind, region, detail) if self.unreachable is None else None
         if price is None:
             price = self.fallback.lookup(kind, region, detail)
+            self.used_table = self.used_table or price is not None
         with self._lock:
             self._cache[key] = price
         return price
@@ -169,7 +172,9 @@ class PriceListPrices:
                                                 FormatVersion="aws_v1"):
                 found = on_demand_price(item, matches)
                 if found is not None:
-                    self.used_price_list = True
+                    with self._lock:
+                        self.used_price_list = True
+                        self.published = max(self.published, found[1])
                     return Price(found[0], "price-list", found[1])
         except (AccessDenied, NotFound, InvalidParameter) as exc:
             self.unreachable = f"{exc.code}: {exc.aws_message}"
@@ -180,11 +185,16 @@ class PriceListPrices:
     def sources(self) -> list[dict[str, str]]:
         out = []
         if self.used_price_list:
-            out.append({"source": "price-list", "as_of": "", "detail": "AWS Price List API (pricing:GetProducts)"})
-        table = self.fallback.sources()[0]
-        if self.unreachable:
-            table["detail"] += f"; the Price List API was not used: {self.unreachable}"
-        return [*out, table]
+            out.append({"source": "price-list", "as_of": self.published,
+                        "detail": "AWS Price List API (pricing:GetProducts)"})
+        if self.used_table or self.unreachable or not out:
+            table = self.fallback.sources()[0]
+            if self.unreachable:
+                table["detail"] += f"; the Price List API was not used: {self.unreachable}"
+            elif self.used_price_list:
+                table["detail"] += " for what the Price List did not answer"
+            out.append(table)
+        return out
 
 
 SpotLookup = Callable[[str, str, tuple[str, ...]], Price | None]  # (instance type, region, AZs)

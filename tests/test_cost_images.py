@@ -336,3 +336,14 @@ def test_bad_pull_through_config_is_one_line_and_creates_nothing(
     assert "Traceback" not in result.stderr
     assert _nothing_made(sandbox_client, cluster_name)
     assert not (aws_env / "state" / f"{cluster_name}-{REGION}.json").exists()
+
+
+def test_extended_support_names_its_price_and_nat_swaps_only_the_endpoints() -> None:
+    """Naive code prices EXTENDED support silently as standard, or drops the endpoints from the NAT variant
+    without adding the gateways."""
+    fp = Footprint(REGION, support_type="EXTENDED", interface_endpoints=("ec2", "sts"), az_count=2)
+    est = estimate(fp, TablePrices())
+    assert "$0.60/h" in est.lines[0].note
+    nat = est.with_nat()
+    assert not [line for line in nat if line.item.startswith("interface endpoint ")]
+    assert sum(line.monthly or 0 for line in nat) == pytest.approx(73.0 + 2 * 0.052 * 730)
