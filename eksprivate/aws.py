@@ -465,8 +465,9 @@ def _failure_detail(response: dict[str, Any]) -> str:
 
 
 def known_regions() -> list[str]:
-    """Regions where EKS exists, from botocore's bundled endpoint data (no network call)."""
-    return sorted(_share_loader(boto3.session.Session()).get_available_regions("eks"))
+    """Regions where EKS exists in any partition, from botocore's bundled endpoint data (no network call)."""
+    session = _share_loader(boto3.session.Session())
+    return sorted({r for p in session.get_available_partitions() for r in session.get_available_regions("eks", p)})
 
 
 def _partitions() -> list[dict[str, Any]]:

@@ -179,6 +179,14 @@ def test_a_region_botocore_does_not_know_is_asked_of_aws(
                         "region 'ap-east-1' is not enabled for this account")
 
 
+@pytest.mark.parametrize("region", ["eu-central-1", "cn-north-1", "us-gov-west-1"])
+def test_a_region_botocore_knows_costs_no_call(cli: Cli, stand_in: SandboxServer, cluster_name: str,
+                                               region: str) -> None:
+    stand_in.clear_calls()
+    assert cli("status", "--name", cluster_name, "--region", region).exit_code == 0
+    assert "DescribeRegions" not in [r.operation for r in stand_in.calls()]
+
+
 def test_home_region_per_partition() -> None:
     assert home_region("eu-middle-9") == "us-east-1"
     assert home_region("cn-south-7") == "cn-northwest-1"
