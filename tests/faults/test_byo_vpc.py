@@ -50,15 +50,15 @@ class Network:
 
 
 def _build(url: str, *, dns_hostnames: bool = True, internet: bool = False, endpoint_443: bool = True,
-           azs: tuple[str, ...] = AZS) -> Network:
+           azs: tuple[str, ...] = AZS, prefix: int = 24, s3_gateway: bool = False) -> Network:
     ec2 = boto3.client("ec2", endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
                        aws_secret_access_key="testing")
     team = [{"ResourceType": "vpc", "Tags": [{"Key": "owner", "Value": "network-team"}]}]
     vpc_id = ec2.create_vpc(CidrBlock="10.50.0.0/16", TagSpecifications=team)["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": dns_hostnames})
-    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.50.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
-               for i, az in enumerate(azs, start=1)]
+    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.50.{i}.0/{prefix}",
+                                 AvailabilityZone=az)["Subnet"]["SubnetId"] for i, az in enumerate(azs, start=1)]
     table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
     for subnet in subnets:
         ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
@@ -73,6 +73,9 @@ def _build(url: str, *, dns_hostnames: bool = True, internet: bool = False, endp
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": source}]}])
     sts = ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=vpc_id, ServiceName=f"com.amazonaws.{REGION}.sts",
                                   SubnetIds=subnets, SecurityGroupIds=[group], PrivateDnsEnabled=True)["VpcEndpoint"]
+    if s3_gateway:
+        ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=vpc_id, ServiceName=f"com.amazonaws.{REGION}.s3",
+                                RouteTableIds=[table])
     return Network(ec2, vpc_id, subnets, table, group, sts["VpcEndpointId"])
 
 
@@ -187,7 +190,9 @@ Case = Callable[[Network], tuple[str, tuple[str, ...]]]
     ({"endpoint_443": False}, "", ("sts endpoint", "does not admit TCP 443 from subnet")),
     ({"azs": ("eu-central-1a", "eu-central-1a")}, "", ("are all in eu-central-1a", "one private subnet per AZ")),
     ({}, 'availability_zones = ["eu-central-1a", "eu-central-1b"]\n', ("are not the AZs of subnet_ids",)),
-], ids=["dns-hostnames-off", "internet-route", "endpoint-sg-closed", "one-az", "other-azs"])
+    # A /28 has 11 addresses for use, one taken by the team's sts endpoint; 6 for EKS + 4 new endpoints + 2 nodes.
+    ({"prefix": 28}, "", ("has 10 free addresses; the cluster needs at least 12",)),
+], ids=["dns-hostnames-off", "internet-route", "endpoint-sg-closed", "one-az", "other-azs", "too-small"])
 def test_a_network_that_does_not_fit_is_refused_before_anything_is_made(
         cli: Cli, aws_env: Path, stand_in: SandboxServer, cluster_name: str, build: dict[str, Any], extra: str,
         says: tuple[str, ...]) -> None:
@@ -223,3 +228,17 @@ def test_unknown_vpc_and_subnets_and_a_subnet_of_another_vpc(
         path.write_text(text)
         _refused(cli("up", "--name", cluster_name, "--region", REGION, "--config", str(path)), says)
     assert mutating_calls(stand_in.calls()) == []
+
+
+def test_an_s3_gateway_already_on_the_route_table_is_used_not_doubled(
+        cli: Cli, aws_env: Path, stand_in: SandboxServer, cluster_name: str) -> None:
+    """Naive code would add a second S3 gateway to a route table that has one."""
+    net = _build(stand_in.url, s3_gateway=True)
+    before = net.snapshot()
+    config = _config(aws_env, net)
+    assert cli("up", "--name", cluster_name, "--region", REGION, "--config", config).exit_code == 0
+    assert sorted(_ours(net, cluster_name)) == ["ec2", "ecr.api", "ecr.dkr", "logs"]
+    steps = json.loads((aws_env / "state" / f"{cluster_name}-{REGION}.json").read_text())["steps"]
+    assert list(steps["endpoints-used"]["ids"]["gateway_tables"]) == [net.route_table_id]
+    assert cli("down", "--name", cluster_name, "--region", REGION, "--config", config, "--yes").exit_code == 0
+    assert net.snapshot() == before
