@@ -347,3 +347,32 @@ def test_extended_support_names_its_price_and_nat_swaps_only_the_endpoints() -> 
     nat = est.with_nat()
     assert not [line for line in nat if line.item.startswith("interface endpoint ")]
     assert sum(line.monthly or 0 for line in nat) == pytest.approx(73.0 + 2 * 0.052 * 730)
+
+
+def test_a_rule_made_by_someone_else_during_up_is_used_never_owned(
+        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
+        free_prefixes: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between `find` and CreatePullThroughCacheRule another tool makes the same prefix. Naive code fails the
+    run, or records the rule as its own and `down` deletes someone else's rule."""
+    from eksprivate.steps.pull_through import PullThroughCache
+
+    original = PullThroughCache._policy
+    raced: list[bool] = []
+
+    def policy_then_race(self: PullThroughCache, *args: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            sandbox_client("ecr").create_pull_through_cache_rule(ecrRepositoryPrefix="quay",
+                                                                 upstreamRegistryUrl="quay.io")
+        return original(self, *args)
+
+    monkeypatch.setattr(PullThroughCache, "_policy", policy_then_race)
+    config = write_config(aws_env, 'pull_through_cache = ["quay"]\n')
+    result = cli("up", "--name", cluster_name, "--config", config)
+    assert result.exit_code == 0, result.stderr
+    assert raced
+    statements = {s["Sid"]: s["Resource"] for s in _node_policy(sandbox_client, cluster_name)["Statement"]}
+    assert list(statements) == ["PullThroughCacheFirstPullOtherRules"]
+    monkeypatch.setattr(PullThroughCache, "_policy", original)
+    assert cli("down", "--name", cluster_name, "--config", config, "--yes").exit_code == 0
+    assert "quay" in _rules(sandbox_client)

@@ -20,7 +20,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from eksprivate.errors import AccessDenied, EksPrivateError, NotFound, UsageError
+from eksprivate.errors import AccessDenied, AwsApiError, EksPrivateError, NotFound, UsageError
 from eksprivate.images import PullThroughRule, credential_problem
 from eksprivate.steps.base import Context, Found, Step
 
@@ -204,7 +204,19 @@ class PullThroughCache(Step):
                                     "upstreamRegistry": rule.spec.registry}
             if rule.credential_arn:
                 args["credentialArn"] = rule.credential_arn
-            ctx.aws.ecr.create_pull_through_cache_rule(**args)
+            try:
+                ctx.aws.ecr.create_pull_through_cache_rule(**args)
+            except AwsApiError as exc:
+                if exc.code != "PullThroughCacheRuleAlreadyExistsException":
+                    raise
+                # Made by someone else since `find` (ours would have been found): theirs, used, never deleted.
+                ctx.ledger.record(KEY, rule_prefixes=sorted(ours))
+                found.setdefault("external", []).append(prefix)
+                # The policy put above named it as ours: say it is another owner's, so `down` never deletes it.
+                ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
+                                            PolicyDocument=json.dumps(self._policy(ctx, ours, found["external"])))
+                done.append(f"rule {prefix}/ appeared meanwhile: used as it is")
+                continue
             ours.append(prefix)
             rules[prefix] = {"url": rule.spec.url, "credential_arn": rule.credential_arn,
                              "registry": rule.spec.registry}
