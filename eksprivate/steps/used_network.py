@@ -236,7 +236,7 @@ def check_vpc(ctx: Context, *, strict: bool) -> tuple[list[str], list[str]] | No
         raise UsageError(f"availability_zones {', '.join(explicit)} are not the AZs of subnet_ids ({', '.join(azs)})",
                          "with vpc_id the subnets decide the AZs: leave availability_zones out")
     recorded = ctx.ledger.input("availability_zones")
-    if recorded and sorted(recorded) != sorted(azs):
+    if strict and recorded and sorted(recorded) != sorted(azs):  # down, status: take what is there
         raise UsageError(f"subnet_ids are in {', '.join(azs)}, but this cluster was built in {', '.join(recorded)} "
                          "(recorded in the state)", "the subnets of an existing cluster cannot change")
     return azs, _check_network(ctx, vpc, subnets) if strict else []
