@@ -380,19 +380,19 @@ def estimate(fp: Footprint, prices: PriceSource, spot: SpotLookup | None = None)
                            group.count * group.disk_gib, "ebs_gp3_gib_month", gp3, unknown=missing))
     if fp.kms_key:
         lines.append(_line("KMS key (secrets encryption)", 1, "kms_key_month", price("kms_key_month"),
-                           unknown=missing, note="its API requests are usage-based, not counted"))
+                           unknown=missing, note="requests: usage-based, not counted"))
     if fp.control_plane_logs or fp.flow_logs:
         which = " and ".join(n for n, on in (("control-plane logs", fp.control_plane_logs),
                                               ("VPC flow logs", fp.flow_logs)) if on)
         lines.append(_usage(f"CloudWatch Logs ingestion and storage ({which})", "GB",
-                            "usage-based: depends on log volume, not estimated"))
+                            "usage-based: not estimated"))
     if fp.interface_endpoints:
         lines.append(_usage("interface endpoint data processing", "GB",
-                            "usage-based: per GB through the endpoints, not estimated"))
+                            "usage-based (per GB): not estimated"))
     nat_price = price("nat_gateway_hour")
     nat = [_line(f"NAT gateway x {fp.az_count} AZ", fp.az_count, "nat_gateway_hour", nat_price, unknown=missing,
                  note="one per AZ, as AWS recommends for availability"),
-           _usage("NAT gateway data processing", "GB", "usage-based: per GB through the NAT gateways, not estimated")]
+           _usage("NAT gateway data processing", "GB", "usage-based (per GB): not estimated")]
     return Estimate(region, lines, nat, prices.sources())
 
 

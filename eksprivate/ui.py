@@ -264,17 +264,25 @@ def error(text: str) -> None:
     err.print(f"error: {text}", style="bold red", highlight=False, markup=False)
 
 
+# Short units for the cost table (JSON keeps the full ones).
+COST_UNITS = {"cluster-hour": "h", "endpoint-AZ-hour": "AZ-h", "instance-hour": "h", "NAT-gateway-hour": "h",
+              "GiB-month": "GiB-mo", "key-month": "mo"}
+
+
 def print_cost(estimate: Any, title: str) -> None:
     """The cost table (`eksprivate.cost.Estimate`), its totals, the NAT-gateway comparison and the sources."""
-    table = Table(title=title)
-    table.add_column("item")
-    table.add_column("quantity", justify="right")
-    table.add_column("unit price", justify="right")
-    table.add_column("per hour", justify="right")
-    table.add_column("per month", justify="right")
-    table.add_column("note", overflow="fold")
+    from rich import box
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)  # no vertical rules: fits 80 columns
+    table.add_column("item", ratio=3)
+    table.add_column("qty", justify="right", no_wrap=True)
+    table.add_column("unit price", justify="right", no_wrap=True)
+    table.add_column("per hour", justify="right", no_wrap=True)
+    table.add_column("per month", justify="right", no_wrap=True)
+    table.add_column("note", ratio=2, overflow="fold")
     for line in estimate.lines:
-        unit_price = "—" if line.unit_price is None else f"${line.unit_price:g}/{line.unit}"
+        short = COST_UNITS.get(line.unit, line.unit)
+        unit_price = "—" if line.unit_price is None else f"${line.unit_price:g}/{short}"
         quantity = "—" if line.usage_based else f"{line.quantity:g}"
         hourly = "—" if line.hourly is None else f"${line.hourly:,.4f}"
         monthly = "—" if line.monthly is None else f"${line.monthly:,.2f}" + (" ~" if line.variable else "")
