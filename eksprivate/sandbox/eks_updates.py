@@ -48,6 +48,8 @@ from eksprivate.sandbox.lifecycle import Patcher, Timing, _now, current_timing
 class UpdateSettings:
     fail_next_update: str | None = None
     degraded_nodegroups: str | None = None
+    # eks_upgrades: that cluster's upgrade insight for removed APIs reads ERROR (until set back to null).
+    error_insights: str | None = None
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -390,9 +392,15 @@ def _describe_update_response(self: Any) -> Any:
     name = self._get_param("name")
     update_id = self._get_param("updateId")
     nodegroup_name = self._get_param("nodegroupName")
+    addon_name = self._get_param("addonName")
     backend = self.eks_backend
-    resource = (backend.describe_nodegroup(cluster_name=name, nodegroup_name=nodegroup_name) if nodegroup_name
-                else backend.describe_cluster(name=name))
+    if addon_name:  # an UpdateAddon's update (eks_addons)
+        from eksprivate.sandbox import eks_addons
+
+        resource = eks_addons.describe_update_resource(backend, name, addon_name)
+    else:
+        resource = (backend.describe_nodegroup(cluster_name=name, nodegroup_name=nodegroup_name) if nodegroup_name
+                    else backend.describe_cluster(name=name))
     with _lock:
         update = updates_of(resource).get(update_id)
         if update is None:

@@ -50,6 +50,14 @@ class Timing:
     cluster_update: float = 120.0
     # An UpdateNodegroupConfig of sizes/labels/taints (no node replaced): no public figure found; a minute.
     nodegroup_update: float = 60.0
+    # UpdateClusterVersion keeps the cluster UPDATING about 8-10 min; UpdateNodegroupVersion rolls the nodes
+    # (new ones up, old ones drained, max_unavailable at a time) in about 5-15 min (issue 12; eksctl docs).
+    cluster_version_update: float = 540.0
+    nodegroup_version_update: float = 600.0
+    # EKS managed add-ons: CREATING/UPDATING/DELETING for about a minute or less (no published figure).
+    addon_create: float = 45.0
+    addon_update: float = 30.0
+    addon_delete: float = 20.0
     # A new IAM role is not assumable by EKS until it has propagated.
     iam_role_delay: float = 10.0
     # A deleted load balancer's network interfaces stay until AWS releases them; no published figure, public
@@ -345,6 +353,10 @@ def install(timing: Timing | None = None) -> None:
         from eksprivate.sandbox import lb_dependents
 
         lb_dependents.install(_patcher)
+        from eksprivate.sandbox import eks_addons, eks_upgrades
+
+        eks_addons.install(_patcher)
+        eks_upgrades.install(_patcher)
 
 
 def uninstall() -> None:

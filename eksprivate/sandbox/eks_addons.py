@@ -1,0 +1,351 @@
+"""EKS managed add-ons for moto, which has none (moto 5.2: no CreateAddon, DescribeAddon, ...).
+
+What is modelled (sources in docs/aws-fidelity.md, section day2):
+
+* CreateAddon / DescribeAddon / UpdateAddon / DeleteAddon / ListAddons / DescribeAddonVersions, on the
+  cluster object (they go with it). An add-on reads CREATING for `Timing.addon_create` (scaled), then ACTIVE;
+  coredns (and the EBS CSI driver's controller) read DEGRADED with an `InsufficientNumberOfReplicas` health
+  issue while the cluster has no usable node group: its pods have nowhere to run. UpdateAddon answers an
+  update (type AddonUpdate) that DescribeUpdate follows with `addonName`; the add-on reads UPDATING meanwhile.
+  DeleteAddon: DELETING for `Timing.addon_delete`, then ResourceNotFoundException.
+* Refusals: a second CreateAddon of the same name (ResourceInUseException), an add-on EKS does not offer or
+  a version not compatible with the cluster's Kubernetes version (InvalidParameterException), a call while
+  the cluster is not ACTIVE or the add-on is busy (ResourceInUseException), `configurationValues` that are
+  not a JSON/YAML object (InvalidParameterException). The same `clientRequestToken` answers what it started.
+* DescribeAddonVersions: a few versions per add-on and Kubernetes minor, one of them the default
+  (`compatibilities[].defaultVersion`), newest first. Version strings are illustrative, not AWS's.
+
+moto is imported inside functions only: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eksprivate.sandbox.lifecycle import _now, current_timing
+
+if TYPE_CHECKING:
+    from eksprivate.sandbox.lifecycle import Patcher
+
+# -- versions -----------------------------------------------------------------------------------------
+MINORS = tuple(f"1.{m}" for m in range(28, 36))
+NEEDS_NODES = ("coredns", "aws-ebs-csi-driver")  # Deployments: DEGRADED until a node can run their pods
+
+
+def _versions(addon: str, minor: str) -> list[tuple[str, bool]]:
+    """(version, default?) newest first: three builds per minor, the middle one the default (EKS's default
+    is often not the newest build)."""
+    m = int(minor.split(".")[1])
+    pattern = {
+        "vpc-cni": f"v1.{m - 9}.{{}}-eksbuild.1",
+        "kube-proxy": f"v{minor}.{{}}-eksbuild.1",
+        "coredns": f"v1.{m - 21}.{{}}-eksbuild.1",
+        "eks-pod-identity-agent": f"v0.{m}.{{}}-eksbuild.1",
+        "aws-ebs-csi-driver": f"v1.{m + 10}.{{}}-eksbuild.1",
+    }[addon]
+    return [(pattern.format(3), False), (pattern.format(2), True), (pattern.format(1), False)]
+
+
+ADDONS = ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent", "aws-ebs-csi-driver")
+ADDON_TYPES = {"vpc-cni": "networking", "kube-proxy": "networking", "coredns": "networking",
+               "eks-pod-identity-agent": "security", "aws-ebs-csi-driver": "storage"}
+
+
+def compatible(addon: str, version: str, minor: str) -> bool:
+    return any(v == version for v, _ in _versions(addon, minor))
+
+
+def default_version(addon: str, minor: str) -> str:
+    return next(v for v, default in _versions(addon, minor) if default)
+
+
+def version_infos(addon: str, minor: str | None) -> list[dict[str, Any]]:
+    minors = [minor] if minor else list(MINORS)
+    infos: dict[str, dict[str, Any]] = {}
+    for k8s in minors:
+        if k8s not in MINORS:
+            continue
+        for version, default in _versions(addon, k8s):
+            info = infos.setdefault(version, {"addonVersion": version, "architecture": ["amd64", "arm64"],
+                                              "computeTypes": ["ec2"], "compatibilities": [],
+                                              "requiresConfiguration": False,
+                                              "requiresIamPermissions": addon in ("vpc-cni", "aws-ebs-csi-driver")})
+            info["compatibilities"].append({"clusterVersion": k8s, "platformVersions": ["*"],
+                                            "defaultVersion": default})
+    return list(infos.values())
+
+
+# -- add-ons ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Addon:
+    name: str
+    cluster: Any  # moto's Cluster
+    version: str
+    arn: str
+    configuration_values: str = ""
+    service_account_role_arn: str | None = None
+    pod_identity: list[dict[str, str]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    token: str | None = None
+    born: float = field(default_factory=_now)
+    dying: float | None = None
+    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    def _nodes(self) -> bool:
+        return any(ng.status in ("ACTIVE", "DEGRADED", "UPDATING") for ng in self.cluster.nodegroups.values())
+
+    def phase(self) -> str:
+        timing = current_timing()
+        if self.dying is not None:
+            return "gone" if _now() - self.dying >= timing.scaled(timing.addon_delete) else "DELETING"
+        if _now() - self.born < timing.scaled(timing.addon_create):
+            return "CREATING"
+        from eksprivate.sandbox import eks_updates
+
+        if eks_updates.running(self) is not None:
+            return "UPDATING"
+        if self.name in NEEDS_NODES and not self._nodes():
+            return "DEGRADED"
+        return "ACTIVE"
+
+    @property
+    def status(self) -> str:  # read by eks_updates' busy check
+        return self.phase()
+
+    def as_dict(self) -> dict[str, Any]:
+        from eksprivate.sandbox import eks_updates
+
+        eks_updates.settle(self)
+        status = self.phase()
+        issues = []
+        if status == "DEGRADED":
+            issues.append({"code": "InsufficientNumberOfReplicas",
+                           "message": "The add-on is unhealthy because it doesn't have the desired number of "
+                                      "replicas.", "resourceIds": []})
+        out: dict[str, Any] = {
+            "addonName": self.name, "clusterName": self.cluster.name, "status": status,
+            "addonVersion": self.version, "health": {"issues": issues}, "addonArn": self.arn,
+            "createdAt": self.created_at, "modifiedAt": self.created_at, "tags": self.tags,
+            "publisher": "eks", "owner": "aws",
+            "podIdentityAssociations": [f"{self.arn}/podidentityassociation/{p['serviceAccount']}"
+                                        for p in self.pod_identity],
+        }
+        if self.configuration_values:
+            out["configurationValues"] = self.configuration_values
+        if self.service_account_role_arn:
+            out["serviceAccountRoleArn"] = self.service_account_role_arn
+        return out
+
+
+_lock = threading.RLock()
+
+
+def addons_of(cluster: Any) -> dict[str, Addon]:
+    """The cluster's add-ons, gone ones dropped."""
+    found: dict[str, Addon] = vars(cluster).setdefault("_sandbox_addons", {})
+    for name in [n for n, a in found.items() if a.phase() == "gone"]:
+        del found[name]
+    return found
+
+
+def _invalid_parameter(cluster: str, addon: str | None, message: str) -> Exception:
+    from moto.eks.exceptions import InvalidParameterException
+
+    return InvalidParameterException(clusterName=cluster, nodegroupName=None, addonName=addon, message=message)
+
+
+def _in_use(cluster: str, addon: str | None, message: str) -> Exception:
+    from moto.eks.exceptions import ResourceInUseException
+
+    return ResourceInUseException(clusterName=cluster, nodegroupName=None, addonName=addon, message=message)
+
+
+def _not_found(cluster: str, addon: str) -> Exception:
+    from moto.eks.exceptions import ResourceNotFoundException
+
+    return ResourceNotFoundException(clusterName=cluster, nodegroupName=None, fargateProfileName=None,
+                                     addonName=addon, message=f"No addon: {addon} found in cluster: {cluster}")
+
+
+def _minor(cluster: Any) -> str:
+    return ".".join(str(cluster.version).split(".")[:2])
+
+
+def _check_version(cluster: Any, addon: str, version: str | None) -> str:
+    if addon not in ADDONS:
+        raise _invalid_parameter(cluster.name, addon, f"Addon {addon} specified is not supported")
+    minor = _minor(cluster)
+    if version is None:
+        return default_version(addon, minor)
+    if not compatible(addon, version, minor):
+        raise _invalid_parameter(cluster.name, addon, f"Addon version specified is not supported for {addon} "
+                                                      f"on Kubernetes {minor}")
+    return version
+
+
+def _check_configuration(cluster: Any, addon: str, values: str | None) -> str:
+    if not values:
+        return ""
+    try:
+        parsed = json.loads(values)
+    except ValueError:
+        parsed = None  # EKS also takes YAML; anything not JSON is taken as given here
+        return values
+    if not isinstance(parsed, dict):
+        raise _invalid_parameter(cluster.name, addon, "ConfigurationValue provided in request is not supported: "
+                                                      "Json schema validation failed")
+    return values
+
+
+def _active_cluster(backend: Any, name: str, addon: str | None) -> Any:
+    cluster = backend.describe_cluster(name=name)
+    if cluster.status != "ACTIVE":
+        raise _in_use(name, addon, f"Cluster {name} is not ACTIVE (it is {cluster.status})")
+    return cluster
+
+
+def _addon(backend: Any, cluster_name: str, name: str) -> tuple[Any, Addon]:
+    cluster = backend.describe_cluster(name=cluster_name)
+    addon = addons_of(cluster).get(name)
+    if addon is None:
+        raise _not_found(cluster_name, name)
+    return cluster, addon
+
+
+# -- responses ----------------------------------------------------------------------------------------
+
+
+def _create_addon_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    cluster_name, name = self._get_param("name"), self._get_param("addonName")
+    token = self._get_param("clientRequestToken")
+    with _lock:
+        cluster = self.eks_backend.describe_cluster(name=cluster_name)
+        existing = addons_of(cluster).get(name)
+        if existing is not None and token and existing.token == token:
+            return ActionResult({"addon": existing.as_dict()})  # a retried request
+        if existing is not None:
+            raise _in_use(cluster_name, name, "Addon already exists.")
+        cluster = _active_cluster(self.eks_backend, cluster_name, name)
+        version = _check_version(cluster, name, self._get_param("addonVersion"))
+        addon = Addon(name=name, cluster=cluster, version=version,
+                      arn=f"{cluster.arn.replace(':cluster/', ':addon/')}/{name}/{uuid.uuid4()}",
+                      configuration_values=_check_configuration(cluster, name, self._get_param("configurationValues")),
+                      service_account_role_arn=self._get_param("serviceAccountRoleArn"),
+                      pod_identity=list(self._get_param("podIdentityAssociations") or []),
+                      tags=dict(self._get_param("tags") or {}), token=token)
+        addons_of(cluster)[name] = addon
+        return ActionResult({"addon": addon.as_dict()})
+
+
+def _describe_addon_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    with _lock:
+        _, addon = _addon(self.eks_backend, self._get_param("name"), self._get_param("addonName"))
+        return ActionResult({"addon": addon.as_dict()})
+
+
+def _list_addons_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    with _lock:
+        cluster = self.eks_backend.describe_cluster(name=self._get_param("name"))
+        return ActionResult({"addons": sorted(addons_of(cluster)), "nextToken": None})
+
+
+def _delete_addon_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    with _lock:
+        _, addon = _addon(self.eks_backend, self._get_param("name"), self._get_param("addonName"))
+        if addon.dying is None:
+            addon.dying = _now()
+        return ActionResult({"addon": addon.as_dict()})
+
+
+def _update_addon_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    from eksprivate.sandbox import eks_updates
+
+    cluster_name, name = self._get_param("name"), self._get_param("addonName")
+    token = self._get_param("clientRequestToken")
+    with _lock:
+        cluster, addon = _addon(self.eks_backend, cluster_name, name)
+        again = eks_updates._by_token(addon, token)
+        if again is not None:
+            return ActionResult({"update": again.as_dict()})
+        _active_cluster(self.eks_backend, cluster_name, name)
+        busy = eks_updates.running(addon)
+        if busy is not None or addon.phase() not in ("ACTIVE", "DEGRADED"):
+            raise _in_use(cluster_name, name, f"Addon {name} is {addon.phase()}"
+                          + (f": update {busy.id} is in progress" if busy else ""))
+        version = self._get_param("addonVersion")
+        values = self._get_param("configurationValues")
+        new_version = _check_version(cluster, name, version) if version else addon.version
+        new_values = _check_configuration(cluster, name, values) if values is not None else addon.configuration_values
+        params = [{"type": "AddonVersion", "value": new_version}]
+        if values is not None:
+            params.append({"type": "ConfigurationValues", "value": values})
+        resolve = self._get_param("resolveConflicts")
+        if resolve:
+            params.append({"type": "ResolveConflicts", "value": resolve})
+
+        def apply() -> None:
+            addon.version, addon.configuration_values = new_version, new_values
+
+        update = eks_updates._start(addon, cluster_name, "AddonUpdate", params, lambda t: t.addon_update, apply, token)
+        return ActionResult({"update": update.as_dict()})
+
+
+def _describe_addon_versions_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    query: dict[str, list[str]] = self.querystring
+    minor: str | None = (query.get("kubernetesVersion") or [None])[0]  # type: ignore[list-item]
+    wanted: str | None = (query.get("addonName") or [None])[0]  # type: ignore[list-item]
+    items = [{"addonName": a, "type": ADDON_TYPES[a], "addonVersions": version_infos(a, minor), "publisher": "eks",
+              "owner": "aws"} for a in ADDONS if wanted in (None, a)]
+    return ActionResult({"addons": [i for i in items if i["addonVersions"]], "nextToken": None})
+
+
+def describe_update_resource(backend: Any, cluster_name: str, addon_name: str) -> Any:
+    """The add-on an update with `addonName` belongs to (for eks_updates' DescribeUpdate)."""
+    with _lock:
+        return _addon(backend, cluster_name, addon_name)[1]
+
+
+_RESPONSES = {
+    "create_addon": _create_addon_response,
+    "describe_addon": _describe_addon_response,
+    "list_addons": _list_addons_response,
+    "delete_addon": _delete_addon_response,
+    "update_addon": _update_addon_response,
+    "describe_addon_versions": _describe_addon_versions_response,
+}
+_URL_PATHS = (
+    "{0}/clusters/(?P<name>[^/]+)/addons$",
+    "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)$",
+    "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)/update$",
+    "{0}/addons/supported-versions$",
+)
+
+
+def install(patcher: Patcher) -> None:
+    """Add the add-on operations to moto's EKS responses and URL map (called by lifecycle.install)."""
+    from moto.eks import urls
+    from moto.eks.responses import EKSResponse
+
+    for name, method in _RESPONSES.items():
+        patcher.set_attr(EKSResponse, name, method)
+    for path in _URL_PATHS:
+        patcher.set_item(urls.url_paths, path, urls.response.dispatch)
