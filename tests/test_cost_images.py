@@ -376,3 +376,26 @@ def test_a_rule_made_by_someone_else_during_up_is_used_never_owned(
     monkeypatch.setattr(PullThroughCache, "_policy", original)
     assert cli("down", "--name", cluster_name, "--config", config, "--yes").exit_code == 0
     assert "quay" in _rules(sandbox_client)
+
+
+def test_a_rule_dropped_from_the_config_is_kept_until_prune(
+        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
+        free_prefixes: None) -> None:
+    """Naive code deletes the rule (and the cache) the moment it leaves the config, or never, and leaves the
+    node role allowed on a prefix it no longer uses."""
+    config = write_config(aws_env, 'pull_through_cache = ["k8s", "quay"]\n')
+    assert cli("up", "--name", cluster_name, "--config", config).exit_code == 0
+    sandbox_client("ecr").create_repository(repositoryName="quay/cached/image")
+    write_config(aws_env, 'pull_through_cache = ["k8s"]\n')
+    planned = plan_json(cli, "--name", cluster_name, "--config", config)
+    details = next(s for s in planned["steps"] if s["key"] == "pull-through-cache")["details"]
+    assert any(d.startswith("! rule quay/ is not in pull_through_cache") for d in details)
+    assert cli("up", "--name", cluster_name, "--config", config).exit_code == 0
+    assert "quay" in _rules(sandbox_client)
+    assert cli("up", "--name", cluster_name, "--config", config, "--prune").exit_code == 0
+    assert "quay" not in _rules(sandbox_client) and "k8s" in _rules(sandbox_client)
+    names = {r["repositoryName"] for r in sandbox_client("ecr").describe_repositories()["repositories"]}
+    assert "quay/cached/image" not in names
+    [statement] = _node_policy(sandbox_client, cluster_name)["Statement"]
+    assert statement["Resource"] == [f"arn:aws:ecr:{REGION}:123456789012:repository/k8s/*"]
+    assert cli("down", "--name", cluster_name, "--config", config, "--yes").exit_code == 0
