@@ -305,7 +305,12 @@ def _report_kept_data(ctx: Context) -> None:
     from eksprivate import ui
     from eksprivate.steps.k8s_leftovers import kept_data
 
-    for line in [] if ctx.delete_volumes else kept_data(ctx):
+    try:
+        kept = [] if ctx.delete_volumes else kept_data(ctx)
+    except EksPrivateError as exc:  # the teardown itself is done: a failed look must not turn it into a failure
+        ui.warn(f"could not list the volumes Kubernetes made for {ctx.name}, which `down` keeps: {exc}")
+        return
+    for line in kept:
         ui.warn(f"kept {line}, made by Kubernetes for {ctx.name}: `eksprivate down --delete-volumes` deletes it")
 
 

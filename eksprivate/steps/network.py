@@ -83,6 +83,7 @@ def delete_retrying(ctx: Context, call: Any, sweep: list[dict[str, Any]] | None 
     # real AWS) would leave each teardown stage waiting up to a minute after it could go on.
     pause = max(ctx.poll, 0.05)
     waiting: list[str] = []
+    explained_at: float | None = None
     while True:
         try:
             if sweep is not None:
@@ -92,7 +93,9 @@ def delete_retrying(ctx: Context, call: Any, sweep: list[dict[str, Any]] | None 
         except NotFound:
             return
         except DependencyViolation as exc:
-            if explain is not None:
+            # Asked on the first refusal, then at most once a minute: a VPC's answer takes ~17 reads.
+            if explain is not None and (explained_at is None or time.monotonic() - explained_at >= 60):
+                explained_at = time.monotonic()
                 foreign, waiting = explain()
                 if foreign:
                     raise blocked_error(what or exc.aws_message, foreign) from exc

@@ -347,6 +347,11 @@ def foreign_in(ctx: Context, vpcs: list[str], lbs: list[LoadBalancer] | None = N
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="survey") as pool:
         futures = {k: pool.submit(f) for k, f in reads.items()}
     got = {k: f.result() for k, f in futures.items()}
+    # The filters asked AWS for these VPCs already; checked again here, as cheap insurance against a filter an
+    # implementation ignores (moto ignores some).
+    for kind in ("enis", "groups", "instances", "subnets", "tables", "endpoints", "acls", "nats"):
+        got[kind] = [item for item in got[kind] if item.get("VpcId") in vpcs]
+    got["igws"] = [g for g in got["igws"] if any(a.get("VpcId") in vpcs for a in g.get("Attachments", []))]
     lbs = got.get("lbs", lbs) or []
     fs = got.get("fs", fs) or []
     name = ctx.name
@@ -408,7 +413,9 @@ def foreign_in(ctx: Context, vpcs: list[str], lbs: list[LoadBalancer] | None = N
     for peering in got["peerings"]:
         pcx = peering["VpcPeeringConnectionId"]
         status = peering.get("Status", {}).get("Code", "")
-        if pcx in seen_peerings or status not in ("active", "pending-acceptance", "provisioning", "initiating-request"):
+        ends = {peering.get(side, {}).get("VpcId") for side in ("RequesterVpcInfo", "AccepterVpcInfo")}
+        if pcx in seen_peerings or not ends & set(vpcs) or status not in (
+                "active", "pending-acceptance", "provisioning", "initiating-request"):
             continue
         seen_peerings.add(pcx)
         # Deleting a VPC also deletes its active peering connections: never do that to someone else's.

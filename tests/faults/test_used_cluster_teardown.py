@@ -131,6 +131,8 @@ def test_down_removes_what_kubernetes_made_keeps_the_volume_and_never_touches_a_
     assert made["eks_sg"] not in leftovers["resources"]  # EKS's group: the VPC step's, as before
     assert any(made["volume"] in d and "10 GiB" in d and "default/data-db-0" in d and "--delete-volumes" in d
                for d in leftovers["details"])
+    text = _ok(cli("plan", *where, "--destroy")).stdout
+    assert "1 blocked" in text  # the table folds long ids at 80 columns: the JSON above has them whole
     status = {s["key"]: s for s in json.loads(_ok(cli("status", *where, "--output", "json")).stdout)["steps"]}
     assert made["nlb_name"] in status["k8s-leftovers"]["resources"]
     assert status["foreign-check"]["status"] == "blocked"

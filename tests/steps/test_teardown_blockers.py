@@ -139,3 +139,5 @@ def test_the_check_names_each_kind_of_foreign_resource_and_nothing_of_the_cluste
     expected = {(kind, ident) for kind, ident in foreign.items()} | {("security group", g) for g in foreign_groups}
     # Exactly those: the cluster's own groups, subnets, route tables and endpoints group are not listed.
     assert named == expected, found["blockers"]
+    ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=foreign["VPC peering connection"])
+    ec2.detach_internet_gateway(InternetGatewayId=foreign["internet gateway"], VpcId=vpc)
