@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,7 +104,7 @@ def _groups(ec2: Any, *ids: str) -> list[str]:
 
 
 def test_down_removes_what_kubernetes_made_keeps_the_volume_and_never_touches_a_users_group(
-        stand_in: SandboxServer, cli: Cli, cluster_name: str) -> None:
+        stand_in: SandboxServer, cli: Cli, cluster_name: str, aws_env: Path) -> None:
     """Naive `down` (before this): revoked and deleted the bastion's group with its own, then spun 20 minutes
     on subnets the load balancers held, which kept billing; a volume was never mentioned. Here: the first
     `down` deletes nothing and names the bastion group at once (no delete call at all), the second, after the
@@ -147,8 +148,11 @@ def test_down_removes_what_kubernetes_made_keeps_the_volume_and_never_touches_a_
     assert eks.describe_cluster(name=cluster_name)["cluster"]["status"] == "ACTIVE"
     assert _groups(ec2, bastion) == [bastion]
 
-    # The user removes their group; `down` then completes.
+    # The user removes their group; `down` then completes, from tags alone (the state file is lost too).
     ec2.delete_security_group(GroupId=bastion)
+    state = aws_env / "state" / f"{cluster_name}-{REGION}.json"
+    for path in (state, state.with_name(state.name + ".bak")):
+        path.unlink(missing_ok=True)
     stand_in.configure(lb_eni_release=600.0)  # x 0.0005: AWS releases the interfaces 0.3 s after the delete
     stand_in.clear_calls()
     done = _ok(cli("down", *where, "--yes"))
