@@ -41,16 +41,17 @@ def first_by_tag(items: list[dict[str, Any]], id_key: str, known_id: str | None)
 
 
 def delete_leftover_enis(ctx: Context, filters: list[dict[str, Any]]) -> int:
-    """Detached interfaces the VPC CNI left for this cluster ("aws-K8S-...", status `available`) block subnet
-    and group deletion: delete them. Only those: any other detached interface is someone else's, and
-    stays. One AWS still reports in use or detaching is skipped this time: the delete that swept is
-    retried, and sweeps again (`down` goes on; it used to abort here)."""
+    """Detached interfaces the VPC CNI (or EKS) left for this cluster ("aws-K8S-...", "Amazon EKS <name>",
+    status `available`) block subnet and group deletion: delete them. Only those: any other detached
+    interface is someone else's, and stays. One AWS still reports in use or detaching is skipped this
+    time: the delete that swept is retried, and sweeps again (`down` goes on; it used to abort here)."""
     enis = list(ctx.aws.ec2.paginate("describe_network_interfaces", "NetworkInterfaces",
                                      Filters=[*filters, {"Name": "status", "Values": ["available"]}]))
     deleted = 0
     for eni in enis:
-        if not (cni_leftover(eni, ctx.name) or made_by_eksprivate(tags_of({"Tags": eni.get("TagSet", [])}),
-                                                                    ctx.name)):
+        # EKS's own control-plane interfaces, when EKS detached one without deleting it, are this cluster's too.
+        if not (cni_leftover(eni, ctx.name) or eni.get("Description") == f"Amazon EKS {ctx.name}"
+                or made_by_eksprivate(tags_of({"Tags": eni.get("TagSet", [])}), ctx.name)):
             continue
         try:
             ctx.aws.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])

@@ -370,6 +370,7 @@ def foreign_in(ctx: Context, vpcs: list[str], lbs: list[LoadBalancer] | None = N
         out.append(Blocker("instance", inst["InstanceId"], _name(inst), why))
     for ep in got["endpoints"]:
         if ep.get("State", "").lower() in ("deleted", "deleting", "rejected", "failed"):
+            known.endpoint_ids.add(ep["VpcEndpointId"])  # going by itself, with its interfaces
             continue
         if made_by_eksprivate(tags_of(ep), name):
             known.endpoint_ids.add(ep["VpcEndpointId"])
@@ -420,7 +421,10 @@ def foreign_in(ctx: Context, vpcs: list[str], lbs: list[LoadBalancer] | None = N
         seen_peerings.add(pcx)
         # Deleting a VPC also deletes its active peering connections: never do that to someone else's.
         out.append(Blocker("VPC peering connection", pcx, status, "delete it (deleting the VPC would end it)"))
+    live_lbs = {lb.eni_description for lb in lbs}
     for eni in got["enis"]:
+        if str(eni.get("Description", "")).startswith("ELB ") and eni.get("Description") not in live_lbs:
+            continue  # its load balancer is gone (a stopped `down` deleted it): AWS is releasing it
         blocker = eni_blocker(eni, name, known)
         if blocker is not None and all(b.ident != blocker.ident for b in out):
             out.append(blocker)

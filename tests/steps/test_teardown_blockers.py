@@ -141,3 +141,31 @@ def test_the_check_names_each_kind_of_foreign_resource_and_nothing_of_the_cluste
     assert named == expected, found["blockers"]
     ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=foreign["VPC peering connection"])
     ec2.detach_internet_gateway(InternetGatewayId=foreign["internet gateway"], VpcId=vpc)
+
+
+def test_a_resumed_down_does_not_take_what_is_already_going_for_a_blocker(stand_in: SandboxServer,
+                                                                          world: World) -> None:
+    """A `down` stopped after deleting the load balancers and endpoints leaves their interfaces for AWS to
+    release. A naive check would see interfaces whose owner it cannot find (the load balancer is gone, the
+    endpoint `deleting`) and refuse to go on: the rerun would be stuck until AWS caught up."""
+    from eksprivate.steps.endpoints import Endpoints
+    from eksprivate.steps.foreign_check import ForeignCheck
+
+    ctx = world.ctx()
+    converge(ctx, Vpc())
+    subnets = converge(ctx, Subnets())
+    converge(ctx, EndpointSecurityGroup())
+    endpoints = converge(ctx, Endpoints())
+    ids = [p["subnet_id"] for p in subnets["parts"].values()]
+    elbv2 = world.client("elbv2")
+    lb = elbv2.create_load_balancer(Name=f"k8s-{world.name[-10:]}", Subnets=ids[:2], Scheme="internal",
+                                    Type="network", Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": world.name}])
+    stand_in.configure(lb_eni_release=10_000_000.0, interface_endpoint_delete=10_000_000.0)
+    elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancers"][0]["LoadBalancerArn"])
+    Endpoints().remove(ctx, endpoints)
+    ec2 = world.client("ec2")
+    held = ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": ids}])["NetworkInterfaces"]
+    assert any(e["Description"].startswith("ELB ") for e in held)
+    assert any(e["Description"].startswith("VPC Endpoint Interface") for e in held)
+    assert ForeignCheck(()).find(world.ctx(fresh=True)) is None
+    stand_in.configure(lb_eni_release=0.0, interface_endpoint_delete=0.0)
