@@ -49,6 +49,12 @@ class K8sLeftovers(Step):
 
     def find(self, ctx: Context) -> Found | None:
         vpcs = vpc_ids(ctx)
+        # In a network team's VPC (`vpc_id`: used, never deleted) the cluster's load balancers are still its
+        # own and still bill: removed the same way, recognised by a tag naming this cluster only.
+        shared = _used_vpc(ctx)
+        if not vpcs and shared:
+            vpcs = [shared]
+        ours = partial(made_by_kubernetes, name=ctx.name, shared_vpc=bool(shared) and vpcs == [shared])
         in_vpc = [{"Name": "vpc-id", "Values": vpcs}]
         reads: dict[str, Callable[[], Any]] = {
             "lbs": partial(load_balancers, ctx, vpcs),
@@ -63,12 +69,12 @@ class K8sLeftovers(Step):
         got = {k: f.result() for k, f in futures.items()}
         name = ctx.name
         lbs = [{"kind": lb.kind, "ident": lb.ident, "name": lb.name, "eni_description": lb.eni_description}
-               for lb in got["lbs"] if made_by_kubernetes(lb.tags, name)]
+               for lb in got["lbs"] if ours(lb.tags)]
         tgs = [{"arn": g["TargetGroupArn"], "name": g["TargetGroupName"]}
-               for g in got["tgs"] if made_by_kubernetes(g["TagMap"], name)]
+               for g in got["tgs"] if ours(g["TagMap"])]
         # EKS's own cluster group carries kubernetes.io/cluster/<name>=owned too: the VPC step removes it.
         groups = [{"group_id": g["GroupId"], "name": g.get("GroupName", "")} for g in got["groups"]
-                  if g.get("GroupName") != "default" and made_by_kubernetes(tags_of(g), name)
+                  if g.get("GroupName") != "default" and ours(tags_of(g))
                   and not made_by_eks(tags_of(g), name) and not made_by_eksprivate(tags_of(g), name)]
         fs = [{"fs_id": f["FileSystemId"], "line": file_system_line(f),
                "mount_targets": [m["MountTargetId"] for m in f["MountTargets"] if m.get("VpcId") in vpcs
@@ -237,6 +243,14 @@ class K8sLeftovers(Step):
             ctx.say(self.key, f"deleting {fs['line']}")
             _retry_in_use(ctx, partial(efs.delete_file_system, FileSystemId=fs["fs_id"]),
                           f"file system {fs['fs_id']}")
+
+
+def _used_vpc(ctx: Context) -> str | None:
+    """The VPC the cluster uses but eksprivate did not make (config `vpc_id`, or as recorded), if any."""
+    recorded = ctx.ledger.ids("vpc")
+    if recorded.get("uses"):
+        return str(recorded["vpc_id"])
+    return ctx.settings.vpc_id
 
 
 def _retry_in_use(ctx: Context, call: Callable[[], Any], what: str) -> None:

@@ -55,16 +55,16 @@ def made_by_eks(tags: dict[str, str], name: str) -> bool:
     return tags.get(EKS_CLUSTER_SG_TAG) == name
 
 
-def made_by_kubernetes(tags: dict[str, str], name: str) -> bool:
+def made_by_kubernetes(tags: dict[str, str], name: str, *, shared_vpc: bool = False) -> bool:
     """Load balancers, target groups, security groups, volumes Kubernetes made for this cluster. A cluster tag
-    naming another cluster wins over the stack tags; the stack tags alone count because only resources in
-    this cluster's VPC are ever asked about."""
+    naming another cluster wins over the stack tags; the stack tags alone count only in a VPC eksprivate
+    made for this cluster (in a network team's VPC other clusters' controllers may be at work too)."""
     if tags.get(cluster_tag_key(name)) == "owned":
         return True
     for key in (LBC_CLUSTER_TAG, LBC_V1_CLUSTER_TAG):
         if key in tags:
             return tags[key] == name
-    return any(k.startswith(LBC_STACK_PREFIXES) for k in tags)
+    return not shared_vpc and any(k.startswith(LBC_STACK_PREFIXES) for k in tags)
 
 
 def ours(tags: dict[str, str], name: str) -> bool:

@@ -169,3 +169,25 @@ def test_a_resumed_down_does_not_take_what_is_already_going_for_a_blocker(stand_
     assert any(e["Description"].startswith("VPC Endpoint Interface") for e in held)
     assert ForeignCheck(()).find(world.ctx(fresh=True)) is None
     stand_in.configure(lb_eni_release=0.0, interface_endpoint_delete=0.0)
+
+
+def test_in_a_network_teams_vpc_only_load_balancers_naming_this_cluster_are_taken(world: World) -> None:
+    """With `vpc_id` the VPC is the network team's: other clusters' controllers work there too. The cluster's
+    load balancers still bill and still go; one with only the controller's stack tags could be anyone's."""
+    ec2 = world.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+               for i, az in enumerate(["eu-central-1a", "eu-central-1b"])]
+    elbv2 = world.client("elbv2")
+    mine = elbv2.create_load_balancer(Name=f"k8s-{world.name[-10:]}-a", Subnets=subnets, Scheme="internal",
+                                      Type="network", Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": world.name}])
+    anyones = elbv2.create_load_balancer(Name=f"k8s-{world.name[-10:]}-b", Subnets=subnets, Scheme="internal",
+                                         Type="network", Tags=[{"Key": "service.k8s.aws/stack", "Value": "a/b"}])
+    ctx = world.ctx(vpc_id=vpc, subnet_ids=subnets)
+    found = K8sLeftovers().find(ctx)
+    assert found is not None
+    assert [lb["ident"] for lb in found["load_balancers"]] == [mine["LoadBalancers"][0]["LoadBalancerArn"]]
+    K8sLeftovers().remove(ctx, found)
+    left = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"] if lb["VpcId"] == vpc]
+    assert left == [anyones["LoadBalancers"][0]["LoadBalancerArn"]]
+    elbv2.delete_load_balancer(LoadBalancerArn=left[0])
