@@ -388,8 +388,8 @@ class Aws:
         except (bx.ClientError, bx.BotoCoreError) as exc:
             raise translate(exc, service, waiter_name) from exc
 
-    def wait_update(self, cluster: str, update_id: str, *, nodegroup: str | None = None, delay: float,
-                    timeout: float, what: str) -> dict[str, Any]:
+    def wait_update(self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None,
+                    delay: float, timeout: float, what: str) -> dict[str, Any]:
         """Poll EKS DescribeUpdate (botocore has no waiter for it) until the update leaves InProgress.
 
         Successful: returns the update. Failed or Cancelled: ResourceFailed naming the update id, its type
@@ -398,6 +398,8 @@ class Aws:
         args: dict[str, Any] = {"name": cluster, "updateId": update_id}
         if nodegroup is not None:
             args["nodegroupName"] = nodegroup
+        if addon is not None:  # an UpdateAddon's update
+            args["addonName"] = addon
         end = time.monotonic() + timeout
         while True:
             update: dict[str, Any] = self.eks.describe_update(**args)["update"]

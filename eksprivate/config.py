@@ -7,6 +7,7 @@ endpoint services exist) is resolved by `eksprivate.plan_inputs` before the firs
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 import sys
@@ -65,6 +66,24 @@ class NodeGroupSpec:
     per_az: bool = True
 
 
+# EKS managed add-ons eksprivate installs when the config has no [addons] table (docs/configuration.md).
+CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent")
+# Add-ons whose pods the nodes need to join and network (DaemonSets): made before the node groups. The others
+# (coredns, CSI drivers: Deployments) need nodes to run on: made after them.
+NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+ADDON_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+(-eksbuild\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class AddonSpec:
+    """One EKS managed add-on: `version` "default" follows EKS's default for the cluster's Kubernetes version."""
+
+    name: str
+    version: str = "default"
+    configuration_values: str = ""  # JSON, as CreateAddon takes it; "" for none
+
+
 @dataclass(frozen=True)
 class Settings:
     name: str = "eksprivate"
@@ -87,6 +106,9 @@ class Settings:
     imds_hop_limit: int = 1
     ecr_repositories: tuple[str, ...] = ()
     pull_through_cache: tuple[PullThroughRule, ...] = ()
+    addons: tuple[AddonSpec, ...] = tuple(AddonSpec(name) for name in CORE_ADDONS)
+    # EKS upgrade insights (by name) in ERROR that the user accepts: the upgrade goes on (force) despite them.
+    upgrade_accept_insights: tuple[str, ...] = ()
     # Teams (docs/state.md, docs/configuration.md): a shared state and a network team's own VPC.
     state: str | None = None  # a path or s3://bucket/key; --state overrides it
     vpc_id: str | None = None
@@ -108,7 +130,9 @@ class Settings:
     def interface_endpoints(self) -> tuple[str, ...]:
         """Required endpoints first, then the user's extras, without repeats."""
         seen: list[str] = []
-        for svc in (*REQUIRED_ENDPOINTS, *self.endpoints):
+        # The Pod Identity agent exchanges tokens with EKS Auth: without its endpoint no pod gets credentials.
+        auth = ("eks-auth",) if any(a.name == "eks-pod-identity-agent" for a in self.addons) else ()
+        for svc in (*REQUIRED_ENDPOINTS, *auth, *self.endpoints):
             if svc not in seen and svc != "s3":
                 seen.append(svc)
         return tuple(seen)
@@ -140,6 +164,7 @@ _TOP_KEYS: dict[str, str] = {
     "imds_hop_limit": "int", "ecr_repositories": "list[str]",
     "state": "str", "vpc_id": "str", "subnet_ids": "list[str]", "allow_internet_routes": "bool",
     "pull_through_cache": "list[str]", "pull_through_credentials": "table[str]",
+    "addons": "table", "upgrade_accept_insights": "list[str]",
 }
 # Node group keys: allowed at top level (defaults for every group) and in each [[nodegroups]] entry.
 _NODE_KEYS: dict[str, str] = {
@@ -305,7 +330,8 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         allow_public_api_from_anywhere=anywhere, tags=tuple(sorted(tags.items())), nodegroups=nodegroups,
         admins=admins, secrets_encryption=secrets, kms_key_arn=kms_arn, control_plane_logging=logging_on,
         log_retention_days=retention, flow_logs=flow_logs, imds_hop_limit=hop, ecr_repositories=repos,
-        pull_through_cache=pull_through,
+        pull_through_cache=pull_through, addons=_addons(raw.get("addons")),
+        upgrade_accept_insights=tuple(v.texts("upgrade_accept_insights")),
         **_team_settings(v),
         warnings=tuple(warnings),
     )
@@ -338,6 +364,36 @@ def _pull_through(v: _Reader) -> tuple[PullThroughRule, ...]:
                              "to the ARN of a Secrets Manager secret named ecr-pullthroughcache/<name>",
                              "see docs/mirroring-images.md")
     return tuple(PullThroughRule(name, credentials.get(name)) for name in names)
+
+
+def _addons(raw: Any) -> tuple[AddonSpec, ...]:
+    """`[addons]`: name = "default" | "v1.2.3-eksbuild.1", or a table with `version` and `configuration_values`
+    (a TOML table, sent as JSON). Absent: the core add-ons at their default versions."""
+    if raw is None:
+        return Settings().addons
+    if not isinstance(raw, dict):
+        raise UsageError("config key 'addons' must be a table ([addons]) of add-on name = version")
+    specs = []
+    for name, value in raw.items():
+        where = f"addons.{name}"
+        if not ADDON_NAME_RE.match(name):
+            raise UsageError(f"{where}: {name!r} is not an EKS add-on name like \"vpc-cni\"")
+        values: dict[str, Any] = {}
+        if isinstance(value, dict):
+            unknown = set(value) - {"version", "configuration_values"}
+            if unknown:
+                raise UsageError(f"unknown config key '{where}.{sorted(unknown)[0]}'",
+                                 "an add-on table takes version and configuration_values")
+            version = value.get("version", "default")
+            values = value.get("configuration_values", {})
+            if not isinstance(values, dict):
+                raise UsageError(f"{where}.configuration_values must be a table")
+        else:
+            version = value
+        if not isinstance(version, str) or not (version == "default" or ADDON_VERSION_RE.match(version)):
+            raise UsageError(f"{where} = {version!r}: use \"default\" or a version like \"v1.19.2-eksbuild.1\"")
+        specs.append(AddonSpec(name, version, json.dumps(values, sort_keys=True) if values else ""))
+    return tuple(specs)
 
 
 def _node_spec(v: _Reader, base: NodeGroupSpec) -> NodeGroupSpec:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eksprivate.config import NODE_ADDONS
+from eksprivate.steps.addons import addon_steps
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.cluster import Cluster, ClusterAdmins
 from eksprivate.steps.ecr import EcrRepository, other_repositories
@@ -12,6 +14,7 @@ from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
 from eksprivate.steps.nodegroups import NodeGroup, other_nodegroup_names, planned_nodegroups
 from eksprivate.steps.pull_through import PullThroughCache
 from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup, other_launch_template_specs
+from eksprivate.steps.upgrade import Upgrade
 from eksprivate.steps.used_network import use_network
 
 __all__ = ["Context", "Found", "Step", "build_graph"]
@@ -59,6 +62,18 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     for group in groups:
         if group.orphan:  # its template is unknown: delete it before any template
             group.needs = (*group.needs, *lt_keys)
+    # Managed add-ons: the networking ones before the node groups (nodes join with a CNI), the others after.
+    addons = addon_steps(ctx, tuple(g.key for g in groups if not g.orphan), everything=everything, orphans=orphans)
+    node_addons = tuple(a.key for a in addons if a.name in NODE_ADDONS and not a.orphan)
+    for group in groups:
+        if not group.orphan:
+            group.needs = (*group.needs, *node_addons)
+    # A kubernetes_version raise: the upgrade runs before the add-on and node group steps converge the rest.
+    # Not in `down`'s graph (nothing to delete).
+    upgrade = [] if everything else [Upgrade()]
+    for step in [*addons, *groups]:
+        if upgrade and not step.orphan:
+            step.needs = (*step.needs, "upgrade")
     # ECR repositories need only the VPC and nothing needs them. `everything` also finds, by tag, those the
     # config no longer lists (down removes them, images included); `orphans` those the state remembers.
     repos = [EcrRepository(r, teardown=everything) for r in s.ecr_repositories]
@@ -71,7 +86,7 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     lost_state = everything and not ctx.ledger.snapshot()["steps"]
     cache = ([PullThroughCache()] if s.pull_through_cache or ctx.ledger.ids("pull-through-cache") or lost_state
              else [])
-    graph = use_network(ctx, [*steps, *templates, *groups, *repos, *cache])  # vpc_id: the user's VPC
+    graph = use_network(ctx, [*steps, *templates, *upgrade, *addons, *groups, *repos, *cache])  # vpc_id: the user's VPC
     # Teardown only (down, status, plan --destroy): what Kubernetes made, and a first look for resources that
     # are not the cluster's (`down` stops before deleting anything when there are any).
     return with_teardown_steps(graph) if everything else graph

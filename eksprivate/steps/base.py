@@ -39,6 +39,12 @@ class Timeouts:
     nodegroup_update: float = 30 * 60
     # An UpdateClusterConfig: minutes (endpoint access); eksctl waits up to 45 min for cluster updates.
     cluster_update: float = 45 * 60
+    # An add-on's create, update or delete: about a minute; coredns waits for nodes (EKS's AddonActive waiter
+    # polls 10 min).
+    addon: float = 20 * 60
+    # UpdateClusterVersion: ~8-10 min; UpdateNodegroupVersion rolls every node (drains them, PDBs permitting).
+    cluster_upgrade: float = 60 * 60
+    nodegroup_upgrade: float = 120 * 60
     endpoint_create: float = 15 * 60
     endpoint_delete: float = 15 * 60
     iam_propagation: float = 3 * 60

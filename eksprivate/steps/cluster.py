@@ -94,6 +94,11 @@ class Cluster(Step):
         }
         if ctx.settings.kubernetes_version:
             args["version"] = ctx.settings.kubernetes_version
+        # The networking add-ons are EKS managed add-ons (steps/addons.py), made before the node groups: no
+        # self-managed copies for them to take over (kept when the config leaves one out).
+        managed = {a.name for a in ctx.settings.addons}
+        if {"vpc-cni", "kube-proxy", "coredns"} <= managed:
+            args["bootstrapSelfManagedAddons"] = False
         key_arn = kms_key_arn(ctx)
         if key_arn:
             args["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": key_arn}}]
@@ -139,10 +144,7 @@ class Cluster(Step):
                                                         else "off"))
         if "upgradePolicy" in diff:
             out.append(f"set support type {ctx.settings.support_type} (the cluster has {found['support_type']})")
-        want = ctx.settings.kubernetes_version
-        if want and found.get("version") and found["version"] != want:
-            out.append(f"! kubernetes_version: the cluster runs {found['version']}, the config says {want}: "
-                       "eksprivate does not upgrade in place (use `aws eks update-cluster-version`)")
+        # A kubernetes_version change is the Upgrade step's (steps/upgrade.py).
         if kms_key_arn(ctx) and not found.get("encrypted"):
             out.append("! secrets encryption is off on the live cluster: enable it with "
                        "`aws eks associate-encryption-config`")

@@ -1,0 +1,216 @@
+"""EKS managed add-ons (vpc-cni, kube-proxy, coredns, eks-pod-identity-agent, optional others), one step each.
+
+Order on a private cluster created without the self-managed bootstrap (`bootstrapSelfManagedAddons` false):
+the networking add-ons (DaemonSets) before the node groups, so nodes join with a CNI; coredns and the CSI
+drivers (Deployments) after them, since without a node their pods have nowhere to run (DEGRADED: expected,
+said, not a failure). Images come from the regional EKS ECR account through the ecr.api/ecr.dkr endpoints;
+the Pod Identity agent needs the eks-auth endpoint (`Settings.interface_endpoints` adds it).
+
+Each change's text and its apply function sit side by side (`_changes`), so they move as one when the Step
+contract becomes typed change lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from eksprivate.config import NODE_ADDONS, AddonSpec
+from eksprivate.errors import NotFound, ResourceFailed
+from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step
+from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
+
+USABLE = ("ACTIVE", "DEGRADED")
+FAILED = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
+
+
+def addon_key(name: str) -> str:
+    return f"addon/{name}"
+
+
+def cluster_minor(ctx: Context) -> str:
+    version = str(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
+    return ".".join(version.split(".")[:2])
+
+
+def default_addon_version(ctx: Context, name: str, minor: str) -> str | None:
+    """EKS's default version of add-on `name` for Kubernetes `minor` (DescribeAddonVersions'
+    `compatibilities[].defaultVersion`); None when EKS names none."""
+    for addon in ctx.aws.eks.paginate("describe_addon_versions", "addons", kubernetesVersion=minor, addonName=name):
+        for info in addon.get("addonVersions") or []:
+            for compat in info.get("compatibilities") or []:
+                if compat.get("clusterVersion") == minor and compat.get("defaultVersion"):
+                    return str(info["addonVersion"])
+    return None
+
+
+def _same_values(live: str, wanted: str) -> bool:
+    def parsed(text: str) -> Any:
+        try:
+            return json.loads(text) if text.strip() else {}
+        except ValueError:
+            return text
+    return bool(parsed(live) == parsed(wanted))
+
+
+class Addon(Step):
+    """`spec` None: an orphan (recorded in the state, no longer in the config): only removed, with --prune.
+    `teardown`: in `down`'s graph, where deleting the cluster deletes its add-ons (no call of our own)."""
+
+    def __init__(self, spec: AddonSpec | None, name: str, needs: tuple[str, ...], *, teardown: bool = False) -> None:
+        self.spec = spec
+        self.name = name
+        self.key = addon_key(name)
+        self.title = f"Add-on {name}"
+        self.needs = needs
+        self.orphan = spec is None
+        self.teardown = teardown
+        if teardown:
+            self.deleted_as = "deleted with the cluster"
+
+    def preview(self, ctx: Context) -> list[str]:
+        spec = self.spec
+        if spec is None:
+            return []
+        when = "before the node groups" if self.name in NODE_ADDONS else "once the node groups exist"
+        return [f"EKS managed add-on, version {spec.version}"
+                + (" (EKS's default for the Kubernetes version)" if spec.version == "default" else ""), when]
+
+    def find(self, ctx: Context) -> Found | None:
+        try:
+            a = ctx.aws.eks.describe_addon(clusterName=ctx.name, addonName=self.name)["addon"]
+        except NotFound:  # no add-on, or no cluster
+            return None
+        return {"addon_name": self.name, "addon_arn": a.get("addonArn", ""), "status": a.get("status", ""),
+                "version": a.get("addonVersion", ""), "configuration_values": a.get("configurationValues") or "",
+                "ours": (a.get("tags") or {}).get(CLUSTER_TAG) == ctx.name,
+                "health": [f"{i.get('code')}: {i.get('message')}" for i in (a.get("health") or {}).get("issues") or []]}
+
+    def wanted_version(self, ctx: Context, minor: str | None = None) -> str:
+        assert self.spec is not None
+        if self.spec.version != "default":
+            return self.spec.version
+        minor = minor or cluster_minor(ctx)
+        version = default_addon_version(ctx, self.name, minor)
+        if version is None:
+            raise ResourceFailed(f"EKS names no default version of add-on {self.name} for Kubernetes {minor}",
+                                 f"pin one in [addons] ({self.name} = \"v...\"); `aws eks describe-addon-versions "
+                                 f"--addon-name {self.name} --kubernetes-version {minor}` lists them")
+        return version
+
+    def create(self, ctx: Context) -> Found:
+        assert self.spec is not None, "orphan add-ons are never created"
+        token = ctx.intent(self.key)
+        args: dict[str, Any] = {
+            "clusterName": ctx.name, "addonName": self.name, "addonVersion": self.wanted_version(ctx),
+            # The add-on owns its settings: a self-managed copy (none on a cluster made without the bootstrap) is
+            # replaced, not merged.
+            "resolveConflicts": "OVERWRITE",
+            "tags": ctx.tags(ctx.resource_name(self.name)), "clientRequestToken": token,
+        }
+        if self.spec.configuration_values:
+            args["configurationValues"] = self.spec.configuration_values
+        a = ctx.aws.eks.create_addon(**args)["addon"]
+        ctx.ledger.record(self.key, addon_name=self.name, addon_arn=a.get("addonArn", ""))
+        return self.find(ctx) or {"addon_name": self.name, "status": a.get("status", "CREATING"), "ours": True}
+
+    def ready(self, ctx: Context, found: Found) -> None:
+        if found.get("status") in USABLE or not found.get("ours", True):
+            return
+        if found.get("status") in FAILED:
+            raise ResourceFailed(f"add-on {self.name} is {found['status']}: {'; '.join(found.get('health', []))}",
+                                 "fix what EKS names (`aws eks describe-addon`), then rerun")
+        ctx.say(self.key, f"{found.get('status')}: EKS takes about a minute")
+        ctx.aws.wait("eks", "AddonUsable", delay=ctx.poll, timeout=ctx.timeouts.addon,
+                     what=f"add-on {self.name}", clusterName=ctx.name, addonName=self.name)
+        found.update(self.find(ctx) or {})
+
+    def health(self, found: Found) -> list[str]:
+        if found.get("status") != "DEGRADED":
+            return []
+        issues = "; ".join(found.get("health") or []) or "EKS lists no health issue"
+        expected = (" (expected while no node can run its pods: it turns ACTIVE once nodes are Ready)"
+                    if self.name not in NODE_ADDONS else "")
+        return [f"add-on {self.name} is DEGRADED{expected}: {issues}"]
+
+    # -- changes: each one's text beside its apply function ---------------------------------------------
+    def _changes(self, ctx: Context, found: Found) -> list[tuple[str, Callable[[], Any] | None]]:
+        """(text, apply) pairs; apply None: said, never applied (a "!" line)."""
+        if self.spec is None:
+            return [(f"delete add-on {self.name} (not in the config)" if ctx.prune else
+                     f"! add-on {self.name} is not in the config: kept (`up --prune` deletes it)", None)]
+        if not found.get("ours", True):
+            return [(f"! add-on {self.name} exists but was not made by eksprivate: left as it is", None)]
+        args: dict[str, Any] = {}
+        want = self.wanted_version(ctx)
+        out: list[tuple[str, Callable[[], Any] | None]] = []
+        if found.get("version") != want:
+            args["addonVersion"] = want
+            out.append((f"update add-on {self.name} {found.get('version')} -> {want}", None))
+        if not _same_values(str(found.get("configuration_values", "")), self.spec.configuration_values):
+            args["configurationValues"] = self.spec.configuration_values or "{}"
+            out.append((f"set add-on {self.name} configuration values", None))
+        if args:
+            apply = self._apply(ctx, args)
+            out = [(text, apply) for text, _ in out]
+        return out
+
+    def _apply(self, ctx: Context, args: dict[str, Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            return apply_update(ctx, self.key, f"{self.key}/update", what=f"add-on {self.name}",
+                                timeout=ctx.timeouts.addon, addon=self.name,
+                                call=lambda token: ctx.aws.eks.update_addon(
+                                    clusterName=ctx.name, addonName=self.name, resolveConflicts="OVERWRITE",
+                                    clientRequestToken=token, **args))
+        return run
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        return [*recorded_updates(ctx, f"{self.key}/update"), *(text for text, _ in self._changes(ctx, found))]
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = resume_updates(ctx, self.key, f"{self.key}/update", what=f"add-on {self.name}",
+                              timeout=ctx.timeouts.addon, addon=self.name)
+        if done:
+            found.update(self.find(ctx) or {})
+        changes = self._changes(ctx, found)
+        applies = [apply for _, apply in changes if apply is not None]
+        if not applies:
+            return done
+        applies[0]()  # one UpdateAddon carries every change
+        found.update(self.find(ctx) or {})
+        return [*done, *(text for text, apply in changes if apply is not None)]
+
+    def destroy_details(self, ctx: Context, found: Found) -> list[str]:
+        return ["deleted with the cluster"] if self.teardown else []
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        if self.teardown or not found.get("ours", True) or found.get("status") == "DELETING":
+            return  # down: the cluster's deletion removes its add-ons; never one eksprivate did not make
+        with contextlib.suppress(NotFound):  # already gone
+            ctx.aws.eks.delete_addon(clusterName=ctx.name, addonName=self.name)
+
+    def gone(self, ctx: Context, found: Found) -> None:
+        if self.teardown or not found.get("ours", True):
+            return
+        ctx.aws.wait("eks", "addon_deleted", delay=ctx.poll, timeout=ctx.timeouts.addon,
+                     what=f"deleting add-on {self.name}", clusterName=ctx.name, addonName=self.name)
+
+    def describe(self, found: Found) -> str:
+        return f"{self.name} {found.get('version', '')}".strip()
+
+
+def addon_steps(ctx: Context, nodegroup_keys: tuple[str, ...], *, everything: bool, orphans: bool) -> list[Addon]:
+    """The configured add-ons with their order, plus (for `plan`/`up --prune`, and `down`) those the state
+    records that the config no longer names. No AWS call."""
+    def needs(name: str) -> tuple[str, ...]:
+        return ("cluster", "endpoints") if name in NODE_ADDONS else ("cluster", "endpoints", *nodegroup_keys)
+
+    steps = [Addon(spec, spec.name, needs(spec.name), teardown=everything) for spec in ctx.settings.addons]
+    if everything or orphans:
+        known = {spec.name for spec in ctx.settings.addons}
+        recorded = sorted(key.split("/", 1)[1] for key in ctx.ledger.snapshot()["steps"]
+                          if key.startswith("addon/") and key.count("/") == 1)
+        steps += [Addon(None, name, ("cluster",), teardown=everything) for name in recorded if name not in known]
+    return steps

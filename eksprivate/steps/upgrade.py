@@ -1,0 +1,222 @@
+"""Kubernetes version upgrades: one minor version at a time (EKS allows no skip), each minor in three phases.
+
+For each minor from the cluster's version up to `kubernetes_version`:
+1. the control plane (UpdateClusterVersion, about 8-10 min), judged by DescribeUpdate;
+2. the managed add-ons that follow EKS's default version, to the default for the new minor;
+3. every node group (UpdateNodegroupVersion, latest AMI release for the minor; each group's update_config
+   max unavailable applies), in parallel: EKS refuses the next control-plane upgrade while a managed node
+   group runs an older version.
+
+Every phase is derived from what AWS says now (versions of the cluster, node groups and add-ons), and each
+update's id is in the state the moment EKS returns it: a run killed at any instant resumes the update in
+flight and never starts a second one on top (EKS would answer ResourceInUseException). Before each control
+plane upgrade the EKS upgrade insights for that version are read: one in ERROR stops the upgrade naming
+it, unless the config lists it in `upgrade_accept_insights`. A downgrade is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from eksprivate.config import version_tuple
+from eksprivate.errors import EksPrivateError, NotFound, ResourceFailed
+from eksprivate.steps.addons import default_addon_version
+from eksprivate.steps.base import Context, Found, Step
+from eksprivate.steps.nodegroups import planned_nodegroups
+from eksprivate.steps.updates import apply_update, recorded_updates, wait_recorded
+
+PREFIX = "upgrade"  # ledger keys upgrade/cluster, upgrade/nodegroup/<name>, upgrade/addon/<name>
+
+
+def minor(version: str) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+def next_minor(version: str) -> str:
+    major, minor_ = version_tuple(version)
+    return f"{major}.{minor_ + 1}"
+
+
+def path(current: str, wanted: str) -> list[str]:
+    """The minors to pass through, one at a time: 1.31 -> 1.33 is [1.32, 1.33]."""
+    out, at = [], minor(current)
+    while version_tuple(at) < version_tuple(wanted):
+        at = next_minor(at)
+        out.append(at)
+    return out
+
+
+class Upgrade(Step):
+    key = "upgrade"
+    title = "Kubernetes upgrade"
+    needs: tuple[str, ...] = ("cluster",)
+
+    def find(self, ctx: Context) -> Found | None:
+        """Always found (nothing to create): the versions of the cluster, node groups and add-ons."""
+        try:
+            cluster = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
+        except NotFound:
+            return {"version": None, "nodegroups": {}, "addons": {}}
+        groups: dict[str, str] = {}
+        for group in planned_nodegroups(ctx):
+            try:
+                ng = ctx.aws.eks.describe_nodegroup(clusterName=ctx.name, nodegroupName=group.name)["nodegroup"]
+            except NotFound:
+                continue
+            groups[group.name] = minor(ng.get("version") or cluster.get("version", ""))
+        addons: dict[str, str] = {}
+        for spec in ctx.settings.addons:
+            if spec.version != "default":
+                continue  # pinned: the add-on step keeps the config's version (EKS refuses it if incompatible)
+            try:
+                addons[spec.name] = ctx.aws.eks.describe_addon(clusterName=ctx.name, addonName=spec.name)[
+                    "addon"].get("addonVersion", "")
+            except NotFound:
+                continue
+        return {"version": minor(cluster.get("version", "")), "nodegroups": groups, "addons": addons}
+
+    def ids(self, found: Found) -> dict[str, Any]:
+        return {}
+
+    def describe(self, found: Found) -> str:
+        return f"Kubernetes {found.get('version') or '-'}"
+
+    def status(self, found: Found) -> str:
+        behind = [n for n, v in (found.get("nodegroups") or {}).items() if v != found.get("version")]
+        return f"node groups behind: {', '.join(behind)}" if behind else "current"
+
+    # -- the plan -------------------------------------------------------------------------------------
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        out = recorded_updates(ctx, PREFIX)
+        current, wanted = found.get("version"), ctx.settings.kubernetes_version
+        if not current:
+            return out
+        behind = sorted(n for n, v in found["nodegroups"].items() if version_tuple(v) < version_tuple(current))
+        if behind:
+            out.append(f"upgrade node groups {', '.join(behind)} to the control plane's {current} (a run stopped "
+                       "half-way)")
+        if not wanted or wanted == current:
+            return out
+        if version_tuple(wanted) < version_tuple(current):
+            return [*out, f"! kubernetes_version {wanted} is older than the cluster's {current}: EKS cannot downgrade "
+                          f"a cluster; set kubernetes_version = \"{current}\""]
+        groups = ", ".join(sorted(found["nodegroups"])) or "none"
+        addons = ", ".join(sorted(found["addons"])) or "none"
+        for step in path(current, wanted):
+            out.append(f"upgrade {minor(current) if step == path(current, wanted)[0] else _before(step)} -> {step}: "
+                       f"control plane (~8-10 min), then add-ons ({addons}) to EKS's default for {step}, then node "
+                       f"groups ({groups}) in parallel to the latest AMI release for {step}")
+        first = path(current, wanted)[0]
+        out += [f"! upgrade to {first} blocked by EKS upgrade insight \"{name}\": {reason}. Fix it, or accept it "
+                f"with upgrade_accept_insights = [\"{name}\"]" for name, reason in self._blocking(ctx, first)]
+        return out
+
+    def _blocking(self, ctx: Context, version: str) -> list[tuple[str, str]]:
+        """Upgrade-readiness insights in ERROR for `version` that the config does not accept."""
+        accepted = set(ctx.settings.upgrade_accept_insights)
+        found = ctx.aws.eks.paginate("list_insights", "insights", clusterName=ctx.name,
+                                     filter={"categories": ["UPGRADE_READINESS"], "kubernetesVersions": [version],
+                                             "statuses": ["ERROR"]})
+        return [(str(i.get("name")), str((i.get("insightStatus") or {}).get("reason", "")))
+                for i in found if i.get("name") not in accepted]
+
+    # -- the run --------------------------------------------------------------------------------------
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        done = self._resume(ctx)
+        if done:
+            found.update(self.find(ctx) or {})
+        current, wanted = found.get("version"), ctx.settings.kubernetes_version
+        if not current:
+            return done
+        if wanted and version_tuple(wanted) < version_tuple(current):
+            raise EksPrivateError(f"kubernetes_version {wanted} is older than the cluster's {current}: EKS cannot "
+                                  "downgrade a cluster", f"set kubernetes_version = \"{current}\"")
+        while True:
+            done += self._catch_up(ctx, found)
+            current = found["version"]
+            if not wanted or version_tuple(current) >= version_tuple(wanted):
+                return done
+            target = next_minor(current)
+            blocking = self._blocking(ctx, target)
+            if blocking:
+                names = "; ".join(f"\"{name}\" ({reason})" for name, reason in blocking)
+                raise ResourceFailed(f"upgrade to Kubernetes {target} stopped before it began: EKS upgrade insight "
+                                     f"in ERROR: {names}",
+                                     "fix what it names (`aws eks describe-insight`), or accept it with "
+                                     "upgrade_accept_insights = [\"<name>\"]; then rerun")
+            ctx.say(self.key, f"control plane {current} -> {target} (~8-10 min)")
+            force = bool(ctx.settings.upgrade_accept_insights)  # only ever accepted, named insights
+            apply_update(ctx, self.key, f"{PREFIX}/cluster", what=f"EKS cluster {ctx.name} upgrade to {target}",
+                         timeout=ctx.timeouts.cluster_upgrade,
+                         call=lambda token: ctx.aws.eks.update_cluster_version(
+                             name=ctx.name, version=target, clientRequestToken=token, force=force))  # noqa: B023
+            done.append(f"control plane upgraded to {target}")
+            found.update(self.find(ctx) or {})
+
+    def _catch_up(self, ctx: Context, found: Found) -> list[str]:
+        """Add-ons to the default for the control plane's version, then node groups behind it (in parallel)."""
+        current = found["version"]
+        done = []
+        for name, live in sorted(found["addons"].items()):
+            want = default_addon_version(ctx, name, current)
+            if want and live != want:
+                ctx.say(self.key, f"add-on {name} {live} -> {want}")
+                apply_update(ctx, self.key, f"{PREFIX}/addon/{name}", what=f"add-on {name}", addon=name,
+                             timeout=ctx.timeouts.addon,
+                             call=lambda token, n=name, v=want: ctx.aws.eks.update_addon(  # type: ignore[misc]
+                                 clusterName=ctx.name, addonName=n, addonVersion=v, resolveConflicts="OVERWRITE",
+                                 clientRequestToken=token))
+                done.append(f"add-on {name} {live} -> {want}")
+        behind = sorted(n for n, v in found["nodegroups"].items() if version_tuple(v) < version_tuple(current))
+        if behind:
+            ctx.say(self.key, f"node groups {', '.join(behind)} -> {current} in parallel")
+            _parallel([lambda n=name: apply_update(  # type: ignore[misc]
+                ctx, self.key, f"{PREFIX}/nodegroup/{n}", what=f"node group {n} upgrade to {current}", nodegroup=n,
+                timeout=ctx.timeouts.nodegroup_upgrade,
+                call=lambda token: ctx.aws.eks.update_nodegroup_version(
+                    clusterName=ctx.name, nodegroupName=n, version=current, clientRequestToken=token))
+                for name in behind])
+            done += [f"node group {name} upgraded to {current}" for name in behind]
+        found.update(self.find(ctx) or {})
+        return done
+
+    def _resume(self, ctx: Context) -> list[str]:
+        """The updates a killed run started (ids in the state): wait on them, in parallel, never start another."""
+        waits: list[Callable[[], Any]] = []
+        for key, entry in sorted(ctx.ledger.snapshot()["steps"].items()):
+            if not key.startswith(PREFIX + "/") or not (entry.get("ids") or {}).get("update_id"):
+                continue
+            kind, _, name = key.removeprefix(PREFIX + "/").partition("/")
+            waits.append(lambda key=key, kind=kind, name=name: wait_recorded(  # type: ignore[misc]
+                ctx, self.key, key, what=f"{kind} {name or ctx.name} upgrade", timeout=ctx.timeouts.nodegroup_upgrade,
+                nodegroup=name if kind == "nodegroup" else None, addon=name if kind == "addon" else None))
+        if not waits:
+            return []
+        _parallel(waits)
+        return [f"finished {len(waits)} upgrade update(s) started by an earlier run"]
+
+
+def _before(version: str) -> str:
+    major, minor_ = version_tuple(version)
+    return f"{major}.{minor_ - 1}"
+
+
+def _parallel(calls: list[Callable[[], Any]]) -> None:
+    """Run `calls` in threads; raise the first failure once all ended (each records its own update)."""
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # re-raised below, once the others ended
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,128 @@
+"""Day 2 through the CLI: EKS managed add-ons and Kubernetes upgrades, against the sandbox's models
+(`eksprivate/sandbox/eks_addons.py`, `eks_upgrades.py`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from eksprivate.aws import is_mutating
+from eksprivate.sandbox import SandboxServer, eks_addons, eks_upgrades
+
+from tests.test_updates_support import CliResult, User
+
+BASE = 'per_az = false\nkubernetes_version = "1.32"\n'
+
+
+@pytest.fixture
+def user(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer) -> User:
+    return User(cli, cluster_name, aws_env, stand_in)
+
+
+def _step(plan: dict[str, object], key: str) -> dict[str, object]:
+    steps = plan["steps"]
+    assert isinstance(steps, list)
+    found: dict[str, object] = next(s for s in steps if s["key"] == key)
+    return found
+
+
+def test_up_makes_the_managed_addons_networking_before_nodes_coredns_after(user: User) -> None:
+    """Naive code leaves the cluster on whatever EKS bootstrapped (no add-on at all), or makes coredns before
+    the nodes and then fails (or waits 20 min) on its DEGRADED status."""
+    user.write(BASE)
+    user.sandbox.clear_calls()
+    result = user.run("up")
+    calls = [c.operation for c in user.sandbox.calls() if is_mutating(c.operation)]
+    creates = [i for i, op in enumerate(calls) if op == "CreateAddon"]
+    nodegroup = calls.index("CreateNodegroup")
+    assert len(creates) == 4
+    assert sum(1 for i in creates if i < nodegroup) == 3 and creates[-1] > nodegroup  # coredns last
+    addons = sorted(user.eks.list_addons(clusterName=user.name)["addons"])
+    assert addons == ["coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
+    for name in addons:
+        live = user.eks.describe_addon(clusterName=user.name, addonName=name)["addon"]
+        assert live["status"] == "ACTIVE", live
+        assert live["addonVersion"] == eks_addons.default_version(name, "1.32")
+    assert "DEGRADED" not in result.stderr
+    endpoints = user.state()["steps"]["endpoints"]["ids"]
+    assert any("eks-auth" in str(v) for v in endpoints.values()), endpoints  # Pod Identity's endpoint
+    _, mutations = user.mutations("up")
+    assert mutations == []  # converged: nothing to change
+
+
+def test_an_addon_removed_from_the_config_is_shown_and_removed_only_with_prune(user: User) -> None:
+    user.write(BASE + '[addons]\nvpc-cni = "default"\nkube-proxy = "default"\ncoredns = "default"\n'
+               'eks-pod-identity-agent = "default"\naws-ebs-csi-driver = "default"\n')
+    user.run("up")
+    user.write(BASE + '[addons]\nvpc-cni = "default"\nkube-proxy = "default"\n'
+               'coredns = { version = "default", configuration_values = { replicaCount = 3 } }\n'
+               'eks-pod-identity-agent = "default"\n')
+    plan = json.loads(user.run("plan", "--output", "json").stdout)
+    assert "not in the config" in " ".join(_step(plan, "addon/aws-ebs-csi-driver")["details"])  # type: ignore[arg-type]
+    assert _step(plan, "addon/coredns")["action"] == "update"
+    _, mutations = user.mutations("up")
+    assert mutations == ["UpdateAddon"]  # coredns' values; the CSI driver is kept
+    live = user.eks.describe_addon(clusterName=user.name, addonName="coredns")["addon"]
+    assert json.loads(live["configurationValues"]) == {"replicaCount": 3}
+    _, mutations = user.mutations("up", "--prune")
+    assert mutations == ["DeleteAddon"]
+    assert "aws-ebs-csi-driver" not in user.eks.list_addons(clusterName=user.name)["addons"]
+
+
+def test_a_two_minor_upgrade_end_to_end(user: User) -> None:
+    """1.32 -> 1.34: control plane, add-ons, node groups, per minor. Naive code calls UpdateClusterVersion with
+    1.34 (EKS refuses the skip), or upgrades the control plane twice before the nodes (refused too)."""
+    user.write(BASE)
+    user.run("up")
+    user.write(BASE.replace("1.32", "1.34"))
+    plan = json.loads(user.run("plan", "--output", "json").stdout)
+    details = " ".join(_step(plan, "upgrade")["details"])  # type: ignore[arg-type]
+    assert "1.32 -> 1.33" in details and "1.33 -> 1.34" in details
+    _, mutations = user.mutations("up")
+    upgrades = [m for m in mutations if m in ("UpdateClusterVersion", "UpdateNodegroupVersion", "UpdateAddon")]
+    assert upgrades == ["UpdateClusterVersion", "UpdateAddon", "UpdateAddon", "UpdateAddon", "UpdateAddon",
+                        "UpdateNodegroupVersion"] * 2
+    assert user.cluster()["version"] == "1.34"
+    ng = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]
+    assert ng["version"] == "1.34" and ng["releaseVersion"] == eks_upgrades.latest_release("1.34")
+    for name in user.eks.list_addons(clusterName=user.name)["addons"]:
+        live = user.eks.describe_addon(clusterName=user.name, addonName=name)["addon"]
+        assert live["addonVersion"] == eks_addons.default_version(name, "1.34")
+    assert not [k for k in user.state()["steps"] if k.startswith("upgrade/")]
+    _, mutations = user.mutations("up")
+    assert mutations == []
+
+
+def test_an_error_insight_stops_the_upgrade_unless_accepted(user: User, stand_in: SandboxServer) -> None:
+    """Naive code upgrades regardless (or passes force always): removed APIs in use break workloads."""
+    user.write(BASE)
+    user.run("up")
+    stand_in.configure(error_insights=user.name)
+    try:
+        user.write(BASE.replace("1.32", "1.33"))
+        plan = json.loads(user.run("plan", "--output", "json").stdout)
+        assert any("Deprecated APIs removed in Kubernetes v1.33" in d
+                   for d in _step(plan, "upgrade")["details"])  # type: ignore[attr-defined]
+        result, mutations = user.mutations("up", expect=1)
+        assert "UpdateClusterVersion" not in mutations
+        assert "Deprecated APIs removed in Kubernetes v1.33" in result.stderr
+        assert user.cluster()["version"] == "1.32"
+        user.write(BASE.replace("1.32", "1.33")
+                   + 'upgrade_accept_insights = ["Deprecated APIs removed in Kubernetes v1.33"]\n')
+        user.run("up")
+        assert user.cluster()["version"] == "1.33"
+    finally:
+        stand_in.configure(error_insights=None)
+
+
+def test_a_downgrade_is_refused(user: User) -> None:
+    user.write(BASE)
+    user.run("up")
+    user.write(BASE.replace("1.32", "1.31"))
+    plan = json.loads(user.run("plan", "--output", "json").stdout)
+    assert any("cannot downgrade" in d for d in _step(plan, "upgrade")["details"])  # type: ignore[attr-defined]
+    result, mutations = user.mutations("up", expect=1)
+    assert "cannot downgrade" in result.stderr and not [m for m in mutations if "Version" in m]
