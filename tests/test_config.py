@@ -36,7 +36,9 @@ def test_defaults_match_the_issue() -> None:
     assert s.name == "eksprivate" and s.region is None and s.kubernetes_version is None
     assert s.vpc_cidr == "10.20.0.0/16" and s.availability_zones == 3 and s.az_count == 3
     assert s.endpoints == () and s.public_access_cidrs == () and s.tags == ()
-    assert s.interface_endpoints == ("ec2", "ecr.api", "ecr.dkr", "sts", "logs") == REQUIRED_ENDPOINTS
+    assert REQUIRED_ENDPOINTS == ("ec2", "ecr.api", "ecr.dkr", "sts", "logs")
+    # eks-auth: the default add-ons include the Pod Identity agent, which needs it.
+    assert s.interface_endpoints == (*REQUIRED_ENDPOINTS, "eks-auth")
     [group] = s.nodegroups
     assert (group.name, group.instance_types, group.min_size, group.desired_size, group.max_size) == (
         "nodes", ("t3.small",), 1, 1, 2)
@@ -52,7 +54,7 @@ def test_file_values_are_read() -> None:
                         "desired_size": 3, "max_size": 5, "disk_size": 50})
     assert (s.name, s.region, s.kubernetes_version, s.vpc_cidr, s.az_count) == (
         "prod", "us-east-1", "1.33", "10.50.0.0/20", 2)
-    assert s.interface_endpoints == (*REQUIRED_ENDPOINTS, "ssm", "kms")
+    assert s.interface_endpoints == (*REQUIRED_ENDPOINTS, "eks-auth", "ssm", "kms")
     assert s.tags == (("team", "platform"),)
     [group] = s.nodegroups
     assert (group.instance_types, group.min_size, group.desired_size, group.max_size, group.disk_size) == (
@@ -81,7 +83,7 @@ def test_top_level_node_settings_are_defaults_for_every_group() -> None:
 
 def test_extra_endpoints_keep_order_without_repeats_and_s3_stays_a_gateway() -> None:
     s = build_settings({"endpoints": ["ssm", "sts", "s3", "ssm", "ssmmessages"]})
-    assert s.interface_endpoints == (*REQUIRED_ENDPOINTS, "ssm", "ssmmessages")
+    assert s.interface_endpoints == (*REQUIRED_ENDPOINTS, "eks-auth", "ssm", "ssmmessages")
 
 
 def test_explicit_availability_zones() -> None:

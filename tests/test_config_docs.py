@@ -50,6 +50,8 @@ def code_default(key: str) -> Any:
     value = getattr(source, key)
     if key in ("tags", "labels"):
         return dict(value)
+    if key == "addons":  # AddonSpecs, written as a table of name = version
+        return {a.name: a.version for a in value}
     if isinstance(value, tuple):
         return list(value)
     return value

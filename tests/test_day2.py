@@ -11,7 +11,6 @@ import pytest
 
 from eksprivate.aws import is_mutating
 from eksprivate.sandbox import SandboxServer, eks_addons, eks_upgrades
-
 from tests.test_updates_support import CliResult, User
 
 BASE = 'per_az = false\nkubernetes_version = "1.32"\n'
