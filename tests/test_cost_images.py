@@ -22,9 +22,10 @@ from eksprivate.sandbox import pricing as sandbox_pricing
 
 REGION = "eu-central-1"
 CLUSTER_TAG = "eksprivate:cluster"
-# Default cluster, eu-central-1: control plane 0.10/h; 5 endpoints x 3 AZ x 0.012/h; 3 x t3.small 0.024/h;
+# Default cluster, eu-central-1: control plane 0.10/h; 6 endpoints (eks-auth for the Pod Identity add-on) x 3 AZ
+# x 0.012/h; 3 x t3.small 0.024/h;
 # 3 x 20 GiB gp3 at 0.0952/GiB-month; KMS key 1/month.
-MONTHLY = {"EKS control plane": 73.0, "endpoints": 5 * 3 * 0.012 * 730, "nodes": 3 * 0.024 * 730,
+MONTHLY = {"EKS control plane": 73.0, "endpoints": 6 * 3 * 0.012 * 730, "nodes": 3 * 0.024 * 730,
            "volumes": 3 * 20 * 0.0952, "kms": 1.0}
 NAT_MONTHLY = 3 * 0.052 * 730
 
@@ -69,7 +70,8 @@ def test_plan_estimates_every_billed_item_from_the_price_list(cli: Callable[...,
     assert control["source"] == "price-list" and control["currency"] == "USD"
     endpoints = [line for line in cost["lines"] if line["item"].startswith("interface endpoint ")
                  and not line["usage_based"]]
-    assert sorted(line["item"].split()[2] for line in endpoints) == ["ec2", "ecr.api", "ecr.dkr", "logs", "sts"]
+    assert sorted(line["item"].split()[2] for line in endpoints) == ["ec2", "ecr.api", "ecr.dkr", "eks-auth", "logs",
+                                                                          "sts"]
     assert all(line["quantity"] == 3 and line["unit_price"] == 0.012 for line in endpoints)
     assert monthly_of(cost, "interface endpoint ") == pytest.approx(MONTHLY["endpoints"])
     assert monthly_of(cost, "node group") == pytest.approx(MONTHLY["nodes"] + MONTHLY["volumes"], abs=1e-3)

@@ -24,7 +24,7 @@ from .world import (
     requests_to,
 )
 
-REQUIRED = ["ec2", "ecr.api", "ecr.dkr", "sts", "logs"]
+REQUIRED = ["ec2", "ecr.api", "ecr.dkr", "sts", "logs", "eks-auth"]  # eks-auth: the default Pod Identity add-on
 EXTRAS = ["ssm", "elasticloadbalancing"]
 
 
