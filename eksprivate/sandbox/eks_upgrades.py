@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 VERSION_LIKE = re.compile(r"^1\.\d{1,2}$")
 AMI_RELEASE_DATES = ("20251015", "20251104")  # illustrative: the newest is "the latest AMI release"
 UNSUPPORTED_UPDATE_MSG = "Unsupported Kubernetes minor version update from {current} to {wanted}"
-NODEGROUP_BEHIND_MSG = "Nodegroup {nodegroup} must be updated to match cluster version {version} before updating " \
+NODEGROUP_BEHIND_MSG = "Nodegroups {nodegroup} must be updated to match cluster version {version} before updating " \
                        "cluster version"
 INSIGHT_BLOCK_MSG = ("Cluster upgrade is blocked by upgrade insights with status ERROR ({names}); resolve them or "
                      "set force to override")

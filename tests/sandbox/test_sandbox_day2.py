@@ -127,7 +127,8 @@ def test_cluster_version_update_one_minor_at_a_time_nodes_first(
     # The node group still runs 1.32: the next control-plane upgrade waits for it.
     with pytest.raises(ClientError) as error:
         eks.update_cluster_version(name=name, version="1.34")
-    assert _code(error) == "InvalidRequestException" and "Nodegroup ng must be updated" in str(error.value)
+    assert _code(error) == "InvalidRequestException"
+    assert "Nodegroups ng must be updated to match cluster version 1.33" in str(error.value)
     insights = eks.list_insights(clusterName=name)["insights"]
     assert {i["name"]: i["insightStatus"]["status"] for i in insights}["Kubelet version skew"] == "WARNING"
     sandbox.configure(nodegroup_version_update=LONG)
