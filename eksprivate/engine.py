@@ -34,7 +34,8 @@ class Outcome:
     changes: list[str] = field(default_factory=list)
     error: EksPrivateError | None = None
     seconds: float = 0.0
-    # plan's "!" lines (differences `up` cannot apply) and `Step.health` (a usable resource's problems)
+    # blocked changes (plan's "!" lines: differences `up` cannot apply) and `Step.health` (a usable
+    # resource's problems)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -130,9 +131,11 @@ class Engine:
             phase, changes, warnings = "created", ["created"], []
         else:
             ctx.ledger.sync(step.key, step.ids(found))
-            # What cannot change in place is never applied, but said (read before `update` edits `found`).
-            warnings = [c.removeprefix("!").strip() for c in step.changes(ctx, found) if c.startswith("!")]
-            changes = step.update(ctx, found)
+            # One list, read before anything is applied: what `up` makes, and what cannot change in place,
+            # which is never applied but said.
+            planned = step.planned_changes(ctx, found)
+            warnings = [c.warning for c in planned if not c.applies]
+            changes = step.apply_changes(ctx, found, planned)
             phase = "updated" if changes else "ready"
             if changes:
                 say(step.key, step.title, "updating", "; ".join(changes))
@@ -171,15 +174,14 @@ class Engine:
             if found is None:
                 return PlanItem(step.key, step.title, "absent")
             return PlanItem(step.key, step.title, "delete" if ctx.prune else "keep", step.describe(found),
-                            step.changes(ctx, found), step.status(found))
+                            [c.line for c in step.planned_changes(ctx, found)], step.status(found))
         if found is None:
             return PlanItem(step.key, step.title, "create", details=step.preview(ctx))
         if found.get("incomplete"):
             return PlanItem(step.key, step.title, "create", step.describe(found), ["complete what is missing"])
-        changes = step.changes(ctx, found)
-        applied = [c for c in changes if not c.startswith("!")]
-        return PlanItem(step.key, step.title, "update" if applied else "none", step.describe(found),
-                        changes, step.status(found))
+        changes = step.planned_changes(ctx, found)
+        return PlanItem(step.key, step.title, "update" if any(c.applies for c in changes) else "none",
+                        step.describe(found), [c.line for c in changes], step.status(found))
 
     # -- the runner ------------------------------------------------------------------------------
     def _reverse_needs(self) -> dict[str, tuple[str, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eksprivate.config import NODE_ADDONS
 from eksprivate.steps.addons import addon_steps
-from eksprivate.steps.base import Context, Found, Step
+from eksprivate.steps.base import Change, Context, Found, Step
 from eksprivate.steps.cluster import Cluster, ClusterAdmins
 from eksprivate.steps.ecr import EcrRepository, other_repositories
 from eksprivate.steps.endpoints import Endpoints
@@ -17,7 +17,7 @@ from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup
 from eksprivate.steps.upgrade import Upgrade
 from eksprivate.steps.used_network import use_network
 
-__all__ = ["Context", "Found", "Step", "build_graph"]
+__all__ = ["Change", "Context", "Found", "Step", "build_graph"]
 
 
 def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False) -> list[Step]:

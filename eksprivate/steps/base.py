@@ -136,6 +136,44 @@ class Context:
             raise Interrupted("interrupted")
 
 
+@dataclass(frozen=True)
+class Change:
+    """One difference between the config and what `find` saw: `plan` prints it, `up` applies it.
+
+    Exactly one of these holds: `apply` makes the change (returning what `up` reports, None for nothing worth
+    saying), or `blocked` says why `up` will not make it and what to do instead (plan shows it as a "!"
+    line, `up` as a warning). A change with neither is done by another verb (an orphan's delete is `down`'s).
+    """
+
+    text: str
+    apply: Callable[[], str | None] | None = None
+    blocked: str | None = None
+    # What applying it waits on (an EKS update already running, ...): `up` says so before it starts.
+    waits_on: str | None = None
+
+    @property
+    def applies(self) -> bool:
+        """`up` makes it (plan's action is then "update")."""
+        return self.blocked is None
+
+    @property
+    def warning(self) -> str:
+        """A blocked change as `up` warns of it: what differs, then why and what to do."""
+        return ": ".join(part for part in (self.text, self.blocked) if part)
+
+    @property
+    def line(self) -> str:
+        """As `plan` prints it: a blocked change starts with "!"."""
+        return self.text if self.blocked is None else f"! {self.warning}"
+
+    @classmethod
+    def from_line(cls, line: str) -> Change:
+        """A change a step not yet moved to `diff` said as text ("!" marks what it cannot apply)."""
+        if line.startswith("!"):
+            return cls(line.removeprefix("!").strip(), blocked="")
+        return cls(line)
+
+
 class Step:
     """One node of the graph. Subclasses set `key`, `title`, `needs` and implement the verbs."""
 
@@ -163,13 +201,43 @@ class Step:
     def health(self, found: Found) -> list[str]:
         return []
 
-    # What `up` would change on an existing resource (for plan). Read-only.
-    def changes(self, ctx: Context, found: Found) -> list[str]:
+    # Every difference between the config and `found`, each knowing how `up` applies it (or why it cannot).
+    # Read-only, and empty when nothing differs: that is what makes a rerun make no call. The one place a
+    # step writes its differences; `changes` (plan's text) and `update` (up's apply) derive from it.
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
         return []
 
-    # Apply `changes`; returns what was changed. Must make no call when nothing differs.
+    # What `up` would change on an existing resource, as plan prints it. Derived from `diff`.
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        return [change.line for change in self.diff(ctx, found)]
+
+    # Apply what differs; returns what was changed. Derived from `diff`; no call when nothing differs.
     def update(self, ctx: Context, found: Found) -> list[str]:
-        return []
+        return self.apply_changes(ctx, found, self.diff(ctx, found))
+
+    # -- what the engine calls: the typed list, also for steps still on the text path ------------------
+    def planned_changes(self, ctx: Context, found: Found) -> list[Change]:
+        """`diff`; for a step that still writes `changes` text itself (compatibility path), that text
+        parsed ("!" = blocked)."""
+        if _overrides(self, "changes"):
+            return [Change.from_line(line) for line in self.changes(ctx, found)]
+        return self.diff(ctx, found)
+
+    def apply_changes(self, ctx: Context, found: Found, changes: list[Change]) -> list[str]:
+        """Apply `changes` (from `planned_changes` on this `found`) in order; what was changed. A step still
+        on the compatibility path applies through its own `update`."""
+        if _overrides(self, "update"):
+            return self.update(ctx, found)
+        done = []
+        for change in changes:
+            if change.apply is None:
+                continue
+            if change.waits_on:
+                ctx.say(self.key, f"{change.text}: waiting for {change.waits_on}")
+            said = change.apply()
+            if said:
+                done.append(said)
+        return done
 
     # Start deleting; NotFound counts as done.
     def remove(self, ctx: Context, found: Found) -> None:
@@ -202,6 +270,11 @@ class Step:
     # The ids worth remembering in the state file (no live attributes).
     def ids(self, found: Found) -> dict[str, Any]:
         return {k: v for k, v in found.items() if k.endswith(("_id", "_ids", "_arn", "_name")) or k == "parts"}
+
+
+def _overrides(step: Step, verb: str) -> bool:
+    """Whether `step`'s class writes `verb` itself instead of deriving it from `diff`."""
+    return getattr(type(step), verb) is not getattr(Step, verb)
 
 
 def tags_of(item: dict[str, Any]) -> dict[str, str]:
