@@ -9,12 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
 from eksprivate.config import subnet_cidrs
-from eksprivate.errors import AwsApiError, DependencyViolation, EksPrivateError, InUse, InvalidParameter, NotFound
-from eksprivate.steps.base import Context, Found, Step, not_found, tags_of
+from eksprivate.errors import DependencyViolation, EksPrivateError, InUse, InvalidParameter, NotFound
+from eksprivate.steps.base import Change, Context, Found, Step, tags_of
 from eksprivate.steps.vpc_contents import (
     Blocker,
     blocked_error,
@@ -27,7 +28,6 @@ from eksprivate.steps.vpc_contents import (
 )
 
 AZ_TAG = "eksprivate:az"
-DEPENDENCY = {"DependencyViolation"}
 
 
 def first_by_tag(items: list[dict[str, Any]], id_key: str, known_id: str | None) -> dict[str, Any] | None:
@@ -206,29 +206,25 @@ class Vpc(Step):
                          what=f"VPC {found['vpc_id']}", VpcIds=[found["vpc_id"]])
             found["status"] = "available"
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
         out = []
         # Private DNS of interface endpoints and the EKS private API zone need both attributes.
-        if not found["dns_support"]:
-            out.append("enable DNS support")
-        if not found["dns_hostnames"]:
-            out.append("enable DNS hostnames")
+        for attribute, field_name, what in (("EnableDnsSupport", "dns_support", "DNS support"),
+                                            ("EnableDnsHostnames", "dns_hostnames", "DNS hostnames")):
+            if not found[field_name]:
+                out.append(Change(f"enable {what}", partial(self._enable, ctx, found, attribute, field_name, what)))
         if found["cidr"] != ctx.settings.vpc_cidr:
-            out.append(f"! vpc_cidr is {found['cidr']} in AWS but {ctx.settings.vpc_cidr} in the config: a VPC "
-                       "CIDR cannot change in place (restore the config value, or `down` then `up`)")
+            out.append(Change(f"vpc_cidr is {found['cidr']} in AWS but {ctx.settings.vpc_cidr} in the config",
+                              blocked="a VPC CIDR cannot change in place (restore the config value, or `down` "
+                                      "then `up`)"))
         return out
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        done = []
-        if not found["dns_support"]:
-            ctx.aws.ec2.modify_vpc_attribute(VpcId=found["vpc_id"], EnableDnsSupport={"Value": True})
-            found["dns_support"] = True
-            done.append("enabled DNS support")
-        if not found["dns_hostnames"]:
-            ctx.aws.ec2.modify_vpc_attribute(VpcId=found["vpc_id"], EnableDnsHostnames={"Value": True})
-            found["dns_hostnames"] = True
-            done.append("enabled DNS hostnames")
-        return done
+    @staticmethod
+    def _enable(ctx: Context, found: Found, attribute: str, field_name: str, what: str) -> str:
+        # One attribute per ModifyVpcAttribute call (the API takes one at a time).
+        ctx.aws.ec2.modify_vpc_attribute(VpcId=found["vpc_id"], **{attribute: {"Value": True}})
+        found[field_name] = True
+        return f"enabled {what}"
 
     def remove(self, ctx: Context, found: Found) -> None:
         for vpc_id in [found["vpc_id"], *found.get("duplicates", [])]:
@@ -264,11 +260,8 @@ def vpc_cidr(ctx: Context) -> str:
 
 
 def _ignore_missing(call: Any) -> None:
-    try:
+    with suppress(NotFound):  # also InvalidPermission.NotFound: a rule already revoked
         call()
-    except AwsApiError as exc:
-        if not (not_found(exc.code) or exc.code == "InvalidPermission.NotFound"):
-            raise
 
 
 class Subnets(Step):
@@ -373,29 +366,29 @@ class Subnets(Step):
         # Only the ids: live attributes (associations, public IPs, routes) would rewrite the state on reruns.
         return {"parts": {az: {k: v for k, v in p.items() if k.endswith("_id")} for az, p in found["parts"].items()}}
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
         out = []
         want = ctx.settings.availability_zones
         if (sorted(map(ctx.zone_name, want)) != sorted(ctx.azs)) if isinstance(want, tuple) else want != len(ctx.azs):
-            out.append(f"! availability_zones: the cluster uses {', '.join(ctx.azs)} (recorded in the state), the "
-                       f"config asks for {', '.join(want) if isinstance(want, tuple) else want}: the AZs of an "
-                       "existing cluster cannot change (restore the config value, or `down` then `up`)")
+            out.append(Change(f"availability_zones: the cluster uses {', '.join(ctx.azs)} (recorded in the state), "
+                              f"the config asks for {', '.join(want) if isinstance(want, tuple) else want}",
+                              blocked="the AZs of an existing cluster cannot change (restore the config value, or "
+                                      "`down` then `up`)"))
         for az, part in sorted(found["parts"].items()):
             if part.get("default_routes"):
-                out.append(f"! route table {part['route_table_id']} ({az}) has internet routes "
-                           f"{part['default_routes']} that eksprivate never adds: remove them by hand")
+                out.append(Change(f"route table {part['route_table_id']} ({az}) has internet routes "
+                                  f"{part['default_routes']} that eksprivate never adds",
+                                  blocked="remove them by hand"))
             if part.get("public_ip"):
-                out.append(f"turn off public IPs on launch in {part['subnet_id']}")
+                out.append(Change(f"turn off public IPs on launch in {part['subnet_id']}",
+                                  partial(self._no_public_ip, ctx, part)))
         return out
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        done = []
-        for part in found["parts"].values():
-            if part.get("public_ip"):
-                ctx.aws.ec2.modify_subnet_attribute(SubnetId=part["subnet_id"], MapPublicIpOnLaunch={"Value": False})
-                part["public_ip"] = False
-                done.append(f"public IPs off in {part['subnet_id']}")
-        return done
+    @staticmethod
+    def _no_public_ip(ctx: Context, part: dict[str, Any]) -> str:
+        ctx.aws.ec2.modify_subnet_attribute(SubnetId=part["subnet_id"], MapPublicIpOnLaunch={"Value": False})
+        part["public_ip"] = False
+        return f"public IPs off in {part['subnet_id']}"
 
     def remove(self, ctx: Context, found: Found) -> None:
         parts = found["parts"]
@@ -481,29 +474,30 @@ class EndpointSecurityGroup(Step):
         self.update(ctx, found)
         return found
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        out = [] if found["has_443"] else [f"admit TCP 443 from {vpc_cidr(ctx)}"]
-        if found.get("egress"):
-            out.append("remove the default allow-all egress rule (endpoints never initiate connections)")
-        return out
-
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        done = []
-        if not found["has_443"]:
-            ctx.aws.ec2.authorize_security_group_ingress(
-                GroupId=found["group_id"], IpPermissions=[self._rule(ctx)],
-                TagSpecifications=ctx.tag_spec("security-group-rule", ctx.resource_name("endpoints-https")))
-            found["has_443"] = True
-            done.append("admitted TCP 443 from the VPC")
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        out = [] if found["has_443"] else [Change(f"admit TCP 443 from {vpc_cidr(ctx)}",
+                                                  partial(self._admit_https, ctx, found))]
         egress = found.get("egress")
         if egress is None:  # just created: AWS adds allow-all egress we do not want
             egress = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
         if egress:
-            _ignore_missing(lambda: ctx.aws.ec2.revoke_security_group_egress(
-                GroupId=found["group_id"], IpPermissions=egress))
-            found["egress"] = []
-            done.append("removed allow-all egress")
-        return done
+            out.append(Change("remove the default allow-all egress rule (endpoints never initiate connections)",
+                              partial(self._revoke_egress, ctx, found, egress)))
+        return out
+
+    def _admit_https(self, ctx: Context, found: Found) -> str:
+        ctx.aws.ec2.authorize_security_group_ingress(
+            GroupId=found["group_id"], IpPermissions=[self._rule(ctx)],
+            TagSpecifications=ctx.tag_spec("security-group-rule", ctx.resource_name("endpoints-https")))
+        found["has_443"] = True
+        return "admitted TCP 443 from the VPC"
+
+    @staticmethod
+    def _revoke_egress(ctx: Context, found: Found, egress: list[dict[str, Any]]) -> str:
+        _ignore_missing(lambda: ctx.aws.ec2.revoke_security_group_egress(GroupId=found["group_id"],
+                                                                         IpPermissions=egress))
+        found["egress"] = []
+        return "removed allow-all egress"
 
     def remove(self, ctx: Context, found: Found) -> None:
         delete_retrying(ctx, ctx.aws.ec2.delete_security_group,
