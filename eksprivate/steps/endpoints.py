@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from eksprivate import endpoint_services
 from eksprivate.endpoint_services import EndpointService, short_name
-from eksprivate.errors import AwsApiError
-from eksprivate.steps.base import Context, Found, Step, not_found, raise_unsuccessful
+from eksprivate.errors import NotFound
+from eksprivate.steps.base import Change, Context, Found, Step, raise_unsuccessful
 from eksprivate.steps.network import route_table_ids, subnet_ids
 
 GONE_STATES = ("deleted", "Deleted", "deleting", "Deleting")
@@ -111,46 +112,43 @@ class Endpoints(Step):
             for e in found["endpoints"].values():
                 e["state"] = "available"
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
         out = []
         subnets, tables = set(subnet_ids(ctx)), set(self.gateway_tables(ctx))
         wanted = self.wanted(ctx)
         for svc, e in sorted(found["endpoints"].items()):
             if svc not in wanted:
-                out.append(f"{'delete' if ctx.prune else '! not in the config (kept; --prune deletes)'}: "
-                           f"endpoint {svc} {e['endpoint_id']}")
-            elif e["type"] == "Interface":
-                if not subnets <= set(e["subnets"]):
-                    out.append(f"add subnets {sorted(subnets - set(e['subnets']))} to endpoint {svc}")
-                if not e["private_dns"] and self._offers_private_dns(ctx, svc):
-                    out.append(f"turn on private DNS for endpoint {svc}")
-            elif not tables <= set(e["route_tables"]):
-                out.append(f"attach route tables {sorted(tables - set(e['route_tables']))} to the {svc} gateway")
-        return out
-
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        done = []
-        subnets, tables = set(subnet_ids(ctx)), set(self.gateway_tables(ctx))
-        wanted = self.wanted(ctx)
-        for svc, e in list(found["endpoints"].items()):
-            if svc not in wanted:
-                if ctx.prune:
-                    self._delete(ctx, [e["endpoint_id"]])
-                    del found["endpoints"][svc]
-                    done.append(f"deleted endpoint {svc}")
+                what = f"endpoint {svc} {e['endpoint_id']}"
+                out.append(Change(f"delete: {what}", partial(self._prune, ctx, found, svc)) if ctx.prune else
+                           Change("", blocked=f"not in the config (kept; --prune deletes): {what}"))
                 continue
+            # Each difference is its own line; one ModifyVpcEndpoint makes them all (the first line's apply).
             args: dict[str, Any] = {}
+            lines = []
             if e["type"] == "Interface":
                 if not subnets <= set(e["subnets"]):
                     args["AddSubnetIds"] = sorted(subnets - set(e["subnets"]))
+                    lines.append(f"add subnets {args['AddSubnetIds']} to endpoint {svc}")
                 if not e["private_dns"] and self._offers_private_dns(ctx, svc):
                     args["PrivateDnsEnabled"] = True
+                    lines.append(f"turn on private DNS for endpoint {svc}")
             elif not tables <= set(e["route_tables"]):
                 args["AddRouteTableIds"] = sorted(tables - set(e["route_tables"]))
-            if args:
-                ctx.aws.ec2.modify_vpc_endpoint(VpcEndpointId=e["endpoint_id"], **args)
-                done.append(f"updated endpoint {svc}: {', '.join(args)}")
-        return done
+                lines.append(f"attach route tables {args['AddRouteTableIds']} to the {svc} gateway")
+            if lines:
+                out.append(Change(lines[0], partial(self._modify, ctx, svc, e["endpoint_id"], args)))
+                out += [Change(line) for line in lines[1:]]
+        return out
+
+    def _prune(self, ctx: Context, found: Found, svc: str) -> str:
+        self._delete(ctx, [found["endpoints"][svc]["endpoint_id"]])
+        del found["endpoints"][svc]
+        return f"deleted endpoint {svc}"
+
+    @staticmethod
+    def _modify(ctx: Context, svc: str, endpoint_id: str, args: dict[str, Any]) -> str:
+        ctx.aws.ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, **args)
+        return f"updated endpoint {svc}: {', '.join(args)}"
 
     def _offers_private_dns(self, ctx: Context, svc: str) -> bool:
         return services(ctx, {svc: "Interface"})[svc].private_dns
@@ -163,9 +161,7 @@ class Endpoints(Step):
     def _delete(self, ctx: Context, ids: list[str]) -> None:
         try:
             result = ctx.aws.ec2.delete_vpc_endpoints(VpcEndpointIds=ids)
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
+        except NotFound:
             return
         raise_unsuccessful(result, "DeleteVpcEndpoints")
 
