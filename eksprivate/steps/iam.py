@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from eksprivate.errors import AwsApiError, EksPrivateError
+from eksprivate.errors import AlreadyExists, EksPrivateError, NotFound
 from eksprivate.partitions import Partition
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
+from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
 
 
 def managed_policy(partition: Partition, name: str) -> str:
@@ -30,6 +31,7 @@ class Role(Step):
     service: str  # the trusted service ("eks"); its principal depends on the partition: `principal`
     suffix: str
     description: str
+    inline_what = "the inline policy"  # what `inline_policy` is, for plan and up
 
     def principal(self, ctx: Context) -> str:
         return ctx.partition.principal(self.service)
@@ -57,10 +59,8 @@ class Role(Step):
         name = self.role_name(ctx)
         try:
             role = ctx.aws.iam.get_role(RoleName=name)["Role"]
-        except AwsApiError as exc:
-            if not_found(exc.code):
-                return None
-            raise
+        except NotFound:
+            return None
         tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
         if tags.get(CLUSTER_TAG) != ctx.name:
             raise EksPrivateError(f"IAM role {name} exists but was not made by eksprivate for {ctx.name}",
@@ -78,9 +78,7 @@ class Role(Step):
                 RoleName=name, AssumeRolePolicyDocument=trust_policy(self.principal(ctx), self.trust_conditions(ctx)),
                 Description=self.description,
                 Tags=ctx.tag_list(name))["Role"]
-        except AwsApiError as exc:
-            if exc.code != "EntityAlreadyExists":
-                raise
+        except AlreadyExists:
             adopted = self.find(ctx)  # a crashed run made it: adopt
             if adopted is None:
                 raise
@@ -92,23 +90,31 @@ class Role(Step):
         self.update(ctx, found)
         return found
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        return [f"attach {p.rsplit('/', 1)[-1]}" for p in self.policies(ctx) if p not in found["policies"]]
-
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        done = []
-        for arn in self.policies(ctx):
-            if arn not in found["policies"]:
-                ctx.aws.iam.attach_role_policy(RoleName=found["role_name"], PolicyArn=arn)
-                found["policies"].append(arn)
-                done.append(f"attached {arn.rsplit('/', 1)[-1]}")
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        out = [Change(f"attach {arn.rsplit('/', 1)[-1]}", partial(self._attach, ctx, found, arn))
+               for arn in self.policies(ctx) if arn not in found["policies"]]
         inline = self.inline_policy(ctx)
+        # PutRolePolicy is an idempotent upsert; only called on create (no "inline" yet) or when `find` saw it
+        # missing or outdated.
         if inline is not None and found.get("inline") != "ok":
-            # PutRolePolicy is an idempotent upsert; only called on create or when `find` saw it missing.
-            ctx.aws.iam.put_role_policy(RoleName=found["role_name"], PolicyName="eksprivate",
-                                        PolicyDocument=json.dumps(inline))
-            found["inline"] = "ok"
-        return done
+            state = found.get("inline")
+            out.append(Change(f"{'update' if state == 'outdated' else 'put'} {self.inline_what}",
+                              partial(self._put_inline, ctx, found, inline)))
+        return out
+
+    @staticmethod
+    def _attach(ctx: Context, found: Found, arn: str) -> str:
+        ctx.aws.iam.attach_role_policy(RoleName=found["role_name"], PolicyArn=arn)
+        found["policies"].append(arn)
+        return f"attached {arn.rsplit('/', 1)[-1]}"
+
+    def _put_inline(self, ctx: Context, found: Found, inline: dict[str, Any]) -> str | None:
+        state = found.get("inline")
+        ctx.aws.iam.put_role_policy(RoleName=found["role_name"], PolicyName="eksprivate",
+                                    PolicyDocument=json.dumps(inline))
+        found["inline"] = "ok"
+        # Only a repair is worth saying: on create the policy is part of making the role.
+        return {"missing": f"put {self.inline_what}", "outdated": f"updated {self.inline_what}"}.get(str(state))
 
     def remove(self, ctx: Context, found: Found) -> None:
         name = found["role_name"]
@@ -122,9 +128,8 @@ class Role(Step):
                 iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"],
                                                       RoleName=name)
             iam.delete_role(RoleName=name)
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
+        except NotFound:
+            pass
 
     def describe(self, found: Found) -> str:
         return str(found["role_name"])
@@ -161,6 +166,7 @@ class FlowLogsRole(Role):
     service = "vpc-flow-logs"
     suffix = "flow-logs"
     description = "Delivers VPC flow logs to CloudWatch Logs (eksprivate)"
+    inline_what = "the log delivery policy"
 
     def inline_policy(self, ctx: Context) -> dict[str, Any] | None:
         # AWS's documented delivery role grants logs:CreateLogGroup, CreateLogStream, PutLogEvents,
@@ -191,9 +197,7 @@ class FlowLogsRole(Role):
         if found is not None:
             try:
                 live = ctx.aws.iam.get_role_policy(RoleName=found["role_name"], PolicyName="eksprivate")
-            except AwsApiError as exc:
-                if not not_found(exc.code):
-                    raise
+            except NotFound:
                 found["inline"] = "missing"
             else:
                 same = policy_document(live.get("PolicyDocument")) == self.inline_policy(ctx)
@@ -202,27 +206,18 @@ class FlowLogsRole(Role):
             found["trust_ok"] = policy_document(found.pop("trust", None)) == self.trust_document(ctx)
         return found
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        out = super().changes(ctx, found)
-        if found.get("inline") == "missing":
-            out.append("put the log delivery policy")
-        elif found.get("inline") == "outdated":
-            out.append("update the log delivery policy")
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        out = super().diff(ctx, found)
         if found.get("trust_ok") is False:
-            out.append("limit the trust policy to this account's flow logs (aws:SourceAccount, aws:SourceArn)")
+            out.append(Change("limit the trust policy to this account's flow logs (aws:SourceAccount, "
+                              "aws:SourceArn)", partial(self._limit_trust, ctx, found)))
         return out
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        inline = found.get("inline")
-        done = super().update(ctx, found)  # puts the inline policy unless `find` saw it as it should be
-        if inline in ("missing", "outdated"):
-            done.append(f"{'put' if inline == 'missing' else 'updated'} the log delivery policy")
-        if found.get("trust_ok") is False:
-            ctx.aws.iam.update_assume_role_policy(RoleName=found["role_name"],
-                                                  PolicyDocument=json.dumps(self.trust_document(ctx)))
-            found["trust_ok"] = True
-            done.append("limited the trust policy to this account's flow logs")
-        return done
+    def _limit_trust(self, ctx: Context, found: Found) -> str:
+        ctx.aws.iam.update_assume_role_policy(RoleName=found["role_name"],
+                                              PolicyDocument=json.dumps(self.trust_document(ctx)))
+        found["trust_ok"] = True
+        return "limited the trust policy to this account's flow logs"
 
 
 def policy_document(value: Any) -> dict[str, Any] | None:
