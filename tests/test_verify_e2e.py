@@ -6,6 +6,7 @@ tool's back with plain boto3; `verify` must name it, and a rerun of `up` must re
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +22,25 @@ ALL_IDS = {
     "vpc.dns-support", "vpc.dns-hostnames", "nodegroup.present", "subnet.s3-gateway", "subnet.no-internet-route",
     "endpoint.available", "endpoint.private-dns", "endpoint.azs", "endpoint.sg-443", "cluster.private-access",
     "cluster.public-access", "cluster.logging", "cluster.secrets-encryption", "cluster.support-type",
-    "nodegroup.imdsv2", "sg.no-world-ingress",
+    "nodegroup.imdsv2", "sg.no-world-ingress", "cluster.version-support",
 }
 CliRun = Callable[..., Any]
+# A date far from any end of standard support of the sandbox's default version (EKS's calendar): verify
+# and the sandbox judge support windows on it, so the all-PASS expectations do not depend on today's date.
+PINNED_DAY = datetime.date(2026, 1, 15)
+
+
+@pytest.fixture(autouse=True)
+def pinned_day(monkeypatch: pytest.MonkeyPatch) -> Any:
+    import importlib
+
+    from eksprivate.sandbox import eks_versions
+
+    discover = importlib.import_module("eksprivate.verify.discover")  # the package exports a function so named
+    monkeypatch.setattr(discover, "utc_today", lambda: PINNED_DAY)
+    eks_versions.set_calendar(today=PINNED_DAY)
+    yield
+    eks_versions.reset()
 
 
 def ec2_client(url: str) -> Any:

@@ -6,6 +6,7 @@ docs/verify.md explains each id: what it reads, what breaks on a node with no in
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -345,6 +346,45 @@ def support_type(inv: Inventory) -> Iterator[Check]:
                     "supportType=STANDARD (possible while the version is still in standard support)")
 
 
+# -- 7c. Kubernetes version support ----------------------------------------------------------------------------
+SUPPORT_WARN_DAYS = 60  # warn this long before the end of standard support: time to plan an upgrade
+
+
+def version_support(inv: Inventory) -> Iterator[Check]:
+    """The version's support status (DescribeClusterVersions) and its end-of-standard-support date."""
+    info = inv.version_info
+    if not info:
+        return  # not readable (no eks:DescribeClusterVersions): nothing to judge
+    version, name = inv.cluster.get("version", ""), inv.cluster_name
+    title = "Kubernetes version support"
+    status = str(info.get("versionStatus") or info.get("status") or "").upper().replace("-", "_")
+    end = _day(info.get("endOfStandardSupportDate"))
+    extended_end = _day(info.get("endOfExtendedSupportDate"))
+    fix = (f"raise kubernetes_version one minor at a time and run `eksprivate up` (or `aws eks update-cluster-version "
+           f"--name {name} --region {inv.region} --kubernetes-version <next>`)")
+    if status == "STANDARD_SUPPORT" and end is not None and (end - inv.today).days > SUPPORT_WARN_DAYS:
+        yield check("cluster.version-support", title, "PASS", f"cluster {name}",
+                    f"Kubernetes {version}: standard support until {end.isoformat()}")
+    elif status == "STANDARD_SUPPORT":
+        left = f"{(end - inv.today).days} days left" if end is not None else "end date unknown"
+        yield check("cluster.version-support", title, "WARN", f"cluster {name}",
+                    f"Kubernetes {version}: standard support ends {end.isoformat() if end else '?'} ({left}); then "
+                    "EXTENDED support bills about 6x, STANDARD has AWS upgrade the cluster", fix)
+    else:
+        until = f" until {extended_end.isoformat()}" if extended_end else ""
+        yield check("cluster.version-support", title, "WARN", f"cluster {name}",
+                    f"Kubernetes {version}: {status or 'unknown status'}{until} (standard support ended "
+                    f"{end.isoformat() if end else '?'})", fix)
+
+
+def _day(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc).date()
+    return None
+
+
 # -- 8. node IMDSv2 ------------------------------------------------------------------------------------------
 def imds(inv: Inventory) -> Iterator[Check]:
     title = "Nodes require IMDSv2"
@@ -423,7 +463,7 @@ def world_ingress(inv: Inventory) -> Iterator[Check]:
 
 ALL: tuple[Callable[[Inventory], Iterable[Check]], ...] = (
     vpc_dns, nodegroups_present, subnet_routes, endpoints, endpoint_sgs, api_access, logging, encryption,
-    support_type, imds,
+    support_type, version_support, imds,
     world_ingress,
 )
 

@@ -2,12 +2,13 @@
 
 One pass, cached per run: DescribeCluster, ListNodegroups + DescribeNodegroup, then VPC-wide
 DescribeSubnets / DescribeRouteTables / DescribeVpcEndpoints (vpc-id filter), two DescribeVpcAttribute,
-one DescribeSecurityGroups (group-id filter) and one DescribeLaunchTemplateVersions per distinct
-launch template version. Nothing here writes.
+one DescribeSecurityGroups (group-id filter), one DescribeLaunchTemplateVersions per distinct
+launch template version and one DescribeClusterVersions (the version's support dates). Nothing here writes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,11 @@ from eksprivate.errors import AwsApiError, UsageError
 GONE_STATES = frozenset({"deleted"})
 
 LaunchTemplateKey = tuple[str, str]  # (id or name, version)
+
+
+def utc_today() -> dt.date:
+    """The date support windows are judged on (tests pin it)."""
+    return dt.datetime.now(dt.timezone.utc).date()
 
 
 @dataclass
@@ -41,6 +47,9 @@ class Inventory:
     services: tuple[str, ...] = REQUIRED_ENDPOINTS
     # Launch template data by (id-or-name, version); a str is the error met reading it.
     launch_templates: dict[LaunchTemplateKey, dict[str, Any] | str] = field(default_factory=dict)
+    # DescribeClusterVersions' entry for the cluster's version (None: not readable), and the date it is judged on.
+    version_info: dict[str, Any] | None = None
+    today: dt.date = field(default_factory=lambda: utc_today())
 
     # -- derived views ---------------------------------------------------------------------------
     @property
@@ -170,6 +179,7 @@ def discover(aws: Aws, cluster_name: str, extra_endpoints: Sequence[str] = ()) -
         endpoints=endpoints, security_groups={}, services=wanted_services(extra_endpoints),
     )
 
+    inv.version_info = _version_info(aws, str(cluster.get("version") or ""))
     sg_ids = inv.audited_sg_ids()
     if sg_ids:
         # A filter, not GroupIds: one SG that vanished must not fail the whole call.
@@ -181,6 +191,18 @@ def discover(aws: Aws, cluster_name: str, extra_endpoints: Sequence[str] = ()) -
         if key is not None and key not in inv.launch_templates:
             inv.launch_templates[key] = _launch_template_data(aws, *key)
     return inv
+
+
+def _version_info(aws: Aws, version: str) -> dict[str, Any] | None:
+    """The cluster version's support status and dates; None without eks:DescribeClusterVersions."""
+    try:
+        for item in aws.eks.paginate("describe_cluster_versions", "clusterVersions", clusterVersions=[version],
+                                     includeAll=True):
+            if item.get("clusterVersion") == version:
+                return dict(item)
+    except AwsApiError:  # denied, or an endpoint that lacks the operation: the check is skipped
+        return None
+    return None
 
 
 def launch_template_key(nodegroup: dict[str, Any]) -> LaunchTemplateKey | None:
