@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from eksprivate.aws import typed_error
 from eksprivate.config import NodeGroupSpec, ami_family
-from eksprivate.errors import AwsApiError
+from eksprivate.errors import AlreadyExists, AwsApiError, InvalidState, NotFound
 from eksprivate.propagation import retry_while_propagating
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found, raise_unsuccessful
+from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step, raise_unsuccessful
 from eksprivate.steps.iam import flow_log_group_name
 
 KMS_PENDING_DAYS = 7
@@ -49,10 +51,8 @@ class KmsKey(Step):
     def _describe(self, ctx: Context, key: str) -> dict[str, Any] | None:
         try:
             meta: dict[str, Any] = ctx.aws.kms.describe_key(KeyId=key)["KeyMetadata"]
-        except AwsApiError as exc:
-            if not_found(exc.code):
-                return None
-            raise
+        except NotFound:
+            return None
         return meta
 
     def _scan_by_tag(self, ctx: Context) -> dict[str, Any] | None:
@@ -84,41 +84,36 @@ class KmsKey(Step):
         self.update(ctx, found)
         return found
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        out = [] if found["rotation"] else ["turn on key rotation"]
-        return out + ([] if found.get("alias", True) else [f"point {kms_alias(ctx)} at the key"])
-
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        done = []
-        if not found["rotation"]:
-            ctx.aws.kms.enable_key_rotation(KeyId=found["key_id"])
-            found["rotation"] = True
-            done.append("turned on key rotation")
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        out = [] if found["rotation"] else [Change("turn on key rotation", partial(self._rotate, ctx, found))]
         if not found.get("alias", True):
-            try:
-                ctx.aws.kms.create_alias(AliasName=kms_alias(ctx), TargetKeyId=found["key_id"])
-            except AwsApiError as exc:
-                if exc.code != "AlreadyExistsException":
-                    raise
-                ctx.aws.kms.update_alias(AliasName=kms_alias(ctx), TargetKeyId=found["key_id"])
-            found["alias"] = True
-            done.append(f"pointed {kms_alias(ctx)} at the key")
-        return done
+            out.append(Change(f"point {kms_alias(ctx)} at the key", partial(self._point_alias, ctx, found)))
+        return out
+
+    @staticmethod
+    def _rotate(ctx: Context, found: Found) -> str:
+        ctx.aws.kms.enable_key_rotation(KeyId=found["key_id"])
+        found["rotation"] = True
+        return "turned on key rotation"
+
+    @staticmethod
+    def _point_alias(ctx: Context, found: Found) -> str:
+        try:
+            ctx.aws.kms.create_alias(AliasName=kms_alias(ctx), TargetKeyId=found["key_id"])
+        except AlreadyExists:  # an alias left on an older key (its key was lost with the state)
+            ctx.aws.kms.update_alias(AliasName=kms_alias(ctx), TargetKeyId=found["key_id"])
+        found["alias"] = True
+        return f"pointed {kms_alias(ctx)} at the key"
 
     def remove(self, ctx: Context, found: Found) -> None:
         # A KMS key cannot be deleted at once: schedule it (by id: moto crashes on an ARN here). Before the
         # alias goes: a run killed in between leaves an alias that dies with the key, never a live key
         # that a lost state could no longer find.
-        try:
+        # KMSInvalidStateException: already pending deletion.
+        with suppress(NotFound, InvalidState):
             ctx.aws.kms.schedule_key_deletion(KeyId=found["key_id"], PendingWindowInDays=KMS_PENDING_DAYS)
-        except AwsApiError as exc:
-            if not (not_found(exc.code) or exc.code == "KMSInvalidStateException"):
-                raise
-        try:
+        with suppress(NotFound):
             ctx.aws.kms.delete_alias(AliasName=kms_alias(ctx))
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
 
     def describe(self, found: Found) -> str:
         return str(found["key_id"])
@@ -147,33 +142,26 @@ class LogGroup(Step):
 
     def create(self, ctx: Context) -> Found:
         ctx.intent(self.key)
-        try:
+        with suppress(AlreadyExists):  # a crashed run made it
             ctx.aws.logs.create_log_group(logGroupName=self.group_name, tags=ctx.tags(self.group_name))
-        except AwsApiError as exc:
-            if exc.code != "ResourceAlreadyExistsException":
-                raise
         ctx.ledger.record(self.key, log_group_name=self.group_name)
         found: Found = {"log_group_name": self.group_name, "retention": None, "status": "exists"}
         self.update(ctx, found)
         return found
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
         want = ctx.settings.log_retention_days
-        return [] if found["retention"] == want else [f"set retention to {want} days"]
+        return [] if found["retention"] == want else [Change(f"set retention to {want} days",
+                                                             partial(self._retain, ctx, found, want))]
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        if not self.changes(ctx, found):
-            return []
-        ctx.aws.logs.put_retention_policy(logGroupName=self.group_name, retentionInDays=ctx.settings.log_retention_days)
-        found["retention"] = ctx.settings.log_retention_days
-        return [f"retention {ctx.settings.log_retention_days} days"]
+    def _retain(self, ctx: Context, found: Found, days: int) -> str:
+        ctx.aws.logs.put_retention_policy(logGroupName=self.group_name, retentionInDays=days)
+        found["retention"] = days
+        return f"retention {days} days"
 
     def remove(self, ctx: Context, found: Found) -> None:
-        try:
+        with suppress(NotFound):
             ctx.aws.logs.delete_log_group(logGroupName=self.group_name)
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
 
     def describe(self, found: Found) -> str:
         return self.group_name
@@ -226,9 +214,7 @@ class FlowLogs(Step):
     def remove(self, ctx: Context, found: Found) -> None:
         try:
             result = ctx.aws.ec2.delete_flow_logs(FlowLogIds=[found["flow_log_id"], *found.get("duplicates", [])])
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
+        except NotFound:
             return
         raise_unsuccessful(result, "DeleteFlowLogs")
 
@@ -303,10 +289,8 @@ class LaunchTemplate(Step):
     def find(self, ctx: Context) -> Found | None:
         try:
             lts = ctx.aws.ec2.describe_launch_templates(LaunchTemplateNames=[self.template_name(ctx)])
-        except AwsApiError as exc:
-            if not_found(exc.code) or "NotFound" in exc.code:
-                return None
-            raise
+        except NotFound:  # InvalidLaunchTemplateName.NotFoundException
+            return None
         lt = lts["LaunchTemplates"][0]
         found: Found = {"launch_template_id": lt["LaunchTemplateId"], "launch_template_name": lt["LaunchTemplateName"],
                         "version": lt.get("LatestVersionNumber", 1), "status": "exists"}
@@ -324,23 +308,24 @@ class LaunchTemplate(Step):
                          hop_limit=data.get("MetadataOptions", {}).get("HttpPutResponseHopLimit"))
         return found
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        if self.orphan:
-            return [f"delete launch template {found['launch_template_name']} (not in the config)" if ctx.prune else
-                    f"! launch template {found['launch_template_name']}: [[nodegroups]] {self.spec.name} is not in "
-                    "the config: kept (`up --prune` deletes it)"]
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        if self.orphan:  # deleted by `up --prune` (the engine removes an orphan as `down` does)
+            return [Change(f"delete launch template {found['launch_template_name']} (not in the config)")
+                    if ctx.prune else
+                    Change(f"launch template {found['launch_template_name']}: [[nodegroups]] {self.spec.name} is "
+                           "not in the config", blocked="kept (`up --prune` deletes it)")]
         out = []
         fix = ("eksprivate does not replace running nodes: add a node group under a new name, then remove this "
                "one from the config and run `up --prune`")
         if found.get("disk_size") not in (None, self.spec.disk_size):
-            out.append(f"! disk_size: nodes of {self.spec.name} get {found['disk_size']} GiB, the config says "
-                       f"{self.spec.disk_size}: {fix}")
+            out.append(Change(f"disk_size: nodes of {self.spec.name} get {found['disk_size']} GiB, the config says "
+                              f"{self.spec.disk_size}", blocked=fix))
         elif found.get("disk_device") not in (None, disk_device(self.spec)):
-            out.append(f"! disk_size: nodes of {self.spec.name} get it on {found['disk_device']}, ami_type "
-                       f"{self.spec.ami_type} needs it on {disk_device(self.spec)}: {fix}")
+            out.append(Change(f"disk_size: nodes of {self.spec.name} get it on {found['disk_device']}, ami_type "
+                              f"{self.spec.ami_type} needs it on {disk_device(self.spec)}", blocked=fix))
         if found.get("hop_limit") not in (None, ctx.settings.imds_hop_limit):
-            out.append(f"! imds_hop_limit: nodes of {self.spec.name} get {found['hop_limit']}, the config says "
-                       f"{ctx.settings.imds_hop_limit}: {fix}")
+            out.append(Change(f"imds_hop_limit: nodes of {self.spec.name} get {found['hop_limit']}, the config "
+                              f"says {ctx.settings.imds_hop_limit}", blocked=fix))
         return out
 
     def create(self, ctx: Context) -> Found:
@@ -355,11 +340,8 @@ class LaunchTemplate(Step):
                 "version": lt.get("LatestVersionNumber", 1), "status": "exists"}
 
     def remove(self, ctx: Context, found: Found) -> None:
-        try:
+        with suppress(NotFound):  # InvalidLaunchTemplateId.NotFound
             ctx.aws.ec2.delete_launch_template(LaunchTemplateId=found["launch_template_id"])
-        except AwsApiError as exc:
-            if not (not_found(exc.code) or "NotFound" in exc.code):
-                raise
 
     def describe(self, found: Found) -> str:
         return f"{found['launch_template_id']} v{found['version']}"
