@@ -372,11 +372,17 @@ def status(
         ctx = open_context(opts, mutate=False, need_azs=False)
         items = Engine(ctx, build_graph(ctx, everything=True), _Quiet()).status()
         estimate = cost_of(ctx, items, ("exists",))
+        from eksprivate.steps.upgrade import kubernetes_support
+
+        support = kubernetes_support(ctx)  # the version's support window: WARN within 60 days of its end
         if output == "json":
-            ui.print_json({**describe_target(ctx), "steps": [asdict(i) for i in items], "cost": estimate.to_dict()})
+            ui.print_json({**describe_target(ctx), "steps": [asdict(i) for i in items], "cost": estimate.to_dict(),
+                           "kubernetes_support": {"status": support[0], "detail": support[1]} if support else None})
         else:
             ui.print_status(items, describe_target(ctx))
             ui.print_cost(estimate, f"estimated cost of what exists of {ctx.name} ({ctx.region})")
+            if support:
+                (ui.warn if support[0] == "WARN" else ui.info)(support[1])
         _report_calls(ctx, debug)
 
 

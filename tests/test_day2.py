@@ -125,3 +125,27 @@ def test_a_downgrade_is_refused(user: User) -> None:
     assert any("cannot downgrade" in d for d in _step(plan, "upgrade")["details"])  # type: ignore[attr-defined]
     result, mutations = user.mutations("up", expect=1)
     assert "cannot downgrade" in result.stderr and not [m for m in mutations if "Version" in m]
+
+
+def test_status_names_the_support_window_and_warns_near_its_end(
+        user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Naive `status` shows the version alone: the end of standard support (then a 6x bill or a forced upgrade)
+    comes as a surprise."""
+    import datetime
+    import importlib
+
+    from eksprivate.sandbox import eks_versions
+
+    day = datetime.date(2026, 2, 1)  # 50 days before 1.32 leaves standard support (2026-03-23)
+    monkeypatch.setattr(importlib.import_module("eksprivate.verify.discover"), "utc_today", lambda: day)
+    eks_versions.set_calendar(today=day)
+    try:
+        user.write(BASE)
+        user.run("up")
+        report = json.loads(user.run("status", "--output", "json").stdout)
+        assert report["kubernetes_support"]["status"] == "WARN"
+        assert "standard support ends 2026-03-23 (50 days left)" in report["kubernetes_support"]["detail"]
+        text = user.run("status")
+        assert "warning: Kubernetes 1.32: standard support ends 2026-03-23" in text.stderr
+    finally:
+        eks_versions.reset()

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eksprivate.config import version_tuple
-from eksprivate.errors import EksPrivateError, NotFound, ResourceFailed
+from eksprivate.errors import AwsApiError, EksPrivateError, NotFound, ResourceFailed
 from eksprivate.steps.addons import default_addon_version
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.nodegroups import planned_nodegroups
@@ -220,3 +220,19 @@ def _parallel(calls: list[Callable[[], Any]]) -> None:
         t.join()
     if errors:
         raise errors[0]
+
+
+def kubernetes_support(ctx: Context) -> tuple[str, str] | None:
+    """(PASS | WARN, text) on the cluster's Kubernetes version support, for `status`; None when there is no
+    cluster or EKS does not say (no eks:DescribeClusterVersions)."""
+    from eksprivate.verify.checks import support_judgement
+    from eksprivate.verify.discover import utc_today
+
+    try:
+        version = minor(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
+        infos = list(ctx.aws.eks.paginate("describe_cluster_versions", "clusterVersions", clusterVersions=[version],
+                                          includeAll=True))
+    except AwsApiError:
+        return None
+    info = next((i for i in infos if i.get("clusterVersion") == version), None)
+    return support_judgement(version, info, utc_today()) if info else None

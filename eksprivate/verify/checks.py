@@ -352,29 +352,31 @@ SUPPORT_WARN_DAYS = 60  # warn this long before the end of standard support: tim
 
 def version_support(inv: Inventory) -> Iterator[Check]:
     """The version's support status (DescribeClusterVersions) and its end-of-standard-support date."""
-    info = inv.version_info
-    if not info:
+    if not inv.version_info:
         return  # not readable (no eks:DescribeClusterVersions): nothing to judge
-    version, name = inv.cluster.get("version", ""), inv.cluster_name
-    title = "Kubernetes version support"
+    name = inv.cluster_name
+    status, detail = support_judgement(str(inv.cluster.get("version", "")), inv.version_info, inv.today)
+    fix = (f"raise kubernetes_version one minor at a time and run `eksprivate up` (or `aws eks update-cluster-version "
+           f"--name {name} --region {inv.region} --kubernetes-version <next>`)")
+    yield check("cluster.version-support", "Kubernetes version support", status, f"cluster {name}", detail,
+                fix if status != "PASS" else "")
+
+
+def support_judgement(version: str, info: dict[str, Any], today: dt.date) -> tuple[Status, str]:
+    """PASS in standard support more than SUPPORT_WARN_DAYS from its end; WARN nearer, or past it (also what
+    `status` prints)."""
     status = str(info.get("versionStatus") or info.get("status") or "").upper().replace("-", "_")
     end = _day(info.get("endOfStandardSupportDate"))
     extended_end = _day(info.get("endOfExtendedSupportDate"))
-    fix = (f"raise kubernetes_version one minor at a time and run `eksprivate up` (or `aws eks update-cluster-version "
-           f"--name {name} --region {inv.region} --kubernetes-version <next>`)")
-    if status == "STANDARD_SUPPORT" and end is not None and (end - inv.today).days > SUPPORT_WARN_DAYS:
-        yield check("cluster.version-support", title, "PASS", f"cluster {name}",
-                    f"Kubernetes {version}: standard support until {end.isoformat()}")
-    elif status == "STANDARD_SUPPORT":
-        left = f"{(end - inv.today).days} days left" if end is not None else "end date unknown"
-        yield check("cluster.version-support", title, "WARN", f"cluster {name}",
-                    f"Kubernetes {version}: standard support ends {end.isoformat() if end else '?'} ({left}); then "
-                    "EXTENDED support bills about 6x, STANDARD has AWS upgrade the cluster", fix)
-    else:
-        until = f" until {extended_end.isoformat()}" if extended_end else ""
-        yield check("cluster.version-support", title, "WARN", f"cluster {name}",
-                    f"Kubernetes {version}: {status or 'unknown status'}{until} (standard support ended "
-                    f"{end.isoformat() if end else '?'})", fix)
+    if status == "STANDARD_SUPPORT" and end is not None and (end - today).days > SUPPORT_WARN_DAYS:
+        return "PASS", f"Kubernetes {version}: standard support until {end.isoformat()}"
+    if status == "STANDARD_SUPPORT":
+        left = f"{(end - today).days} days left" if end is not None else "end date unknown"
+        return "WARN", (f"Kubernetes {version}: standard support ends {end.isoformat() if end else '?'} ({left}); "
+                        "then EXTENDED support bills about 6x, STANDARD has AWS upgrade the cluster")
+    until = f" until {extended_end.isoformat()}" if extended_end else ""
+    return "WARN", (f"Kubernetes {version}: {status or 'unknown status'}{until} (standard support ended "
+                    f"{end.isoformat() if end else '?'})")
 
 
 def _day(value: Any) -> dt.date | None:
