@@ -625,14 +625,14 @@ def test_down_without_ecr_permissions_still_works_when_no_repository_was_made(tm
     that never had repositories."""
     from types import SimpleNamespace
 
+    from eksprivate.aws import typed_error
     from eksprivate.config import Settings
-    from eksprivate.errors import AwsApiError
     from eksprivate.state import Ledger
     from eksprivate.steps.base import Context
     from eksprivate.steps.ecr import other_repositories
 
     def denied(operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
-        raise AwsApiError("ecr", "DescribeRepositories", "AccessDeniedException", "not allowed")
+        raise typed_error("ecr", "DescribeRepositories", "AccessDeniedException", "not allowed")  # as aws.py does
         yield  # a generator, like Client.paginate
 
     aws: Any = SimpleNamespace(ecr=SimpleNamespace(paginate=denied), region=REGION)

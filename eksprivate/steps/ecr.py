@@ -8,11 +8,12 @@ eksprivate did not make for this cluster is used as it is and never changed or d
 
 from __future__ import annotations
 
+from contextlib import suppress
+from functools import partial
 from typing import Any
 
-from eksprivate.aws import DENIED_CODES
-from eksprivate.errors import AwsApiError
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
+from eksprivate.errors import AccessDenied, AlreadyExists, NotFound
+from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
 
 TAG_MUTABILITY = "IMMUTABLE"
 ENCRYPTION = {"encryptionType": "AES256"}
@@ -26,10 +27,8 @@ def repository_key(name: str) -> str:
 def _describe(ctx: Context, name: str) -> dict[str, Any] | None:
     try:
         repos = ctx.aws.ecr.describe_repositories(repositoryNames=[name]).get("repositories", [])
-    except AwsApiError as exc:
-        if not_found(exc.code):
-            return None
-        raise
+    except NotFound:
+        return None
     return repos[0] if repos else None
 
 
@@ -37,10 +36,8 @@ def _owner(ctx: Context, arn: str) -> str | None:
     """The cluster an eksprivate repository was made for (None: not made by eksprivate)."""
     try:
         tags = ctx.aws.ecr.list_tags_for_resource(resourceArn=arn).get("tags", [])
-    except AwsApiError as exc:
-        if not_found(exc.code):
-            return None
-        raise
+    except NotFound:
+        return None
     return next((str(t["Value"]) for t in tags if t.get("Key") == CLUSTER_TAG), None)
 
 
@@ -72,9 +69,7 @@ class EcrRepository(Step):
         try:
             images = len(ctx.aws.ecr.list_images(repositoryName=self.name, maxResults=IMAGE_COUNT_LIMIT)
                          .get("imageIds", []))
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
+        except NotFound:
             images = 0
         return {
             "repository_name": self.name, "repository_arn": repo["repositoryArn"],
@@ -92,9 +87,7 @@ class EcrRepository(Step):
                 repositoryName=self.name, imageTagMutability=TAG_MUTABILITY,
                 imageScanningConfiguration={"scanOnPush": True}, encryptionConfiguration=dict(ENCRYPTION),
                 tags=ctx.tag_list(self.name))["repository"]
-        except AwsApiError as exc:
-            if exc.code != "RepositoryAlreadyExistsException":
-                raise
+        except AlreadyExists:
             adopted = self.find(ctx)  # made between our find and create (a crashed run, a race)
             if adopted is None:
                 raise
@@ -105,45 +98,40 @@ class EcrRepository(Step):
                 "mutability": TAG_MUTABILITY, "scan_on_push": True, "encryption": ENCRYPTION["encryptionType"],
                 "images": 0}
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        if self.orphan:
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        if self.orphan:  # deleted by `up --prune` (the engine removes an orphan as `down` does)
             images = f" and its {found['images']} image(s)" if found.get("images") else ""
-            return [f"delete repository {self.name}{images} (not in the config)" if ctx.prune else
-                    f"! repository {self.name} is not in ecr_repositories: kept (`up --prune` deletes it"
-                    f"{images})"]
+            return [Change(f"delete repository {self.name}{images} (not in the config)") if ctx.prune else
+                    Change(f"repository {self.name} is not in ecr_repositories",
+                           blocked=f"kept (`up --prune` deletes it{images})")]
         if found.get("external"):
-            return [f"! repository {self.name} exists but eksprivate did not make it for {ctx.name}: used as it "
-                    "is, never changed or deleted (to have eksprivate manage one, pick another name)"]
+            return [Change(f"repository {self.name} exists but eksprivate did not make it for {ctx.name}",
+                           blocked="used as it is, never changed or deleted (to have eksprivate manage one, pick "
+                                   "another name)")]
         out = []
         if found["mutability"] != TAG_MUTABILITY:
-            out.append(f"make image tags immutable (now {found['mutability']})")
+            out.append(Change(f"make image tags immutable (now {found['mutability']})",
+                              partial(self._immutable_tags, ctx, found)))
         if not found["scan_on_push"]:
-            out.append("turn on scan on push")
+            out.append(Change("turn on scan on push", partial(self._scan_on_push, ctx, found)))
         return out
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        if self.orphan or found.get("external"):
-            return []
-        done = []
-        if found["mutability"] != TAG_MUTABILITY:
-            ctx.aws.ecr.put_image_tag_mutability(repositoryName=self.name, imageTagMutability=TAG_MUTABILITY)
-            found["mutability"] = TAG_MUTABILITY
-            done.append("made image tags immutable")
-        if not found["scan_on_push"]:
-            ctx.aws.ecr.put_image_scanning_configuration(repositoryName=self.name,
-                                                         imageScanningConfiguration={"scanOnPush": True})
-            found["scan_on_push"] = True
-            done.append("turned on scan on push")
-        return done
+    def _immutable_tags(self, ctx: Context, found: Found) -> str:
+        ctx.aws.ecr.put_image_tag_mutability(repositoryName=self.name, imageTagMutability=TAG_MUTABILITY)
+        found["mutability"] = TAG_MUTABILITY
+        return "made image tags immutable"
+
+    def _scan_on_push(self, ctx: Context, found: Found) -> str:
+        ctx.aws.ecr.put_image_scanning_configuration(repositoryName=self.name,
+                                                     imageScanningConfiguration={"scanOnPush": True})
+        found["scan_on_push"] = True
+        return "turned on scan on push"
 
     def remove(self, ctx: Context, found: Found) -> None:
         if found.get("external"):
             return  # never reached: `find` hides foreign repositories from down and prune
-        try:
+        with suppress(NotFound):
             ctx.aws.ecr.delete_repository(repositoryName=self.name, force=True)
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
 
     def describe(self, found: Found) -> str:
         images = found.get("images", 0)
@@ -162,8 +150,6 @@ def other_repositories(ctx: Context, known: set[str], *, scan: bool) -> list[str
                 name = repo["repositoryName"]
                 if name not in known and name not in names and _owner(ctx, repo["repositoryArn"]) == ctx.name:
                     names.add(name)
-        except AwsApiError as exc:
-            # A caller without ECR permissions never made repositories with eksprivate: nothing to find.
-            if exc.code not in DENIED_CODES:
-                raise
+        except AccessDenied:
+            pass  # a caller without ECR permissions never made repositories with eksprivate: nothing to find
     return sorted(names - known)
