@@ -127,7 +127,8 @@ StatusListener = Callable[[str, str, str], None]  # (kind, resource name, status
 
 
 ALREADY_EXISTS_CODES = {"EntityAlreadyExists", "ResourceAlreadyExistsException", "AlreadyExistsException",
-                        "RepositoryAlreadyExistsException", "InvalidLaunchTemplateName.AlreadyExistsException"}
+                        "RepositoryAlreadyExistsException", "InvalidLaunchTemplateName.AlreadyExistsException",
+                        "PullThroughCacheRuleAlreadyExistsException"}
 INVALID_PARAMETER_CODES = {"InvalidParameterException", "InvalidParameter", "InvalidParameterValue",
                            "InvalidParameterCombination", "InvalidRequestException", "ValidationError",
                            "MalformedPolicyDocument"}

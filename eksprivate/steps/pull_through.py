@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from eksprivate.errors import AccessDenied, AwsApiError, EksPrivateError, NotFound, UsageError
+from eksprivate.errors import AccessDenied, AlreadyExists, EksPrivateError, NotFound, UsageError
 from eksprivate.images import PullThroughRule, credential_problem
-from eksprivate.steps.base import Context, Found, Step
+from eksprivate.steps.base import Change, Context, Found, Step
 
 KEY = "pull-through-cache"
 POLICY_NAME = "pull-through-cache"
@@ -144,28 +145,36 @@ class PullThroughCache(Step):
     def _wanted(self, ctx: Context) -> dict[str, PullThroughRule]:
         return {r.prefix: r for r in ctx.settings.pull_through_cache}
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        """In the order `up` applies them: the policy first (a rule that exists before it could be cached by
+        no node, and it is how a crashed run's rules are found again), then the rules, then what is pruned."""
         out = []
+        if found.get("policy") != "ok":
+            out.append(Change("put the node role's first-pull policy (ecr:BatchImportUpstreamImage, "
+                              "ecr:CreateRepository)", partial(self._put_policy, ctx, found)))
         rules = found.get("rules", {})
         for prefix, rule in self._wanted(ctx).items():
             live = rules.get(prefix)
             if live is None:
-                out.append(f"create rule {prefix}/ → {rule.spec.url}")
+                out.append(Change(f"create rule {prefix}/ → {rule.spec.url}", partial(self._create_rule, ctx, found,
+                                                                                      rule)))
             elif live["url"] != rule.spec.url:
                 whose = "eksprivate's" if prefix in found["rule_prefixes"] else "another owner's"
-                out.append(f"! rule {prefix}/ ({whose}) caches {live['url']}, not {rule.spec.url}: a rule's upstream "
-                           "cannot change; delete the rule (or drop it from the config), then rerun")
+                out.append(Change(f"rule {prefix}/ ({whose}) caches {live['url']}, not {rule.spec.url}",
+                                  blocked="a rule's upstream cannot change; delete the rule (or drop it from the "
+                                          "config), then rerun"))
             elif prefix in found["external"]:
-                out.append(f"! rule {prefix}/ exists but eksprivate did not make it: used as it is, never changed "
-                           "or deleted")
+                out.append(Change(f"rule {prefix}/ exists but eksprivate did not make it",
+                                  blocked="used as it is, never changed or deleted"))
             elif live.get("credential_arn") != rule.credential_arn and rule.credential_arn:
-                out.append(f"update the credential of rule {prefix}/")
-        for prefix in found.get("rule_prefixes", []):
-            if prefix not in self._wanted(ctx):
-                out.append(f"delete rule {prefix}/ and its cache repositories (not in the config)" if ctx.prune else
-                           f"! rule {prefix}/ is not in pull_through_cache: kept (`up --prune` deletes it)")
-        if found.get("policy") != "ok":
-            out.append("put the node role's first-pull policy (ecr:BatchImportUpstreamImage, ecr:CreateRepository)")
+                out.append(Change(f"update the credential of rule {prefix}/",
+                                  partial(self._update_credential, ctx, found, prefix, rule.credential_arn)))
+        pruned = [p for p in found.get("rule_prefixes", []) if p not in self._wanted(ctx)]
+        for prefix in pruned:
+            out.append(Change(f"delete rule {prefix}/ and its cache repositories (not in the config)",
+                              partial(self._prune_rule, ctx, found, prefix, last=prefix == pruned[-1]))
+                       if ctx.prune else
+                       Change(f"rule {prefix}/ is not in pull_through_cache", blocked="kept (`up --prune` deletes it)"))
         return out
 
     def create(self, ctx: Context) -> Found:
@@ -175,69 +184,57 @@ class PullThroughCache(Step):
         found["incomplete"] = False
         return found
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        done: list[str] = []
-        wanted = self._wanted(ctx)
-        ours: list[str] = list(found.get("rule_prefixes", []))
-        rules = found.setdefault("rules", {})
-        if found.get("policy") != "ok":
-            # First: a rule that exists before the policy could be cached by no node, and the policy is how a
-            # crashed run's rules are found again.
-            document = self._policy(ctx, ours, found.get("external", []))
+    def _put_policy(self, ctx: Context, found: Found) -> str:
+        document = self._policy(ctx, list(found.get("rule_prefixes", [])), found.get("external", []))
+        ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
+                                    PolicyDocument=json.dumps(document))
+        found["policy"] = "ok"
+        return "put the node role's first-pull policy"
+
+    def _create_rule(self, ctx: Context, found: Found, rule: PullThroughRule) -> str:
+        prefix, ours = rule.prefix, found.setdefault("rule_prefixes", [])
+        ctx.ledger.record(KEY, rule_prefixes=sorted({*ours, prefix}))  # before the call: ours if it lands
+        args: dict[str, Any] = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": rule.spec.url,
+                                "upstreamRegistry": rule.spec.registry}
+        if rule.credential_arn:
+            args["credentialArn"] = rule.credential_arn
+        try:
+            ctx.aws.ecr.create_pull_through_cache_rule(**args)
+        except AlreadyExists:  # PullThroughCacheRuleAlreadyExistsException
+            # Made by someone else since `find` (ours would have been found): theirs, used, never deleted.
+            ctx.ledger.record(KEY, rule_prefixes=sorted(ours))
+            found.setdefault("external", []).append(prefix)
+            # The policy put first named it as ours: say it is another owner's, so `down` never deletes it.
             ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
-                                        PolicyDocument=json.dumps(document))
-            found["policy"] = "ok"
-            done.append("put the node role's first-pull policy")
-        for prefix, rule in wanted.items():
-            if prefix in rules:
-                live = rules[prefix]
-                if (prefix in ours and rule.credential_arn and live.get("credential_arn") != rule.credential_arn
-                        and live["url"] == rule.spec.url):
-                    ctx.aws.ecr.update_pull_through_cache_rule(ecrRepositoryPrefix=prefix,
-                                                               credentialArn=rule.credential_arn)
-                    live["credential_arn"] = rule.credential_arn
-                    self._validate(ctx, prefix)
-                    done.append(f"updated the credential of rule {prefix}/")
-                continue
-            ctx.ledger.record(KEY, rule_prefixes=sorted({*ours, prefix}))  # before the call: ours if it lands
-            args: dict[str, Any] = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": rule.spec.url,
-                                    "upstreamRegistry": rule.spec.registry}
-            if rule.credential_arn:
-                args["credentialArn"] = rule.credential_arn
-            try:
-                ctx.aws.ecr.create_pull_through_cache_rule(**args)
-            except AwsApiError as exc:
-                if exc.code != "PullThroughCacheRuleAlreadyExistsException":
-                    raise
-                # Made by someone else since `find` (ours would have been found): theirs, used, never deleted.
-                ctx.ledger.record(KEY, rule_prefixes=sorted(ours))
-                found.setdefault("external", []).append(prefix)
-                # The policy put above named it as ours: say it is another owner's, so `down` never deletes it.
-                ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
-                                            PolicyDocument=json.dumps(self._policy(ctx, ours, found["external"])))
-                done.append(f"rule {prefix}/ appeared meanwhile: used as it is")
-                continue
-            ours.append(prefix)
-            rules[prefix] = {"url": rule.spec.url, "credential_arn": rule.credential_arn,
-                             "registry": rule.spec.registry}
-            if rule.credential_arn:
-                self._validate(ctx, prefix)
-            done.append(f"created rule {prefix}/ → {rule.spec.url}")
-        if ctx.prune and any(p not in wanted for p in ours):
-            for prefix in [p for p in ours if p not in wanted]:
-                self._delete_rule(ctx, prefix, found)
-                ours.remove(prefix)
-                done.append(f"deleted rule {prefix}/")
-            remaining = pull_through_policy(ctx, [p for p in wanted if p not in found.get("external", [])],
-                                            found.get("external", []))
+                                        PolicyDocument=json.dumps(self._policy(ctx, ours, found["external"])))
+            return f"rule {prefix}/ appeared meanwhile: used as it is"
+        ours.append(prefix)
+        found["rule_prefixes"] = sorted(ours)
+        found.setdefault("rules", {})[prefix] = {"url": rule.spec.url, "credential_arn": rule.credential_arn,
+                                                 "registry": rule.spec.registry}
+        if rule.credential_arn:
+            self._validate(ctx, prefix)
+        return f"created rule {prefix}/ → {rule.spec.url}"
+
+    def _update_credential(self, ctx: Context, found: Found, prefix: str, credential_arn: str) -> str:
+        ctx.aws.ecr.update_pull_through_cache_rule(ecrRepositoryPrefix=prefix, credentialArn=credential_arn)
+        found["rules"][prefix]["credential_arn"] = credential_arn
+        self._validate(ctx, prefix)
+        return f"updated the credential of rule {prefix}/"
+
+    def _prune_rule(self, ctx: Context, found: Found, prefix: str, *, last: bool) -> str:
+        self._delete_rule(ctx, prefix, found)
+        found["rule_prefixes"] = [p for p in found["rule_prefixes"] if p != prefix]
+        ctx.ledger.record(KEY, rule_prefixes=sorted(found["rule_prefixes"]))
+        if last:  # the policy once, after the last rule went: what remains, or nothing
+            external = found.get("external", [])
+            remaining = pull_through_policy(ctx, [p for p in self._wanted(ctx) if p not in external], external)
             if remaining is None:
                 self._delete_policy(ctx)
             else:
                 ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
                                             PolicyDocument=json.dumps(remaining))
-        found["rule_prefixes"] = sorted(ours)
-        ctx.ledger.sync(KEY, self.ids(found))
-        return done
+        return f"deleted rule {prefix}/"
 
     def _validate(self, ctx: Context, prefix: str) -> None:
         """ValidatePullThroughCacheRule signs in upstream with the secret (AWS offers it for the upstreams that
