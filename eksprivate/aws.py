@@ -131,7 +131,8 @@ ALREADY_EXISTS_CODES = {"EntityAlreadyExists", "ResourceAlreadyExistsException",
                         "PullThroughCacheRuleAlreadyExistsException"}
 INVALID_PARAMETER_CODES = {"InvalidParameterException", "InvalidParameter", "InvalidParameterValue",
                            "InvalidParameterCombination", "InvalidRequestException", "ValidationError",
-                           "MalformedPolicyDocument"}
+                           "MalformedPolicyDocument", "InvalidLaunchTemplateId.Malformed",
+                           "InvalidLaunchTemplateName.MalformedException"}
 INVALID_STATE_CODES = {"KMSInvalidStateException", "IncorrectState", "InvalidStateException"}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from eksprivate.errors import AwsApiError, UsageError
+from eksprivate.errors import NotFound, UsageError
 
 if TYPE_CHECKING:  # keep `import eksprivate.kube/tunnel` free of boto3
     from eksprivate.aws import Aws
@@ -60,12 +60,10 @@ def cluster_entry(aws: Aws, cluster_name: str) -> ClusterAccess:
     """Describe the cluster; UsageError if it does not exist or its API is not serving yet."""
     try:
         cluster: dict[str, Any] = aws.eks.describe_cluster(name=cluster_name)["cluster"]
-    except AwsApiError as exc:
-        if exc.code == "ResourceNotFoundException":
-            raise UsageError(
-                f"there is no EKS cluster named {cluster_name!r} in {aws.region}",
-                "check --name, --region and --profile (`aws eks list-clusters` lists them)") from None
-        raise
+    except NotFound:
+        raise UsageError(
+            f"there is no EKS cluster named {cluster_name!r} in {aws.region}",
+            "check --name, --region and --profile (`aws eks list-clusters` lists them)") from None
     status = str(cluster.get("status", "UNKNOWN"))
     if status not in USABLE_STATUSES:
         hint = ("wait until it is ACTIVE (creation takes 10-15 minutes), then rerun" if status == "CREATING"

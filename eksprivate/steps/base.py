@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eksprivate.aws import Aws, is_not_found
+from eksprivate.aws import Aws, is_not_found, typed_error
 from eksprivate.config import Settings
 from eksprivate.endpoint_services import EndpointService
-from eksprivate.errors import AwsApiError, Interrupted
+from eksprivate.errors import Interrupted, NotFound
 from eksprivate.partitions import AWS, Partition
 from eksprivate.state import Ledger
 from eksprivate.zones import SkippedZone
@@ -74,6 +74,9 @@ class Context:
     skipped_zones: list[SkippedZone] = field(default_factory=list)
     # AZ name -> zone ID, as this account maps them (names differ per account; IDs do not).
     zone_ids: dict[str, str] = field(default_factory=dict)
+    # Reads shared by several steps within one run (the cluster's Kubernetes minor, add-on default versions):
+    # one call each instead of one per step. Whoever changes what is cached updates it (the Upgrade step).
+    run_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -284,12 +287,13 @@ def tags_of(item: dict[str, Any]) -> dict[str, str]:
 
 def raise_unsuccessful(result: dict[str, Any], operation: str) -> None:
     """EC2's batch deletes (DeleteVpcEndpoints, DeleteFlowLogs) report per-id failures in the response
-    body, not as an error: raise the first one that is not "already gone"."""
-    failed = [u for u in result.get("Unsuccessful", []) if not not_found(u.get("Error", {}).get("Code", ""))]
-    if failed:
-        err = failed[0].get("Error", {})
-        raise AwsApiError("ec2", operation, err.get("Code", ""),
-                          f"{failed[0].get('ResourceId')}: {err.get('Message', '')}")
+    body, not as an error: raise the first one that is not "already gone", typed as the boundary types it."""
+    for item in result.get("Unsuccessful", []):
+        err = item.get("Error", {})
+        error = typed_error("ec2", operation, str(err.get("Code", "")), f"{item.get('ResourceId')}: "
+                                                                        f"{err.get('Message', '')}")
+        if not isinstance(error, NotFound):
+            raise error
 
 
 def not_found(code: str) -> bool:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from eksprivate.errors import AwsApiError, InUse, NotFound, WaitTimeout
+from eksprivate.errors import InUse, NotFound, WaitTimeout
 from eksprivate.steps.base import Context, Found, Step, tags_of
 from eksprivate.steps.network import delete_retrying, group_blockers, revoke_group_rules
 from eksprivate.steps.vpc_contents import (
@@ -264,7 +264,7 @@ def _retry_in_use(ctx: Context, call: Callable[[], Any], what: str) -> None:
             return
         except InUse as exc:
             if time.monotonic() + ctx.poll > end:
-                raise AwsApiError(exc.service, exc.operation, exc.code,
+                raise InUse(exc.service, exc.operation, exc.code,
                                   f"{what} still in use after {ctx.timeouts.dependency_violation / 60:.0f} min: "
                                   f"{exc.aws_message}") from exc
             ctx.check_cancel()

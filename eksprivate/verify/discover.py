@@ -15,7 +15,7 @@ from typing import Any
 
 from eksprivate.aws import Aws
 from eksprivate.config import REQUIRED_ENDPOINTS
-from eksprivate.errors import AwsApiError, UsageError
+from eksprivate.errors import AwsApiError, InvalidParameter, NotFound, UsageError
 
 # DescribeVpcEndpoints keeps deleted endpoints visible for a while: they do not count. Every other
 # state (deleting, failed, rejected, ...) is reported as it is.
@@ -147,11 +147,9 @@ def discover(aws: Aws, cluster_name: str, extra_endpoints: Sequence[str] = ()) -
     """Fetch the inventory of one live cluster. Raises UsageError when there is no such cluster."""
     try:
         cluster: dict[str, Any] = aws.eks.describe_cluster(name=cluster_name)["cluster"]
-    except AwsApiError as exc:
-        if exc.code == "ResourceNotFoundException":
-            raise UsageError(f"no EKS cluster named {cluster_name!r} in {aws.region}",
-                             f"list them with `aws eks list-clusters --region {aws.region}`") from None
-        raise
+    except NotFound:
+        raise UsageError(f"no EKS cluster named {cluster_name!r} in {aws.region}",
+                         f"list them with `aws eks list-clusters --region {aws.region}`") from None
 
     nodegroups = [aws.eks.describe_nodegroup(clusterName=cluster_name, nodegroupName=n)["nodegroup"]
                   for n in sorted(aws.eks.paginate("list_nodegroups", "nodegroups", clusterName=cluster_name))]
@@ -223,10 +221,8 @@ def _launch_template_data(aws: Aws, ref: str, version: str) -> dict[str, Any] | 
     args: dict[str, Any] = {"LaunchTemplateId": ref} if ref.startswith("lt-") else {"LaunchTemplateName": ref}
     try:
         versions = aws.ec2.describe_launch_template_versions(Versions=[version], **args)["LaunchTemplateVersions"]
-    except AwsApiError as exc:
-        if exc.code.startswith("InvalidLaunchTemplate"):
-            return f"cannot read it: {exc.code}"
-        raise
+    except (NotFound, InvalidParameter) as exc:  # InvalidLaunchTemplateId.NotFound, .Malformed, ...
+        return f"cannot read it: {exc.code}"
     if not versions:
         return f"version {version} not found"
     data: dict[str, Any] = versions[0].get("LaunchTemplateData") or {}
