@@ -26,8 +26,10 @@ from eksprivate.sandbox import CallRecord, SandboxServer
 from eksprivate.steps.foreign_check import TEARDOWN_ONLY
 
 REGION = "eu-central-1"  # the `aws_env` fixture's
-INTERFACE = ["ec2", "ecr.api", "ecr.dkr", "logs", "sts"]
-RERUN_CALL_BUDGET = 40
+INTERFACE = ["ec2", "ecr.api", "ecr.dkr", "eks-auth", "logs", "sts"]  # eks-auth: the Pod Identity add-on
+# 40, plus 9 for day 2: the four managed add-ons read DescribeAddon and DescribeAddonVersions (their default for
+# the cluster's version) each, the upgrade step DescribeCluster.
+RERUN_CALL_BUDGET = 49
 
 
 class CliResult(Protocol):

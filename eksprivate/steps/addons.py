@@ -30,20 +30,31 @@ def addon_key(name: str) -> str:
     return f"addon/{name}"
 
 
+CLUSTER_MINOR = "cluster-minor"  # run_cache key
+
+
 def cluster_minor(ctx: Context) -> str:
-    version = str(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
-    return ".".join(version.split(".")[:2])
+    """The cluster's Kubernetes minor, read once per run (the Upgrade step updates it as it upgrades)."""
+    if CLUSTER_MINOR not in ctx.run_cache:
+        version = str(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
+        ctx.run_cache[CLUSTER_MINOR] = ".".join(version.split(".")[:2])
+    return str(ctx.run_cache[CLUSTER_MINOR])
 
 
 def default_addon_version(ctx: Context, name: str, minor: str) -> str | None:
     """EKS's default version of add-on `name` for Kubernetes `minor` (DescribeAddonVersions'
-    `compatibilities[].defaultVersion`); None when EKS names none."""
-    for addon in ctx.aws.eks.paginate("describe_addon_versions", "addons", kubernetesVersion=minor, addonName=name):
-        for info in addon.get("addonVersions") or []:
-            for compat in info.get("compatibilities") or []:
-                if compat.get("clusterVersion") == minor and compat.get("defaultVersion"):
-                    return str(info["addonVersion"])
-    return None
+    `compatibilities[].defaultVersion`); None when EKS names none. Read once per run."""
+    key = f"addon-default/{name}/{minor}"
+    if key not in ctx.run_cache:
+        ctx.run_cache[key] = None
+        for addon in ctx.aws.eks.paginate("describe_addon_versions", "addons", kubernetesVersion=minor,
+                                          addonName=name):
+            for info in addon.get("addonVersions") or []:
+                for compat in info.get("compatibilities") or []:
+                    if compat.get("clusterVersion") == minor and compat.get("defaultVersion"):
+                        ctx.run_cache[key] = str(info["addonVersion"])
+    found: str | None = ctx.run_cache[key]
+    return found
 
 
 def _same_values(live: str, wanted: str) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eksprivate.aws import retry_transient
-from eksprivate.config import NodeGroupSpec
+from eksprivate.config import NodeGroupSpec, version_tuple
 from eksprivate.errors import AwsApiError, ResourceFailed
 from eksprivate.propagation import retry_while_propagating
+from eksprivate.steps.addons import cluster_minor
 from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.security import launch_template_key
@@ -64,7 +66,7 @@ class NodeGroup(Step):
             "instance_types": ng.get("instanceTypes") or [], "labels": ng.get("labels") or {},
             "taints": sorted((t["key"], t.get("value", ""), t["effect"]) for t in ng.get("taints") or []),
             "capacity_type": ng.get("capacityType"), "subnets": sorted(ng.get("subnets", [])),
-            "ami_type": ng.get("amiType"),
+            "ami_type": ng.get("amiType"), "version": ng.get("version"), "release_version": ng.get("releaseVersion"),
             "health": [f"{i.get('code')}: {i.get('message')}" for i in ng.get("health", {}).get("issues", [])],
         }
 
@@ -154,6 +156,7 @@ class NodeGroup(Step):
                     f"! node group {self.name} is not in the config: kept (`up --prune` deletes it)"]
         args = self._update_args(found)
         out = [*recorded_updates(ctx, f"{self.key}/update"), *(f"update {k}: {v}" for k, v in args.items())]
+        out += [text for text, _ in self._version_changes(ctx, found)]
         desired = args.get("scalingConfig", {}).get("desiredSize", found["desired"])
         if desired is not None and desired != self.spec.desired_size:
             out.append(f"! desired_size: {desired} nodes (live), {self.spec.desired_size} in the config: `up` keeps "
@@ -172,7 +175,37 @@ class NodeGroup(Step):
                        f"{self.spec.ami_type}, then remove this one from the config and run `up --prune`")
         return out
 
+    # -- the Kubernetes version and AMI release: each change's text beside its apply function ------------------
+    def _version_changes(self, ctx: Context, found: Found) -> list[tuple[str, Callable[[], Any]]]:
+        """A group behind the control plane (a run stopped between the upgrade's phases, or a group made
+        meanwhile) is brought to the cluster's version, on the latest AMI release for it."""
+        if self.spec is None or not found.get("version"):
+            return []
+        cluster = cluster_minor(ctx)
+        live = ".".join(str(found["version"]).split(".")[:2])
+        if not cluster or version_tuple(live) >= version_tuple(cluster):
+            return []
+
+        def apply() -> Any:
+            return apply_update(ctx, self.key, f"{self.key}/version",
+                                what=f"node group {self.name} upgrade to {cluster}",
+                                timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
+                                call=lambda token: ctx.aws.eks.update_nodegroup_version(
+                                    clusterName=ctx.name, nodegroupName=self.name, version=cluster,
+                                    clientRequestToken=token))
+        return [(f"upgrade to Kubernetes {cluster} (the control plane's; it runs {live}), latest AMI release", apply)]
+
     def update(self, ctx: Context, found: Found) -> list[str]:
+        versioned = resume_updates(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} upgrade",
+                                   timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name)
+        for text, apply in self._version_changes(ctx, found):
+            apply()
+            versioned.append(text)
+        if versioned:
+            found.update(self.find(ctx) or {})
+        return [*versioned, *self._update_config(ctx, found)]
+
+    def _update_config(self, ctx: Context, found: Found) -> list[str]:
         what, timeout, key = f"node group {self.name}", ctx.timeouts.nodegroup_update, f"{self.key}/update"
         # An update a killed run started (its id is in the ledger): wait on it, never start it again.
         resumed = resume_updates(ctx, self.key, key, what=what, timeout=timeout, nodegroup=self.name,

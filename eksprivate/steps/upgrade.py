@@ -22,7 +22,7 @@ from typing import Any
 
 from eksprivate.config import version_tuple
 from eksprivate.errors import AwsApiError, EksPrivateError, NotFound, ResourceFailed
-from eksprivate.steps.addons import default_addon_version
+from eksprivate.steps.addons import CLUSTER_MINOR, default_addon_version
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.nodegroups import planned_nodegroups
 from eksprivate.steps.updates import apply_update, recorded_updates, wait_recorded
@@ -54,18 +54,25 @@ class Upgrade(Step):
     needs: tuple[str, ...] = ("cluster",)
 
     def find(self, ctx: Context) -> Found | None:
-        """Always found (nothing to create): the versions of the cluster, node groups and add-ons."""
+        """Always found (nothing to create): the cluster's version (None without a cluster). The node groups'
+        and add-ons' versions are read only when an upgrade is due (`_live`)."""
         try:
             cluster = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
         except NotFound:
-            return {"version": None, "nodegroups": {}, "addons": {}}
+            return {"version": None}
+        version = minor(cluster.get("version", ""))
+        ctx.run_cache[CLUSTER_MINOR] = version  # the add-on and node group steps read it from here
+        return {"version": version}
+
+    def _live(self, ctx: Context, found: Found) -> Found:
+        """`found` with the versions of the configured node groups and of the add-ons following EKS's default."""
         groups: dict[str, str] = {}
         for group in planned_nodegroups(ctx):
             try:
                 ng = ctx.aws.eks.describe_nodegroup(clusterName=ctx.name, nodegroupName=group.name)["nodegroup"]
             except NotFound:
                 continue
-            groups[group.name] = minor(ng.get("version") or cluster.get("version", ""))
+            groups[group.name] = minor(ng.get("version") or found["version"])
         addons: dict[str, str] = {}
         for spec in ctx.settings.addons:
             if spec.version != "default":
@@ -75,7 +82,7 @@ class Upgrade(Step):
                     "addon"].get("addonVersion", "")
             except NotFound:
                 continue
-        return {"version": minor(cluster.get("version", "")), "nodegroups": groups, "addons": addons}
+        return {**found, "nodegroups": groups, "addons": addons}
 
     def ids(self, found: Found) -> dict[str, Any]:
         return {}
@@ -84,24 +91,18 @@ class Upgrade(Step):
         return f"Kubernetes {found.get('version') or '-'}"
 
     def status(self, found: Found) -> str:
-        behind = [n for n, v in (found.get("nodegroups") or {}).items() if v != found.get("version")]
-        return f"node groups behind: {', '.join(behind)}" if behind else "current"
+        return "exists"
 
     # -- the plan -------------------------------------------------------------------------------------
     def changes(self, ctx: Context, found: Found) -> list[str]:
         out = recorded_updates(ctx, PREFIX)
         current, wanted = found.get("version"), ctx.settings.kubernetes_version
-        if not current:
-            return out
-        behind = sorted(n for n, v in found["nodegroups"].items() if version_tuple(v) < version_tuple(current))
-        if behind:
-            out.append(f"upgrade node groups {', '.join(behind)} to the control plane's {current} (a run stopped "
-                       "half-way)")
-        if not wanted or wanted == current:
-            return out
+        if not current or not wanted or wanted == current:
+            return out  # node groups and add-ons behind the control plane: their own steps catch them up
         if version_tuple(wanted) < version_tuple(current):
             return [*out, f"! kubernetes_version {wanted} is older than the cluster's {current}: EKS cannot downgrade "
                           f"a cluster; set kubernetes_version = \"{current}\""]
+        found = self._live(ctx, found)
         groups = ", ".join(sorted(found["nodegroups"])) or "none"
         addons = ", ".join(sorted(found["addons"])) or "none"
         for step in path(current, wanted):
@@ -133,6 +134,9 @@ class Upgrade(Step):
         if wanted and version_tuple(wanted) < version_tuple(current):
             raise EksPrivateError(f"kubernetes_version {wanted} is older than the cluster's {current}: EKS cannot "
                                   "downgrade a cluster", f"set kubernetes_version = \"{current}\"")
+        if not wanted or wanted == current:
+            return done  # node groups and add-ons behind the control plane: their own steps catch them up
+        found = self._live(ctx, found)
         while True:
             done += self._catch_up(ctx, found)
             current = found["version"]
@@ -153,7 +157,7 @@ class Upgrade(Step):
                          call=lambda token: ctx.aws.eks.update_cluster_version(
                              name=ctx.name, version=target, clientRequestToken=token, force=force))  # noqa: B023
             done.append(f"control plane upgraded to {target}")
-            found.update(self.find(ctx) or {})
+            found.update(self._live(ctx, self.find(ctx) or {}))
 
     def _catch_up(self, ctx: Context, found: Found) -> list[str]:
         """Add-ons to the default for the control plane's version, then node groups behind it (in parallel)."""
@@ -179,7 +183,7 @@ class Upgrade(Step):
                     clusterName=ctx.name, nodegroupName=n, version=current, clientRequestToken=token))
                 for name in behind])
             done += [f"node group {name} upgraded to {current}" for name in behind]
-        found.update(self.find(ctx) or {})
+        found.update(self._live(ctx, self.find(ctx) or {}))
         return done
 
     def _resume(self, ctx: Context) -> list[str]:
