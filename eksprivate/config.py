@@ -109,6 +109,8 @@ class Settings:
     addons: tuple[AddonSpec, ...] = tuple(AddonSpec(name) for name in CORE_ADDONS)
     # EKS upgrade insights (by name) in ERROR that the user accepts: the upgrade goes on (force) despite them.
     upgrade_accept_insights: tuple[str, ...] = ()
+    # Roll node groups to the newest EKS-optimized AMI release of their Kubernetes version on `up`.
+    refresh_node_amis: bool = False
     # Teams (docs/state.md, docs/configuration.md): a shared state and a network team's own VPC.
     state: str | None = None  # a path or s3://bucket/key; --state overrides it
     vpc_id: str | None = None
@@ -164,7 +166,7 @@ _TOP_KEYS: dict[str, str] = {
     "imds_hop_limit": "int", "ecr_repositories": "list[str]",
     "state": "str", "vpc_id": "str", "subnet_ids": "list[str]", "allow_internet_routes": "bool",
     "pull_through_cache": "list[str]", "pull_through_credentials": "table[str]",
-    "addons": "table", "upgrade_accept_insights": "list[str]",
+    "addons": "table", "upgrade_accept_insights": "list[str]", "refresh_node_amis": "bool",
 }
 # Node group keys: allowed at top level (defaults for every group) and in each [[nodegroups]] entry.
 _NODE_KEYS: dict[str, str] = {
@@ -332,6 +334,7 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         log_retention_days=retention, flow_logs=flow_logs, imds_hop_limit=hop, ecr_repositories=repos,
         pull_through_cache=pull_through, addons=_addons(raw.get("addons")),
         upgrade_accept_insights=tuple(v.texts("upgrade_accept_insights")),
+        refresh_node_amis=v.flag("refresh_node_amis", False),
         **_team_settings(v),
         warnings=tuple(warnings),
     )

@@ -149,3 +149,31 @@ def test_status_names_the_support_window_and_warns_near_its_end(
         assert "warning: Kubernetes 1.32: standard support ends 2026-03-23" in text.stderr
     finally:
         eks_versions.reset()
+
+
+def test_a_newer_ami_release_is_shown_and_rolled_only_when_asked(user: User, stand_in: SandboxServer) -> None:
+    """Naive code never looks (nodes stay on their first AMI for years), or rolls every group whenever EKS
+    publishes a release (an unplanned node replacement)."""
+    base = BASE.replace("1.32", "1.33")
+    user.write(base)
+    user.run("up")
+    before = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]["releaseVersion"]
+    stand_in.configure(newer_ami_release="1.33")  # EKS publishes a newer release for 1.33
+    try:
+        latest = eks_upgrades.latest_release("1.33")
+        assert latest != before
+        plan = json.loads(user.run("plan", "--output", "json").stdout)
+        group = _step(plan, "nodegroup/nodes")
+        assert group["action"] == "none"
+        assert any(f"newer AMI release {latest}" in d for d in group["details"])  # type: ignore[attr-defined]
+        result, mutations = user.mutations("up")
+        assert mutations == [] and f"newer AMI release {latest}" in result.stderr
+        user.write(base + "refresh_node_amis = true\n")
+        _, mutations = user.mutations("up")
+        assert mutations == ["UpdateNodegroupVersion"]
+        ng = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]
+        assert ng["releaseVersion"] == latest and ng["version"] == "1.33"
+        _, mutations = user.mutations("up")
+        assert mutations == []
+    finally:
+        stand_in.configure(newer_ami_release=None)

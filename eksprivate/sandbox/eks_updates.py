@@ -50,6 +50,8 @@ class UpdateSettings:
     degraded_nodegroups: str | None = None
     # eks_upgrades: that cluster's upgrade insight for removed APIs reads ERROR (until set back to null).
     error_insights: str | None = None
+    # eks_upgrades: a newer AMI release is published for this Kubernetes minor ("1.31"; a version, not a cluster).
+    newer_ami_release: str | None = None
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):

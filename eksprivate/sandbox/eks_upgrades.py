@@ -15,6 +15,8 @@ What is modelled (sources in docs/aws-fidelity.md, section day2):
   release for that version); newer than the control plane, or older than the group, is InvalidParameterException.
   The group reads UPDATING for `Timing.nodegroup_version_update`.
 * CreateNodegroup without `version` gets the cluster's version and the latest AMI release for it (as EKS does).
+* SSM GetParameter `/aws/service/eks/optimized-ami/<minor>/<family>/recommended/release_version`: the latest
+  release (`newer_ami_release = "<minor>"` publishes a newer one, for an AMI refresh).
 * ListInsights: UPGRADE_READINESS insights for the next minor version: "Deprecated APIs removed in Kubernetes
   v<next>" (ERROR for the cluster named by the `error_insights` setting, else PASSING) and "Kubelet version
   skew" (WARNING while a node group is behind the control plane). Filters by category, version and status.
@@ -57,12 +59,37 @@ def next_minor(version: str) -> str:
     return f"{major}.{minor + 1}"
 
 
+NEWER_RELEASE_DATE = "20251201"  # published by the `newer_ami_release` setting
+# SSM public parameter EKS publishes its optimized AMIs under (EKS User Guide, retrieve-ami-id)
+AMI_PARAMETER = re.compile(r"^/aws/service/eks/optimized-ami/(?P<version>1\.\d+)/(?P<family>[a-z0-9/_-]+?)"
+                           r"/recommended/release_version$")
+
+
 def latest_release(version: str) -> str:
-    """The latest EKS-optimized AMI release for a Kubernetes minor (`1.33.7-20251104`)."""
+    """The latest EKS-optimized AMI release for a Kubernetes minor (`1.33.7-20251104`); a newer one when the
+    `newer_ami_release` setting names that minor (as EKS publishes a release every few weeks)."""
     minor = minor_of(version)
     patch = next((v.patch_version for v in eks_versions.CALENDAR if v.version == minor and v.patch_version),
                  f"{minor}.0")
-    return f"{patch}-{AMI_RELEASE_DATES[-1]}"
+    newer = eks_updates.current_settings().newer_ami_release == minor
+    return f"{patch}-{NEWER_RELEASE_DATE if newer else AMI_RELEASE_DATES[-1]}"
+
+
+def _get_parameter_response(self: Any) -> Any:
+    """SSM GetParameter of the EKS-optimized AMI release parameters (moto has none of them)."""
+    from moto.core.responses import ActionResult
+
+    name = str(self._get_param("Name") or "")
+    match = AMI_PARAMETER.match(name)
+    if match is None:
+        return _original_get_parameter(self)
+    value = latest_release(match["version"])
+    return ActionResult({"Parameter": {
+        "Name": name, "Type": "String", "Value": value, "Version": 1, "DataType": "text",
+        "ARN": f"arn:aws:ssm:{self.region}::parameter{name}"}})
+
+
+_original_get_parameter: Any = None
 
 
 def _invalid_parameter(cluster: str, nodegroup: str | None, message: str) -> Exception:
@@ -214,6 +241,11 @@ def install(patcher: Patcher) -> None:
     patcher.set_attr(EKSResponse, "update_cluster_version", _update_cluster_version_response)
     patcher.set_attr(EKSResponse, "update_nodegroup_version", _update_nodegroup_version_response)
     patcher.set_attr(EKSResponse, "list_insights", _list_insights_response)
+    global _original_get_parameter
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    _original_get_parameter = SimpleSystemManagerResponse.get_parameter
+    patcher.set_attr(SimpleSystemManagerResponse, "get_parameter", _get_parameter_response)
     for path in _URL_PATHS:
         patcher.set_item(urls.url_paths, path, urls.response.dispatch)
     create = EKSBackend.create_nodegroup

@@ -183,8 +183,10 @@ class NodeGroup(Step):
             return []
         cluster = cluster_minor(ctx)
         live = ".".join(str(found["version"]).split(".")[:2])
-        if not cluster or version_tuple(live) >= version_tuple(cluster):
+        if not cluster or version_tuple(live) > version_tuple(cluster):
             return []
+        if live == cluster:
+            return self._ami_refresh(ctx, found)
 
         def apply() -> Any:
             return apply_update(ctx, self.key, f"{self.key}/version",
@@ -195,12 +197,33 @@ class NodeGroup(Step):
                                     clientRequestToken=token))
         return [(f"upgrade to Kubernetes {cluster} (the control plane's; it runs {live}), latest AMI release", apply)]
 
+    def _ami_refresh(self, ctx: Context, found: Found) -> list[tuple[str, Callable[[], Any]]]:
+        """A newer AMI release for the group's version (EKS publishes one every few weeks: patches, security
+        fixes): said by `plan`, rolled (UpdateNodegroupVersion with that releaseVersion, the group's max
+        unavailable at a time) only with refresh_node_amis."""
+        live, version = str(found.get("release_version") or ""), str(found["version"])
+        latest = latest_ami_release(ctx, version, str(found.get("ami_type") or ""))
+        if not latest or not live or not newer_release(latest, live):
+            return []
+        if not ctx.settings.refresh_node_amis:
+            return [(f"! newer AMI release {latest} for Kubernetes {version} (the nodes run {live}): "
+                     "refresh_node_amis = true rolls them on the next `up`", _nothing)]
+
+        def apply() -> Any:
+            return apply_update(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} AMI refresh",
+                                timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
+                                call=lambda token: ctx.aws.eks.update_nodegroup_version(
+                                    clusterName=ctx.name, nodegroupName=self.name, version=version,
+                                    releaseVersion=latest, clientRequestToken=token))
+        return [(f"roll the nodes to AMI release {latest} (they run {live})", apply)]
+
     def update(self, ctx: Context, found: Found) -> list[str]:
         versioned = resume_updates(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} upgrade",
                                    timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name)
         for text, apply in self._version_changes(ctx, found):
-            apply()
-            versioned.append(text)
+            if not text.startswith("!"):  # "!": said, never applied
+                apply()
+                versioned.append(text)
         if versioned:
             found.update(self.find(ctx) or {})
         return [*versioned, *self._update_config(ctx, found)]
@@ -239,6 +262,49 @@ class NodeGroup(Step):
 
     def describe(self, found: Found) -> str:
         return f"{self.name} ({found.get('min')}/{found.get('desired')}/{found.get('max')})"
+
+
+# AMI type -> the SSM public parameter family EKS publishes its optimized AMIs under (EKS User Guide,
+# "Retrieve recommended Amazon Linux AMI IDs"). Bottlerocket and Windows publish elsewhere: not refreshed here.
+AMI_PARAMETER_FAMILY = {
+    "AL2023_x86_64_STANDARD": "amazon-linux-2023/x86_64/standard",
+    "AL2023_ARM_64_STANDARD": "amazon-linux-2023/arm64/standard",
+    "AL2023_x86_64_NVIDIA": "amazon-linux-2023/x86_64/nvidia",
+    "AL2023_ARM_64_NVIDIA": "amazon-linux-2023/arm64/nvidia",
+    "AL2023_x86_64_NEURON": "amazon-linux-2023/x86_64/neuron",
+    "AL2_x86_64": "amazon-linux-2",
+    "AL2_ARM_64": "amazon-linux-2-arm64",
+    "AL2_x86_64_GPU": "amazon-linux-2-gpu",
+}
+
+
+def latest_ami_release(ctx: Context, version: str, ami_type: str) -> str | None:
+    """The latest EKS-optimized AMI release for `version` and `ami_type` (SSM public parameter
+    `.../recommended/release_version`), read once per run; None when unknown (no such family, or no
+    ssm:GetParameter: the refresh is then not offered)."""
+    family = AMI_PARAMETER_FAMILY.get(ami_type)
+    if family is None:
+        return None
+    name = f"/aws/service/eks/optimized-ami/{version}/{family}/recommended/release_version"
+    if name not in ctx.run_cache:
+        try:
+            ctx.run_cache[name] = str(ctx.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+        except AwsApiError:
+            ctx.run_cache[name] = None
+    found: str | None = ctx.run_cache[name]
+    return found
+
+
+def newer_release(candidate: str, live: str) -> bool:
+    """Release versions read `<kubernetes patch>-<yyyymmdd>`: newer by date, then by patch."""
+    def key(release: str) -> tuple[str, tuple[int, ...]]:
+        patch, _, day = release.rpartition("-")
+        return day, tuple(int(p) for p in patch.split(".") if p.isdigit())
+    return key(candidate) > key(live)
+
+
+def _nothing() -> None:
+    return None
 
 
 def planned_nodegroups(ctx: Context) -> list[NodeGroup]:
