@@ -421,6 +421,11 @@ class Aws:
     def on_status(self, listener: StatusListener) -> None:
         self._listeners.append(listener)
 
+    def off_status(self, listener: StatusListener) -> None:
+        """Stop telling `listener` (an engine done with a long-lived `Aws`, as the tests share one)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _count(self, model: Any = None, **_: Any) -> None:
         if model is not None:
             self.log.add(model.service_model.endpoint_prefix, model.name)

@@ -37,6 +37,8 @@ class Outcome:
     # blocked changes (plan's "!" lines: differences `up` cannot apply) and `Step.health` (a usable
     # resource's problems)
     warnings: list[str] = field(default_factory=list)
+    # What the step found or made (up), for callers that go on from it (the step tests); not shown.
+    found: Found | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -143,7 +145,7 @@ class Engine:
         say(step.key, step.title, "waiting", step.describe(found))
         step.ready(ctx, found)
         warnings += step.health(found)  # usable, with problems worth saying (a DEGRADED node group)
-        return Outcome(step.key, step.title, phase, step.describe(found), changes, warnings=warnings)
+        return Outcome(step.key, step.title, phase, step.describe(found), changes, warnings=warnings, found=found)
 
     def _down_one(self, step: Step, found: Found | None = None) -> Outcome:
         ctx, say = self.ctx, self.reporter.phase

@@ -1,8 +1,9 @@
-"""Helpers for the step tests: a Context on the sandbox, and the engine's per-step moves done by hand.
+"""Helpers for the step tests: a Context on the sandbox, and the real `Engine` on a one-step graph.
 
-Each test drives one step the way `Engine` does (find → create or update → ready; remove → gone), with
-the steps it needs built first, so what a step does to AWS can be checked call by call (`aws.log`) and
-resource by resource (plain boto3 clients that do not count in that log).
+Each test drives one step through `Engine` (find → create or update → ready; find → remove → gone), with
+the steps it needs built first (a need outside the graph counts as satisfied), so what a step does to AWS
+can be checked call by call (`aws.log`) and resource by resource (plain boto3 clients that do not count in
+that log).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import boto3
 
 from eksprivate.aws import Aws, is_mutating
 from eksprivate.config import Settings, build_settings
+from eksprivate.engine import Engine, Outcome, RunFailed
 from eksprivate.sandbox import SandboxServer
 from eksprivate.state import Ledger
 from eksprivate.steps import Context, Found, Step
@@ -62,21 +64,50 @@ class World:
         return [{"Name": "tag:eksprivate:cluster", "Values": [self.name]}]
 
 
+@dataclass
+class Recorder:
+    """The engine's reporter: every phase and progress note, kept for the test to read."""
+
+    phases: list[tuple[str, str, str]] = field(default_factory=list)  # (key, phase, detail)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    def phase(self, key: str, title: str, phase: str, detail: str = "") -> None:
+        self.phases.append((key, phase, detail))
+
+    def note(self, key: str, text: str) -> None:
+        self.notes.append((key, text))
+
+
+def run(ctx: Context, steps: list[Step], verb: str = "up") -> list[Outcome]:
+    """`up` or `down` of `steps` through the real `Engine`. A failed step raises its own error (not the
+    engine's summary), so a test says which error it expects."""
+    engine = Engine(ctx, steps, Recorder())
+    try:
+        return engine.up() if verb == "up" else engine.down()
+    except RunFailed as failed:
+        error = next(o.error for o in failed.outcomes if o.error is not None)
+        # A non-project exception is the engine's "internal error": raise what the step raised.
+        raise (error.__cause__ if error.message.startswith("internal error") and error.__cause__ else error) from None
+    finally:
+        ctx.aws.off_status(engine._saw_status)  # one Aws serves every test
+
+
+def up_one(ctx: Context, step: Step) -> Outcome:
+    """`up` of one step (its needs made already): the engine's outcome, `found` included."""
+    (outcome,) = run(ctx, [step])
+    return outcome
+
+
 def converge(ctx: Context, step: Step) -> Found:
-    """What `up` does with one step."""
-    found = step.find(ctx)
-    if found is None or found.get("incomplete"):
-        found = step.create(ctx)
-    else:
-        ctx.ledger.sync(step.key, step.ids(found))
-        step.update(ctx, found)
-    step.ready(ctx, found)
+    """What `up` does with one step: what it found or made."""
+    found = up_one(ctx, step).found
+    assert found is not None, f"{step.key}: up found and made nothing"
     return found
 
 
 def build(ctx: Context, *steps: Step) -> dict[str, Found]:
-    """Bring up `steps` in the order given (needs first)."""
-    return {step.key: converge(ctx, step) for step in steps}
+    """Bring up `steps` (needs first) through the engine, as one graph."""
+    return {o.key: o.found or {} for o in run(ctx, list(steps))}
 
 
 def adopt(ctx: Context, *steps: Step) -> dict[str, Found]:
@@ -101,13 +132,12 @@ def assert_rerun_is_noop(ctx: Context, step: Step) -> Found:
     """A second `up` of this step: found complete, nothing to change, no mutating call at all."""
 
     def rerun() -> Found:
-        found = step.find(ctx)
-        assert found is not None, f"{step.key}: find lost the resource"
-        assert not found.get("incomplete"), f"{step.key}: found incomplete: {found}"
-        assert [c for c in step.changes(ctx, found) if not c.startswith("!")] == []
-        assert step.update(ctx, found) == []
-        step.ready(ctx, found)
-        return found
+        outcome = up_one(ctx, step)
+        assert outcome.found is not None, f"{step.key}: find lost the resource"
+        assert outcome.phase != "created", f"{step.key}: found incomplete: {outcome.found}"
+        assert outcome.changes == [] and outcome.phase == "ready", f"{step.key}: a rerun changed {outcome.changes}"
+        assert [c.line for c in step.planned_changes(ctx, outcome.found) if c.applies] == []  # plan agrees
+        return outcome.found
 
     found: Found
     found, mutating = mutating_during(ctx, rerun)
@@ -117,9 +147,10 @@ def assert_rerun_is_noop(ctx: Context, step: Step) -> Found:
 
 def assert_delete_and_delete_again(ctx: Context, step: Step, found: Found) -> None:
     """`down` of this step: gone afterwards; a second delete of the same ids (already gone) is done too."""
-    step.remove(ctx, found)
-    step.gone(ctx, found)
+    (outcome,) = run(ctx, [step], "down")
+    assert outcome.phase == step.deleted_as, f"{step.key}: down said {outcome.phase}"
     assert step.find(ctx) is None, f"{step.key}: still found after delete"
+    # The engine never deletes what `find` no longer sees: by hand, as a resumed `down` with stale ids would.
     step.remove(ctx, found)  # NotFound counts as done
     step.gone(ctx, found)
     assert step.find(ctx) is None
