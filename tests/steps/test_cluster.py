@@ -20,6 +20,7 @@ from .world import (
     assert_rerun_is_noop,
     build,
     converge,
+    down_one,
     graph_step,
     mutating_during,
     needed_by,
@@ -90,8 +91,7 @@ def test_cluster_public_api_only_for_the_configured_cidrs(world: World) -> None:
     assert [u.pop("clientRequestToken") for u in updates] != [None]  # recorded before the call (resumable)
     assert updates == [{"name": world.name, "resourcesVpcConfig": {"endpointPrivateAccess": True,
                                                                    "endpointPublicAccess": False}}]
-    Cluster(()).remove(private, found)
-    Cluster(()).gone(private, found)
+    assert down_one(private, Cluster(())).phase == "deleted"
 
 
 def test_cluster_create_waits_out_iam_propagation(world: World, stand_in: SandboxServer) -> None:
@@ -105,8 +105,7 @@ def test_cluster_create_waits_out_iam_propagation(world: World, stand_in: Sandbo
     assert found["status"] == "ACTIVE"
     assert mutating.count("eks:CreateCluster") >= 2, mutating  # refused at least once, then accepted
     assert set(mutating) == {"eks:CreateCluster"}
-    Cluster(()).remove(ctx, found)
-    Cluster(()).gone(ctx, found)
+    assert down_one(ctx, Cluster(())).phase == "deleted"
 
 
 def test_cluster_of_the_same_name_not_made_by_eksprivate_is_refused(world: World) -> None:
@@ -144,8 +143,5 @@ def test_cluster_admins_lifecycle(world: World) -> None:
 
     assert_delete_and_delete_again(ctx, ClusterAdmins(), found)
     assert admin not in eks.list_access_entries(clusterName=world.name)["accessEntries"]
-    cluster = Cluster(()).find(ctx)
-    assert cluster is not None
-    Cluster(()).remove(ctx, cluster)
-    Cluster(()).gone(ctx, cluster)
+    assert down_one(ctx, Cluster(())).phase == "deleted"
     ClusterAdmins().remove(ctx, found)  # the cluster (and its entries) gone: still done

@@ -26,7 +26,7 @@ from eksprivate.steps.network import Vpc
 from eksprivate.steps.nodegroups import planned_nodegroups
 from eksprivate.steps.security import FlowLogs, LogGroup
 
-from .world import World, build, converge, graph_step, needed_by
+from .world import World, build, converge, down_one, graph_step, needed_by
 
 NEVER = 1e12  # iam_role_delay: the role stays young until the test lets it propagate
 LEAN = {"secrets_encryption": False, "control_plane_logging": False, "flow_logs": False}
@@ -172,8 +172,7 @@ def test_cluster_waits_out_a_young_role_and_policy_attachment(world: World, youn
 
     found = retried_then_propagated(young_roles, "CreateCluster", lambda: converge(ctx, cluster))
     assert found["status"] == "ACTIVE"
-    cluster.remove(ctx, found)
-    cluster.gone(ctx, found)
+    assert down_one(ctx, cluster).phase == "deleted"
 
 
 def test_nodegroup_waits_out_a_young_node_role(world: World, stand_in: SandboxServer) -> None:
@@ -191,8 +190,7 @@ def test_nodegroup_waits_out_a_young_node_role(world: World, stand_in: SandboxSe
     finally:
         stand_in.configure(iam_role_delay=0)
     assert found["status"] == "ACTIVE"
-    group.remove(ctx, found)
-    group.gone(ctx, found)
+    assert down_one(ctx, group).phase == "deleted"
     graph_step(ctx, "cluster").remove(ctx, {"status": "ACTIVE"})
 
 

@@ -98,6 +98,12 @@ def up_one(ctx: Context, step: Step) -> Outcome:
     return outcome
 
 
+def down_one(ctx: Context, step: Step) -> Outcome:
+    """`down` of one step (whatever needs it gone already)."""
+    (outcome,) = run(ctx, [step], "down")
+    return outcome
+
+
 def converge(ctx: Context, step: Step) -> Found:
     """What `up` does with one step: what it found or made."""
     found = up_one(ctx, step).found
