@@ -1,0 +1,218 @@
+"""The step contract: one typed change list per step (`Step.diff`), which `plan` prints and `up` applies,
+and typed AWS errors that steps catch by type.
+
+Fake in-memory steps drive the real `Engine`; the error tests go through the boundary's own table
+(`aws.typed_error`), as a real ClientError would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eksprivate.aws import Aws, typed_error
+from eksprivate.config import build_settings
+from eksprivate.engine import Engine
+from eksprivate.errors import (
+    AccessDenied,
+    AlreadyExists,
+    AwsApiError,
+    DependencyViolation,
+    InUse,
+    InvalidParameter,
+    InvalidState,
+    NotFound,
+)
+from eksprivate.state import Ledger
+from eksprivate.steps import Change, Context, Found, Step
+from eksprivate.steps.base import raise_unsuccessful
+
+REGION = "eu-central-1"
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, str, str]] = []
+        self.notes: list[tuple[str, str]] = []
+
+    def phase(self, key: str, title: str, phase: str, detail: str = "") -> None:
+        self.phases.append((key, phase, detail))
+
+    def note(self, key: str, text: str) -> None:
+        self.notes.append((key, text))
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
+    """A Context that never reaches AWS: the fakes do not call it."""
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    aws = Aws(REGION, credentials={"aws_access_key_id": "x", "aws_secret_access_key": "x"})
+    ledger = Ledger(tmp_path / "state.json", "fake", REGION, "123456789012")
+    return Context(aws=aws, settings=build_settings(name="fake"), ledger=ledger, account="123456789012",
+                   azs=["eu-central-1a", "eu-central-1b", "eu-central-1c"], poll=0.0)
+
+
+class Differ(Step):
+    """A step that writes its differences once, as `diff`: two it applies, one it cannot."""
+
+    key = "differ"
+    title = "Differ"
+
+    def __init__(self) -> None:
+        self.live = {"size": 1, "color": "red", "shape": "round"}
+        self.calls: list[str] = []
+
+    def find(self, ctx: Context) -> Found | None:
+        self.calls.append("find")
+        return {"thing_id": "t-1", **self.live}
+
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        self.calls.append("diff")
+        out = []
+        if found["size"] != 3:
+            out.append(Change("set size to 3", lambda: self._set("size", 3), waits_on="the resize"))
+        if found["color"] != "blue":
+            out.append(Change("paint it blue", lambda: self._set("color", "blue")))
+        if found["shape"] != "square":
+            out.append(Change(f"shape is {found['shape']}, the config says square",
+                              blocked="a shape cannot change in place: make a new one"))
+        return out
+
+    def _set(self, field_name: str, value: Any) -> str:
+        self.calls.append(f"apply {field_name}")
+        self.live[field_name] = value
+        return f"{field_name} is {value}"
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        return None
+
+
+def test_plan_prints_the_diff_and_up_applies_it_in_order(ctx: Context) -> None:
+    """`plan` shows every change of `diff` (a blocked one as a "!" line naming why and what to do); `up`
+    applies the applicable ones once each, in order, and warns of the blocked one. Naive code writing the
+    difference twice (changes, update) could print one thing and do another; here there is one list."""
+    step = Differ()
+    ctx.ledger.persist = False
+    (item,) = Engine(ctx, [step], Reporter()).plan()
+    assert item.action == "update"
+    assert item.details == ["set size to 3", "paint it blue",
+                            "! shape is round, the config says square: a shape cannot change in place: make a "
+                            "new one"]
+    assert step.calls == ["find", "diff"]  # plan read, applied nothing
+
+    step.calls.clear()
+    ctx.ledger.persist = True
+    reporter = Reporter()
+    (outcome,) = Engine(ctx, [step], reporter).up()
+    assert outcome.phase == "updated"
+    assert outcome.changes == ["size is 3", "color is blue"]
+    assert outcome.warnings == ["shape is round, the config says square: a shape cannot change in place: make a "
+                                "new one"]
+    # One diff, read before anything was applied; the changes applied from that same list.
+    assert step.calls == ["find", "diff", "apply size", "apply color"]
+    assert ("differ", "set size to 3: waiting for the resize") in reporter.notes
+
+    step.calls.clear()
+    (again,) = Engine(ctx, [step], Reporter()).up()
+    assert again.phase == "ready" and again.changes == []
+    assert [c for c in step.calls if c.startswith("apply")] == []  # a rerun applies nothing
+    assert again.warnings == outcome.warnings  # still said: up will never make it
+
+
+def test_changes_and_update_derive_from_diff(ctx: Context) -> None:
+    """The text API (`changes` for plan, `update` for up) comes from the one `diff`."""
+    step = Differ()
+    found = step.find(ctx) or {}
+    assert step.changes(ctx, found) == ["set size to 3", "paint it blue",
+                                        "! shape is round, the config says square: a shape cannot change in "
+                                        "place: make a new one"]
+    assert step.update(ctx, found) == ["size is 3", "color is blue"]
+    assert step.changes(ctx, step.find(ctx) or {})[:1] == ["! shape is round, the config says square: a shape "
+                                                           "cannot change in place: make a new one"]
+
+
+def test_a_blocked_only_diff_plans_no_update(ctx: Context) -> None:
+    step = Differ()
+    step.live.update(size=3, color="blue")
+    ctx.ledger.persist = False
+    (item,) = Engine(ctx, [step], Reporter()).plan()
+    assert item.action == "none" and [d[:2] for d in item.details] == ["! "]
+
+
+class TextStep(Step):
+    """A step still on the compatibility path: it writes `changes` text ("!" marks what it cannot apply)
+    and its own `update`."""
+
+    key = "text"
+    title = "Text"
+
+    def __init__(self) -> None:
+        self.updated = 0
+
+    def find(self, ctx: Context) -> Found | None:
+        return {"thing_id": "t-2"}
+
+    def changes(self, ctx: Context, found: Found) -> list[str]:
+        return ["grow", "! cannot shrink: recreate it"]
+
+    def update(self, ctx: Context, found: Found) -> list[str]:
+        self.updated += 1
+        return ["grown"]
+
+    def remove(self, ctx: Context, found: Found) -> None:
+        return None
+
+
+def test_a_step_still_writing_text_goes_through_the_compatibility_path(ctx: Context) -> None:
+    step = TextStep()
+    assert [(c.text, c.applies) for c in step.planned_changes(ctx, {})] == [("grow", True),
+                                                                           ("cannot shrink: recreate it", False)]
+    (outcome,) = Engine(ctx, [step], Reporter()).up()
+    assert step.updated == 1 and outcome.changes == ["grown"]
+    assert outcome.warnings == ["cannot shrink: recreate it"]
+    ctx.ledger.persist = False
+    (item,) = Engine(ctx, [step], Reporter()).plan()
+    assert item.action == "update" and item.details == ["grow", "! cannot shrink: recreate it"]
+
+
+# -- typed errors ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("service", "code", "kind"), [
+    # What the steps catch, and the codes AWS answers for it (each in docs/aws-fidelity.md, step-contract).
+    ("ecr", "PullThroughCacheRuleAlreadyExistsException", AlreadyExists),
+    ("ecr", "RepositoryAlreadyExistsException", AlreadyExists),
+    ("iam", "EntityAlreadyExists", AlreadyExists),
+    ("logs", "ResourceAlreadyExistsException", AlreadyExists),
+    ("kms", "AlreadyExistsException", AlreadyExists),
+    ("ec2", "InvalidPermission.NotFound", NotFound),
+    ("ec2", "InvalidLaunchTemplateName.NotFoundException", NotFound),
+    ("ec2", "InvalidLaunchTemplateId.NotFound", NotFound),
+    ("ec2", "InvalidLaunchTemplateId.Malformed", InvalidParameter),
+    ("ec2", "InvalidLaunchTemplateName.MalformedException", InvalidParameter),
+    ("ec2", "InvalidVpcEndpointId.NotFound", NotFound),
+    ("kms", "KMSInvalidStateException", InvalidState),
+    ("eks", "ResourceInUseException", InUse),
+    ("eks", "ResourceNotFoundException", NotFound),
+    ("ecr", "AccessDeniedException", AccessDenied),
+    ("ec2", "DependencyViolation", DependencyViolation),
+])
+def test_the_boundary_types_every_code_a_step_relies_on(service: str, code: str, kind: type[AwsApiError]) -> None:
+    """Naive code without the code in `aws.error_class` raises a bare AwsApiError, which `except <type>`
+    in the step never catches (e.g. a pull-through rule made meanwhile would fail `up`)."""
+    error = typed_error(service, "Op", code, "message")
+    assert isinstance(error, kind) and error.code == code
+
+
+def test_per_id_failures_in_a_batch_delete_are_typed() -> None:
+    """DeleteVpcEndpoints/DeleteFlowLogs report failures in the body: "already gone" is done, anything else
+    is raised as the boundary's type (naive code raised a bare AwsApiError nobody could catch by type)."""
+    gone = {"Unsuccessful": [{"ResourceId": "vpce-1", "Error": {"Code": "InvalidVpcEndpointId.NotFound",
+                                                                 "Message": "gone"}}]}
+    raise_unsuccessful(gone, "DeleteVpcEndpoints")
+    held = {"Unsuccessful": [*gone["Unsuccessful"], {"ResourceId": "vpce-2", "Error": {
+        "Code": "DependencyViolation", "Message": "in use"}}]}
+    with pytest.raises(DependencyViolation, match="vpce-2: in use"):
+        raise_unsuccessful(held, "DeleteVpcEndpoints")
