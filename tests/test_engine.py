@@ -122,8 +122,12 @@ class Reporter:
 
 @pytest.fixture
 def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
-    """A Context that never reaches AWS: the fakes do not call it."""
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return offline_context(tmp_path)
+
+
+def offline_context(tmp_path: Path) -> Context:
+    """A Context that never reaches AWS: the fakes do not call it."""
     aws = Aws(REGION, credentials={"aws_access_key_id": "x", "aws_secret_access_key": "x"})
     ledger = Ledger(tmp_path / "state.json", "fake", REGION, "123456789012")
     return Context(aws=aws, settings=build_settings(name="fake"), ledger=ledger, account="123456789012",

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from eksprivate.aws import Aws, typed_error
-from eksprivate.config import build_settings
+from eksprivate.aws import typed_error
 from eksprivate.engine import Engine
 from eksprivate.errors import (
     AccessDenied,
@@ -25,11 +24,15 @@ from eksprivate.errors import (
     InvalidState,
     NotFound,
 )
-from eksprivate.state import Ledger
 from eksprivate.steps import Change, Context, Found, Step
 from eksprivate.steps.base import raise_unsuccessful
+from tests.test_engine import offline_context
 
-REGION = "eu-central-1"
+
+@pytest.fixture
+def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return offline_context(tmp_path)
 
 
 class Reporter:
@@ -42,16 +45,6 @@ class Reporter:
 
     def note(self, key: str, text: str) -> None:
         self.notes.append((key, text))
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
-    """A Context that never reaches AWS: the fakes do not call it."""
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    aws = Aws(REGION, credentials={"aws_access_key_id": "x", "aws_secret_access_key": "x"})
-    ledger = Ledger(tmp_path / "state.json", "fake", REGION, "123456789012")
-    return Context(aws=aws, settings=build_settings(name="fake"), ledger=ledger, account="123456789012",
-                   azs=["eu-central-1a", "eu-central-1b", "eu-central-1c"], poll=0.0)
 
 
 class Differ(Step):
