@@ -1,0 +1,161 @@
+"""Make moto and botocore cheap to set up and reset in tests, without changing what any AWS call answers.
+
+Measured on this suite (cProfile, docs/benchmarks.md "Suite speed"): a plain `mock_aws` test spent 2-3 s
+before its first assertion and as long again after it, almost all of it in moto building backends that no
+test looks at:
+
+* every request asks IAM which account its access key belongs to, and moto answers by creating the IAM
+  backend of *every* partition (aws, aws-cn, aws-us-gov, aws-iso, ...), each loading ~1,300 AWS managed
+  policies when `MOTO_IAM_LOAD_MANAGED_POLICIES` is on (the sandbox needs them);
+* every EC2 backend (one per region used) loads ~1,300 AMIs (the 44 base ones plus the region's "latest"
+  and ECS-optimised lists), each with a volume and a snapshot;
+* a reset (`mock_aws` enter *and* exit, both) first re-creates every existing backend in place, policies
+  and AMIs included, and then throws them all away;
+* moto's EKS builds a boto3 Session on every CreateCluster/CreateNodegroup only to list partitions;
+* `mock_aws` gives boto3 a new default session, so every test parsed botocore's service models (the EC2
+  one alone is megabytes of JSON) again for its first `boto3.client(...)`;
+* moto's server lists its package folder on disk (~200 `isdir` calls) to route each request, and
+  introspects the response class (`inspect.getmembers`) to find each action: a quarter of the sandbox's
+  CPU per request.
+
+`apply()` removes that waste, once per test process (each xdist worker), before moto's EC2 models are
+imported. Nothing here is an AWS behaviour: each replacement returns what moto's own code returns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_applied = False
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    _applied = True
+    _few_default_amis()
+    _account_lookup_on_existing_partitions()
+    _reset_without_rebuilding()
+    _eks_partitions_listed_once()
+    _one_botocore_loader_per_data_path()
+    _cheaper_moto_request_routing()
+
+
+def _few_default_amis() -> None:
+    """Only moto's 44 base AMIs (all `amazon`-owned, in every region), not the ~1,250 regional "latest" and
+    ECS-optimised ones: no test picks an image by name. `MOTO_AMIS_PATH` is moto's own setting, read when
+    `moto.ec2.models.amis` is first imported; child processes (a sandbox started by a test) inherit it."""
+    if "MOTO_AMIS_PATH" in os.environ:
+        return
+    import moto
+    from moto.utilities.utils import load_resource_as_bytes
+
+    target = Path(tempfile.gettempdir()) / f"eksprivate-tests-moto-{moto.__version__}-amis.json"
+    if not target.exists():
+        # Two xdist workers may get here together: each writes its own file and renames it into place.
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(gzip.decompress(load_resource_as_bytes("ec2/resources/amis.json.gz")))
+        os.replace(partial, target)
+    os.environ["MOTO_AMIS_PATH"] = str(target)
+
+
+def _account_lookup_on_existing_partitions() -> None:
+    """moto's `get_account_id_from` looks for the access key in the IAM backend of every partition and so
+    creates them all; a backend that does not exist yet holds no access key, so skipping it gives the same
+    answer."""
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.iam import models as iam_models
+
+    def get_account_id_from(access_key: str) -> str:
+        for account_id, account in list(iam_models.iam_backends.items()):
+            for partition in iam_models.PARTITION_NAMES:
+                # dict.get: the backend dict's own [] would create the partition's backend.
+                backend = dict.get(account, partition)
+                if backend is not None and access_key in backend.access_keys:
+                    return account_id
+        return str(iam_models.DEFAULT_ACCOUNT_ID)
+
+    assert issubclass(AccountSpecificBackend, dict)
+    iam_models.get_account_id_from = get_account_id_from
+
+
+def _reset_without_rebuilding() -> None:
+    """moto's reset re-runs every backend's `__init__` in place (for code that kept a reference to a
+    backend: moto issue #6592) and then drops them all from its registry, so the next call builds new ones
+    anyway. Nothing in eksprivate or these tests keeps such a reference (each looks backends up per call):
+    dropping them is enough."""
+    from moto.core.base_backend import BackendDict, backend_lock
+
+    def reset(cls: type[Any]) -> None:
+        with backend_lock:
+            registry: list[Any] = BackendDict._instances
+            for backend in registry:
+                backend.clear()
+            registry.clear()
+
+    BackendDict.reset = classmethod(reset)
+
+
+def _eks_partitions_listed_once() -> None:
+    """moto's EKS validates a role ARN's partition against `boto3.Session().get_available_partitions()`,
+    building a Session (~0.1 s) per CreateCluster/CreateNodegroup; the list is the same every time."""
+    import boto3
+    from moto.eks import utils as eks_utils
+
+    partitions = tuple(boto3.session.Session().get_available_partitions())
+
+    class Partitions:
+        def get_available_partitions(self) -> list[str]:
+            return list(partitions)
+
+    eks_utils.Session = Partitions
+
+
+def _one_botocore_loader_per_data_path() -> None:
+    """Every botocore session in the process gets the same data loader for the same AWS_DATA_PATH, so each
+    service model is parsed once per process (what `eksprivate.aws` does for its own sessions). The loader
+    only reads files and keeps what it parsed: sharing it changes no model."""
+    import threading
+
+    import botocore.loaders
+    import botocore.session
+
+    create_loader = botocore.loaders.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+    lock = threading.Lock()
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        with lock:
+            if search_path_string not in loaders:
+                loaders[search_path_string] = create_loader(search_path_string)
+            return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader  # the name the session's data_loader factory calls
+
+
+def _cheaper_moto_request_routing() -> None:
+    """The same routing answers without the per-request disk listing and class introspection."""
+    import inspect
+
+    from moto import backends
+    from moto.core import responses
+
+    modules = tuple(backends.list_of_moto_modules())  # moto's installed package folders: fixed while we run
+    backends.list_of_moto_modules = lambda: iter(modules)
+
+    class MethodNames:
+        """`action in method_names_from_class(cls)`, asked of the class as it is now (the sandbox adds and
+        removes handlers when it installs and uninstalls), without listing all of its members."""
+
+        def __init__(self, cls: type[Any]) -> None:
+            self.cls = cls
+
+        def __contains__(self, name: object) -> bool:
+            return isinstance(name, str) and inspect.isfunction(getattr(self.cls, name, None))
+
+    responses.method_names_from_class = MethodNames  # only `call_action`'s `in` test uses this name
