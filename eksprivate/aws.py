@@ -96,6 +96,61 @@ def poll_interval(default: float) -> float:
     return value
 
 
+# The pace a status wait runs at on real AWS (target.REAL_POLL_SECONDS); a smaller poll (the sandbox, tests)
+# scales the expected durations below by the same factor.
+REAL_POLL_SECONDS = 15.0
+NEAR_END_FACTOR = 5  # near a phase's expected end poll 5x as often: 3 s on real AWS, lag <= 3 s (not 15 s)
+
+# Real-world durations (seconds: typical low, high) of the waits on the critical path, from aws-facts and the
+# sandbox's Timing: `up` polls at its usual pace until `low`, then fast until a little past `high`.
+EXPECTED: dict[str, tuple[float, float]] = {
+    "cluster_create": (480.0, 720.0),  # 8.5-9 min typical, 11-16 min tail (aws-facts)
+    "nodegroup_create": (90.0, 330.0),  # 1.5-3.5 min typical, 5.5 min tail
+    "cluster_delete": (150.0, 300.0),  # 2.5-4 min
+    "nodegroup_delete": (240.0, 480.0),  # 4-8 min
+    "cluster_version_update": (480.0, 660.0),  # 8-10 min (issue 12)
+    "nodegroup_version_update": (300.0, 900.0),  # 5-15 min: depends on the node count and max unavailable
+    "addon": (20.0, 90.0),  # about a minute (no published figure)
+}
+
+
+def paced(delay: float, timeout: float, expected: tuple[float, float] | None) -> list[tuple[float, float]]:
+    """(pause, span) phases for a wait of at most `timeout`: `delay` until the phase's expected end draws near,
+    `delay / NEAR_END_FACTOR` from its expected low to a little past its high, `delay` again after (a long
+    tail is not polled fast for ever). `expected` is in the same (scaled) seconds as `delay`. At 3 s a poll,
+    one Describe call per resource is far inside EKS's and EC2's request rate limits."""
+    if not expected or delay <= 0:
+        return [(delay, timeout)]
+    low, high = expected
+    fast = delay / NEAR_END_FACTOR
+    slow_span = max(0.0, low - delay)  # the last slow pause ends before `low`
+    fast_span = max(0.0, high - slow_span + 2 * delay)
+    phases = [(delay, slow_span)] if slow_span >= delay else []
+    phases.append((fast, min(fast_span, max(timeout - slow_span, fast))))
+    rest = timeout - slow_span - fast_span
+    if rest > 0:
+        phases.append((delay, rest))
+    return phases
+
+
+def expected_for(kind: str, delay: float) -> tuple[float, float] | None:
+    """EXPECTED[kind] scaled to the poll in use (a sandbox at time scale s polls at 15 s x s)."""
+    if kind not in EXPECTED or delay <= 0:
+        return None
+    scale = delay / REAL_POLL_SECONDS
+    low, high = EXPECTED[kind]
+    return low * scale, high * scale
+
+
+def _pause_at(phases: list[tuple[float, float]], elapsed: float) -> float:
+    """The pause of the phase `elapsed` seconds into a paced wait."""
+    for pause, span in phases:
+        if elapsed < span:
+            return pause
+        elapsed -= span
+    return phases[-1][0]
+
+
 def is_mutating(operation: str) -> bool:
     return not operation.startswith(READ_PREFIXES)
 
@@ -362,8 +417,9 @@ class Aws:
 
     # -- waiting -------------------------------------------------------------------------------
     def wait(self, service: str, waiter_name: str, *, delay: float, timeout: float, what: str,
-             **kwargs: Any) -> None:
-        """Wait with a boto3 waiter (or one of ours) until it succeeds, fails, or `timeout` passes."""
+             expected: str | None = None, **kwargs: Any) -> None:
+        """Wait with a boto3 waiter (or one of ours) until it succeeds, fails, or `timeout` passes. `expected`
+        names the wait's EXPECTED duration: polled faster near its end (`paced`)."""
         client = self.client(service)
         try:
             if waiter_name in client.raw.waiter_names:
@@ -372,26 +428,45 @@ class Aws:
                 waiter = create_waiter_with_client(waiter_name, _custom_waiters(service), client.raw)
         except (ValueError, bx.WaiterConfigError) as exc:
             raise EksPrivateError(f"no waiter {waiter_name} for {service}: {exc}") from exc
-        # Waiters poll with a fixed delay; at least one attempt, enough of them to cover `timeout`.
-        attempts = max(1, math.ceil(timeout / delay)) if delay > 0 else 1_000_000
+        phases = paced(delay, timeout, expected_for(expected, delay) if expected else None)
+        for number, (pause, span) in enumerate(phases, 1):
+            try:
+                self._wait_phase(waiter, pause, span, **kwargs)
+                return
+            except _PhaseOver:
+                if number == len(phases):
+                    raise WaitTimeout(f"{what} did not finish within {timeout / 60:.0f} min",
+                                      "it may still finish: check the console, then rerun to resume") from None
+            except bx.WaiterError as exc:
+                self._waiter_failed(exc, service, waiter_name, what)
+            except (bx.ClientError, bx.BotoCoreError) as exc:
+                raise translate(exc, service, waiter_name) from exc
+
+    @staticmethod
+    def _wait_phase(waiter: Any, pause: float, span: float, **kwargs: Any) -> None:
+        """One pace of a wait: a fixed pause, at least one attempt, enough of them to cover `span`."""
+        attempts = max(1, math.ceil(span / pause)) if pause > 0 else 1_000_000
         try:
-            waiter.wait(WaiterConfig={"Delay": delay, "MaxAttempts": attempts}, **kwargs)
+            waiter.wait(WaiterConfig={"Delay": pause, "MaxAttempts": attempts}, **kwargs)
         except bx.WaiterError as exc:
             reason = str(exc.kwargs.get("reason", "")) if hasattr(exc, "kwargs") else str(exc)
-            last = getattr(exc, "last_response", None) or {}
             if "Max attempts exceeded" in reason:
-                raise WaitTimeout(f"{what} did not finish within {timeout / 60:.0f} min",
-                                  "it may still finish: check the console, then rerun to resume") from exc
-            if "Error" in last and last["Error"].get("Code"):
-                err = last["Error"]
-                raise AwsApiError(service, _op_name(waiter_name), str(err.get("Code")),
-                                  str(err.get("Message", ""))) from exc
-            raise ResourceFailed(f"{what} failed: {_failure_detail(last) or reason}") from exc
-        except (bx.ClientError, bx.BotoCoreError) as exc:
-            raise translate(exc, service, waiter_name) from exc
+                raise _PhaseOver from exc
+            raise
+
+    @staticmethod
+    def _waiter_failed(exc: Exception, service: str, waiter_name: str, what: str) -> None:
+        """A waiter that ended on a failure state or an error: raise the project's error for it."""
+        reason = str(getattr(exc, "kwargs", {}).get("reason", "")) if hasattr(exc, "kwargs") else str(exc)
+        last = getattr(exc, "last_response", None) or {}
+        if "Error" in last and last["Error"].get("Code"):
+            err = last["Error"]
+            raise AwsApiError(service, _op_name(waiter_name), str(err.get("Code")),
+                              str(err.get("Message", ""))) from exc
+        raise ResourceFailed(f"{what} failed: {_failure_detail(last) or reason}") from exc
 
     def wait_update(self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None,
-                    delay: float, timeout: float, what: str) -> dict[str, Any]:
+                    delay: float, timeout: float, what: str, expected: str | None = None) -> dict[str, Any]:
         """Poll EKS DescribeUpdate (botocore has no waiter for it) until the update leaves InProgress.
 
         Successful: returns the update. Failed or Cancelled: ResourceFailed naming the update id, its type
@@ -402,7 +477,9 @@ class Aws:
             args["nodegroupName"] = nodegroup
         if addon is not None:  # an UpdateAddon's update
             args["addonName"] = addon
-        end = time.monotonic() + timeout
+        start = time.monotonic()
+        end = start + timeout
+        phases = paced(delay, timeout, expected_for(expected, delay) if expected else None)
         while True:
             update: dict[str, Any] = self.eks.describe_update(**args)["update"]
             status = str(update.get("status", ""))
@@ -412,10 +489,11 @@ class Aws:
                 raise ResourceFailed(f"{what}: update {update_id} ({update.get('type', 'unknown type')}) "
                                      f"{status}: {update_errors(update)}",
                                      "the change was not made; fix what AWS names, then rerun to try again")
-            if time.monotonic() + delay > end:  # InProgress (or a status this code does not know yet)
+            pause = _pause_at(phases, time.monotonic() - start)
+            if time.monotonic() + pause > end:  # InProgress (or a status this code does not know yet)
                 raise WaitTimeout(f"{what}: update {update_id} did not finish within {timeout / 60:.0f} min",
                                   "it may still finish: rerun to wait on the same update")
-            time.sleep(delay)
+            time.sleep(pause)
 
     # -- observation -----------------------------------------------------------------------------
     def on_status(self, listener: StatusListener) -> None:
@@ -444,6 +522,10 @@ class Aws:
         for item in seen:
             for listener in self._listeners:
                 listener(*item)
+
+
+class _PhaseOver(Exception):
+    """One pace of a paced wait ran out of attempts: the next pace takes over."""
 
 
 def update_errors(update: dict[str, Any]) -> str:

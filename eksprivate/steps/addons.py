@@ -134,7 +134,7 @@ class Addon(Step):
             raise ResourceFailed(f"add-on {self.name} is {found['status']}: {'; '.join(found.get('health', []))}",
                                  "fix what EKS names (`aws eks describe-addon`), then rerun")
         ctx.say(self.key, f"{found.get('status')}: EKS takes about a minute")
-        ctx.aws.wait("eks", "AddonUsable", delay=ctx.poll, timeout=ctx.timeouts.addon,
+        ctx.aws.wait("eks", "AddonUsable", delay=ctx.poll, timeout=ctx.timeouts.addon, expected="addon",
                      what=f"add-on {self.name}", clusterName=ctx.name, addonName=self.name)
         found.update(self.find(ctx) or {})
 
@@ -205,7 +205,7 @@ class Addon(Step):
     def gone(self, ctx: Context, found: Found) -> None:
         if self.teardown or not found.get("ours", True):
             return
-        ctx.aws.wait("eks", "addon_deleted", delay=ctx.poll, timeout=ctx.timeouts.addon,
+        ctx.aws.wait("eks", "addon_deleted", delay=ctx.poll, timeout=ctx.timeouts.addon, expected="addon",
                      what=f"deleting add-on {self.name}", clusterName=ctx.name, addonName=self.name)
 
     def describe(self, found: Found) -> str:

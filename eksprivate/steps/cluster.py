@@ -117,6 +117,7 @@ class Cluster(Step):
             raise ResourceFailed(f"EKS cluster {ctx.name} is FAILED", "run `eksprivate down`, then `up` again")
         ctx.say(self.key, f"{status}: EKS takes ~9 min (up to 30)")
         ctx.aws.wait("eks", "cluster_active", delay=ctx.poll, timeout=ctx.timeouts.cluster_create,
+                     expected="cluster_create",
                      what=f"EKS cluster {ctx.name}", name=ctx.name)
         found["status"] = "ACTIVE"
 
@@ -187,6 +188,7 @@ class Cluster(Step):
     def gone(self, ctx: Context, found: Found) -> None:
         ctx.say(self.key, "DELETING: EKS takes ~4 min")
         ctx.aws.wait("eks", "cluster_deleted", delay=ctx.poll, timeout=ctx.timeouts.cluster_delete,
+                     expected="cluster_delete",
                      what=f"deleting EKS cluster {ctx.name}", name=ctx.name)
 
     def describe(self, found: Found) -> str:

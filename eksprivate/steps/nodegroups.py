@@ -107,6 +107,7 @@ class NodeGroup(Step):
         ctx.say(self.key, f"{found.get('status')}: EKS takes ~3 min")
         # Not botocore's NodegroupActive: it would poll a DEGRADED group until the timeout.
         ctx.aws.wait("eks", "NodegroupUsable", delay=ctx.poll, timeout=ctx.timeouts.nodegroup_create,
+                     expected="nodegroup_create",
                      what=f"node group {self.name}", clusterName=ctx.name, nodegroupName=self.name)
         found.update(self.find(ctx) or {"status": "ACTIVE"})  # ACTIVE, or DEGRADED with its health issues
 
@@ -192,6 +193,7 @@ class NodeGroup(Step):
             return apply_update(ctx, self.key, f"{self.key}/version",
                                 what=f"node group {self.name} upgrade to {cluster}",
                                 timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
+                                expected="nodegroup_version_update",
                                 call=lambda token: ctx.aws.eks.update_nodegroup_version(
                                     clusterName=ctx.name, nodegroupName=self.name, version=cluster,
                                     clientRequestToken=token))
@@ -212,6 +214,7 @@ class NodeGroup(Step):
         def apply() -> Any:
             return apply_update(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} AMI refresh",
                                 timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
+                                expected="nodegroup_version_update",
                                 call=lambda token: ctx.aws.eks.update_nodegroup_version(
                                     clusterName=ctx.name, nodegroupName=self.name, version=version,
                                     releaseVersion=latest, clientRequestToken=token))
@@ -219,7 +222,8 @@ class NodeGroup(Step):
 
     def update(self, ctx: Context, found: Found) -> list[str]:
         versioned = resume_updates(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} upgrade",
-                                   timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name)
+                                   timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
+                                   expected="nodegroup_version_update")
         for text, apply in self._version_changes(ctx, found):
             if not text.startswith("!"):  # "!": said, never applied
                 apply()
@@ -258,6 +262,7 @@ class NodeGroup(Step):
     def gone(self, ctx: Context, found: Found) -> None:
         ctx.say(self.key, "DELETING: EKS takes ~4-8 min")
         ctx.aws.wait("eks", "nodegroup_deleted", delay=ctx.poll, timeout=ctx.timeouts.nodegroup_delete,
+                     expected="nodegroup_delete",
                      what=f"deleting node group {self.name}", clusterName=ctx.name, nodegroupName=self.name)
 
     def describe(self, found: Found) -> str:

@@ -24,7 +24,7 @@ Update = dict[str, Any]
 
 
 def apply_update(ctx: Context, step: str, key: str, call: Callable[[str], Any], *, what: str, timeout: float,
-                 nodegroup: str | None = None, addon: str | None = None) -> Update:
+                 nodegroup: str | None = None, addon: str | None = None, expected: str | None = None) -> Update:
     """Start an update with `call(token)` (recorded under ledger `key`, shown against `step`) and wait
     until DescribeUpdate says Successful."""
     token = ctx.intent(key)  # the same token after a crash before the id came back: EKS answers that update
@@ -41,20 +41,22 @@ def apply_update(ctx: Context, step: str, key: str, call: Callable[[str], Any], 
             ctx.say(step, "waiting for the update in progress to finish (EKS runs one at a time)")
             time.sleep(ctx.poll)
     ctx.ledger.record(key, update_id=update["id"], update_type=update.get("type", ""))
-    return wait_recorded(ctx, step, key, what=what, timeout=timeout, nodegroup=nodegroup, addon=addon) or update
+    return wait_recorded(ctx, step, key, what=what, timeout=timeout, nodegroup=nodegroup, addon=addon,
+                         expected=expected) or update
 
 
 def wait_recorded(ctx: Context, step: str, key: str, *, what: str, timeout: float,
-                  nodegroup: str | None = None, addon: str | None = None) -> Update | None:
+                  nodegroup: str | None = None, addon: str | None = None,
+                  expected: str | None = None) -> Update | None:
     """Wait on the update recorded under `key`; forget it once it ended (successful or not). None when AWS
     no longer knows the id (the cluster it belonged to is gone)."""
     ids = ctx.ledger.ids(key)
     update_id = ids["update_id"]
     ctx.say(step, f"waiting for update {update_id} ({ids.get('update_type', '')})")
     try:
+        # `expected`: the update's typical duration (aws.EXPECTED), polled faster near its end
         update = ctx.aws.wait_update(ctx.name, update_id, nodegroup=nodegroup, addon=addon, delay=ctx.poll,
-                                     timeout=timeout,
-                                     what=what)
+                                     timeout=timeout, what=what, expected=expected)
     except NotFound:
         ctx.ledger.forget(key)
         return None
@@ -66,7 +68,8 @@ def wait_recorded(ctx: Context, step: str, key: str, *, what: str, timeout: floa
 
 
 def resume_updates(ctx: Context, step: str, prefix: str, *, what: str, timeout: float, nodegroup: str | None = None,
-                   addon: str | None = None, still_wanted: Callable[[str], bool] = lambda key: True) -> list[str]:
+                   addon: str | None = None, expected: str | None = None,
+                   still_wanted: Callable[[str], bool] = lambda key: True) -> list[str]:
     """Updates an earlier (killed) run started: wait on each recorded id instead of starting another.
 
     A token recorded without an id (killed between the call and its answer) is kept for the next call of
@@ -78,7 +81,8 @@ def resume_updates(ctx: Context, step: str, prefix: str, *, what: str, timeout: 
             continue
         ids = entry.get("ids") or {}
         if ids.get("update_id"):
-            update = wait_recorded(ctx, step, key, what=what, timeout=timeout, nodegroup=nodegroup, addon=addon)
+            update = wait_recorded(ctx, step, key, what=what, timeout=timeout, nodegroup=nodegroup, addon=addon,
+                                   expected=expected)
             if update is not None:
                 done.append(f"finished update {update['id']} ({update.get('type', '')}) started by an earlier run")
         elif not still_wanted(key):

@@ -153,7 +153,7 @@ class Upgrade(Step):
             ctx.say(self.key, f"control plane {current} -> {target} (~8-10 min)")
             force = bool(ctx.settings.upgrade_accept_insights)  # only ever accepted, named insights
             apply_update(ctx, self.key, f"{PREFIX}/cluster", what=f"EKS cluster {ctx.name} upgrade to {target}",
-                         timeout=ctx.timeouts.cluster_upgrade,
+                         timeout=ctx.timeouts.cluster_upgrade, expected="cluster_version_update",
                          call=lambda token: ctx.aws.eks.update_cluster_version(
                              name=ctx.name, version=target, clientRequestToken=token, force=force))  # noqa: B023
             done.append(f"control plane upgraded to {target}")
@@ -168,7 +168,7 @@ class Upgrade(Step):
             if want and live != want:
                 ctx.say(self.key, f"add-on {name} {live} -> {want}")
                 apply_update(ctx, self.key, f"{PREFIX}/addon/{name}", what=f"add-on {name}", addon=name,
-                             timeout=ctx.timeouts.addon,
+                             timeout=ctx.timeouts.addon, expected="addon",
                              call=lambda token, n=name, v=want: ctx.aws.eks.update_addon(  # type: ignore[misc]
                                  clusterName=ctx.name, addonName=n, addonVersion=v, resolveConflicts="OVERWRITE",
                                  clientRequestToken=token))
@@ -178,7 +178,7 @@ class Upgrade(Step):
             ctx.say(self.key, f"node groups {', '.join(behind)} -> {current} in parallel")
             _parallel([lambda n=name: apply_update(  # type: ignore[misc]
                 ctx, self.key, f"{PREFIX}/nodegroup/{n}", what=f"node group {n} upgrade to {current}", nodegroup=n,
-                timeout=ctx.timeouts.nodegroup_upgrade,
+                timeout=ctx.timeouts.nodegroup_upgrade, expected="nodegroup_version_update",
                 call=lambda token: ctx.aws.eks.update_nodegroup_version(
                     clusterName=ctx.name, nodegroupName=n, version=current, clientRequestToken=token))
                 for name in behind])
