@@ -289,6 +289,7 @@ def down(
             try:
                 with ui.Progress("down", started=started) as progress:
                     outcomes = Engine(ctx, steps, progress).down()
+                kept = _kept_data(ctx)  # inside the metrics window: its calls count like every other
             finally:
                 _write_metrics(ctx, "down", time.monotonic() - started)
                 _report_calls(ctx, debug)
@@ -297,21 +298,22 @@ def down(
             ui.info(f"nothing to delete: no resources of {ctx.name} in {ctx.region}")
         else:
             ui.print_outcomes(outcomes, "down", progress.elapsed)
-        _report_kept_data(ctx)
+        for line in kept:  # said last: what the user still pays for and may want
+            ui.warn(line)
 
 
-def _report_kept_data(ctx: Context) -> None:
+def _kept_data(ctx: Context) -> list[str]:
     """Volumes and file systems hold data: `down` keeps them unless --delete-volumes, and says so last."""
-    from eksprivate import ui
     from eksprivate.steps.k8s_leftovers import kept_data
 
+    if ctx.delete_volumes:
+        return []
     try:
-        kept = [] if ctx.delete_volumes else kept_data(ctx)
+        kept = kept_data(ctx)
     except EksPrivateError as exc:  # the teardown itself is done: a failed look must not turn it into a failure
-        ui.warn(f"could not list the volumes Kubernetes made for {ctx.name}, which `down` keeps: {exc}")
-        return
-    for line in kept:
-        ui.warn(f"kept {line}, made by Kubernetes for {ctx.name}: `eksprivate down --delete-volumes` deletes it")
+        return [f"could not list the volumes Kubernetes made for {ctx.name}, which `down` keeps: {exc}"]
+    return [f"kept {line}, made by Kubernetes for {ctx.name}: `{_program()} down --delete-volumes` deletes it"
+            for line in kept]
 
 
 @app.command()

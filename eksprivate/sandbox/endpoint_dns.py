@@ -29,6 +29,9 @@ def _conflict(backend: Any, kwargs: dict[str, Any]) -> str | None:
     """The DNS name a new endpoint's private DNS would clash with, or None."""
     if str(kwargs.get("endpoint_type") or "").lower() != "interface" or not kwargs.get("private_dns_enabled"):
         return None
+    token = kwargs.get("client_token")
+    if token and any(getattr(e, "client_token", None) == token for e in backend.vpc_end_points.values()):
+        return None  # a retried request: AWS answers it from the token (lifecycle.py), never as a second endpoint
     for endpoint in list(backend.vpc_end_points.values()):
         if (endpoint.vpc_id == kwargs["vpc_id"] and endpoint.service_name == kwargs["service_name"]
                 and str(endpoint.vpc_endpoint_type).lower() == "interface" and endpoint.private_dns_enabled

@@ -141,7 +141,8 @@ def test_ctrl_c_stops_cleanly_saves_state_and_says_rerun(
     child.wait_for(r"\] cluster: CREATING")
     assert child.signal(signal.SIGINT) == 130
     last = child.lines[-1]
-    assert last.startswith("error: up interrupted") and "rerun `eksprivate up`" in last, child.stderr
+    # The hint is spelled as the child was invoked (`<python> -m eksprivate up`): copy-pasteable.
+    assert last.startswith("error: up interrupted") and "eksprivate up` to resume" in last, child.stderr
     assert "Traceback" not in child.stderr
     steps = json.loads(_state(children.cwd, cluster_name).read_text())["steps"]
     assert steps["cluster"]["ids"]["cluster_name"] == cluster_name
