@@ -135,7 +135,12 @@ class Upgrade(Step):
             raise EksPrivateError(f"kubernetes_version {wanted} is older than the cluster's {current}: EKS cannot "
                                   "downgrade a cluster", f"set kubernetes_version = \"{current}\"")
         if not wanted or wanted == current:
-            return done  # node groups and add-ons behind the control plane: their own steps catch them up
+            # Node groups and add-ons behind the control plane: their own steps catch them up. An intent a killed
+            # run left without an update id is theirs to judge now (they wait while such an update runs).
+            for key, entry in ctx.ledger.snapshot()["steps"].items():
+                if key.startswith(PREFIX + "/") and not (entry.get("ids") or {}).get("update_id"):
+                    ctx.ledger.forget(key)
+            return done
         found = self._live(ctx, found)
         while True:
             done += self._catch_up(ctx, found)
@@ -163,16 +168,16 @@ class Upgrade(Step):
         """Add-ons to the default for the control plane's version, then node groups behind it (in parallel)."""
         current = found["version"]
         done = []
-        for name, live in sorted(found["addons"].items()):
-            want = default_addon_version(ctx, name, current)
-            if want and live != want:
-                ctx.say(self.key, f"add-on {name} {live} -> {want}")
-                apply_update(ctx, self.key, f"{PREFIX}/addon/{name}", what=f"add-on {name}", addon=name,
-                             timeout=ctx.timeouts.addon, expected="addon",
-                             call=lambda token, n=name, v=want: ctx.aws.eks.update_addon(  # type: ignore[misc]
-                                 clusterName=ctx.name, addonName=n, addonVersion=v, resolveConflicts="OVERWRITE",
-                                 clientRequestToken=token))
-                done.append(f"add-on {name} {live} -> {want}")
+        wanted = {name: default_addon_version(ctx, name, current) for name in sorted(found["addons"])}
+        stale = {name: want for name, want in wanted.items() if want and found["addons"][name] != want}
+        if stale:  # independent of each other: in parallel, so the phase lasts as long as the slowest
+            ctx.say(self.key, f"add-ons {', '.join(stale)} -> EKS's default for {current}")
+            _parallel([lambda n=name, v=want: apply_update(  # type: ignore[misc]
+                ctx, self.key, f"{PREFIX}/addon/{n}", what=f"add-on {n}", addon=n, timeout=ctx.timeouts.addon,
+                expected="addon", call=lambda token: ctx.aws.eks.update_addon(
+                    clusterName=ctx.name, addonName=n, addonVersion=v, resolveConflicts="OVERWRITE",
+                    clientRequestToken=token)) for name, want in stale.items()])
+            done += [f"add-on {name} {found['addons'][name]} -> {want}" for name, want in stale.items()]
         behind = sorted(n for n, v in found["nodegroups"].items() if version_tuple(v) < version_tuple(current))
         if behind:
             ctx.say(self.key, f"node groups {', '.join(behind)} -> {current} in parallel")
