@@ -14,7 +14,7 @@ import pytest
 
 from eksprivate import aws
 from eksprivate.config import build_settings, load_file
-from eksprivate.errors import EksPrivateError
+from eksprivate.errors import EksPrivateError, InvalidParameter
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import Timeouts
 
@@ -102,13 +102,13 @@ def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def test_retry_transient_backs_off_by_default(pauses: list[float]) -> None:
     call = Flaky(4)
-    assert aws.retry_transient(call, {"InvalidParameterException"}, timeout=600, delay=2.0) == "ok"
+    assert aws.retry_transient(call, InvalidParameter, timeout=600, delay=2.0) == "ok"
     assert pauses == [2.0, 3.0, 4.5, 6.75]
 
 
 def test_retry_transient_can_keep_a_fixed_pace(pauses: list[float]) -> None:
     call = Flaky(4)
-    assert aws.retry_transient(call, {"InvalidParameterException"}, timeout=600, delay=2.0, backoff=1.0) == "ok"
+    assert aws.retry_transient(call, InvalidParameter, timeout=600, delay=2.0, backoff=1.0) == "ok"
     assert pauses == [2.0] * 4
 
 

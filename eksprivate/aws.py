@@ -609,14 +609,14 @@ def _share_loader(session: boto3.session.Session) -> boto3.session.Session:
 
 def retry_transient(
     call: Callable[[], Any],
-    codes: set[str],
+    errors: type[AwsApiError] | tuple[type[AwsApiError], ...],
     *,
     timeout: float,
     delay: float,
     message_contains: tuple[str, ...] = (),
     backoff: float = 1.5,
 ) -> Any:
-    """Retry `call` while it fails with one of `codes` (and a matching message), up to `timeout` s.
+    """Retry `call` while it fails with one of the typed `errors` (and a matching message), up to `timeout` s.
 
     For the errors botocore never retries but real AWS makes transient: DependencyViolation during
     teardown, InvalidParameterException while a new IAM role propagates. Pauses start at `delay` and
@@ -627,9 +627,8 @@ def retry_transient(
     while True:
         try:
             return call()
-        except AwsApiError as exc:
-            transient = exc.code in codes and (
-                not message_contains or any(m in exc.aws_message for m in message_contains))
+        except errors as exc:
+            transient = not message_contains or any(m in exc.aws_message for m in message_contains)
             if not transient or time.monotonic() + pause > end:
                 raise
             time.sleep(pause)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eksprivate.aws import Aws, is_not_found, typed_error
+from eksprivate.aws import Aws, typed_error
 from eksprivate.config import Settings
 from eksprivate.endpoint_services import EndpointService
 from eksprivate.errors import Interrupted, NotFound
@@ -295,6 +295,3 @@ def raise_unsuccessful(result: dict[str, Any], operation: str) -> None:
         if not isinstance(error, NotFound):
             raise error
 
-
-def not_found(code: str) -> bool:
-    return is_not_found(code)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from eksprivate.aws import retry_transient
-from eksprivate.errors import AwsApiError, EksPrivateError, ResourceFailed
+from eksprivate.errors import EksPrivateError, InUse, NotFound, ResourceFailed
 from eksprivate.propagation import retry_while_propagating
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
+from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
@@ -59,10 +60,8 @@ class Cluster(Step):
     def find(self, ctx: Context) -> Found | None:
         try:
             c = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
-        except AwsApiError as exc:
-            if not_found(exc.code):
-                return None
-            raise
+        except NotFound:
+            return None
         if c.get("tags", {}).get(CLUSTER_TAG) != ctx.name:
             raise EksPrivateError(f"EKS cluster {ctx.name} exists in {ctx.region} but was not made by eksprivate",
                                   "choose another --name; `eksprivate verify` can still audit it")
@@ -176,14 +175,11 @@ class Cluster(Step):
     def remove(self, ctx: Context, found: Found) -> None:
         if found.get("status") == "DELETING":
             return
-        try:
-            # In use while node groups are still deleting or an update runs: those end by themselves, so
-            # poll at the status-poll pace (no backoff: `down` waits on this).
-            retry_transient(lambda: ctx.aws.eks.delete_cluster(name=ctx.name), {"ResourceInUseException"},
+        # In use while node groups are still deleting or an update runs: those end by themselves, so poll at
+        # the status-poll pace (no backoff: `down` waits on this).
+        with suppress(NotFound):
+            retry_transient(lambda: ctx.aws.eks.delete_cluster(name=ctx.name), InUse,
                             timeout=ctx.timeouts.nodegroup_delete, delay=ctx.poll, backoff=1.0)
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
 
     def gone(self, ctx: Context, found: Found) -> None:
         ctx.say(self.key, "DELETING: EKS takes ~4 min")
@@ -214,10 +210,8 @@ class ClusterAdmins(Step):
             # An entry without the policy is unfinished (a run died between the two calls).
             with_policy = set(ctx.aws.eks.paginate("list_access_entries", "accessEntries", clusterName=ctx.name,
                                                    associatedPolicyArn=self.policy_arn(ctx)))
-        except AwsApiError as exc:
-            if not_found(exc.code):
-                return None
-            raise
+        except NotFound:
+            return None
         want = ctx.settings.admins
         present = [a for a in want if a in entries]
         recorded = ctx.ledger.ids(self.key).get("admin_arns", [])
@@ -232,10 +226,8 @@ class ClusterAdmins(Step):
     def _ours(self, ctx: Context, arn: str) -> bool:
         try:
             entry = ctx.aws.eks.describe_access_entry(clusterName=ctx.name, principalArn=arn)["accessEntry"]
-        except AwsApiError as exc:
-            if not_found(exc.code):
-                return False
-            raise
+        except NotFound:
+            return False
         return bool((entry.get("tags") or {}).get(CLUSTER_TAG) == ctx.name)
 
     def create(self, ctx: Context) -> Found:
@@ -245,12 +237,9 @@ class ClusterAdmins(Step):
                 continue
             if arn not in found["entries"]:
                 token = ctx.intent(f"{self.key}/{arn}")
-                try:
+                with suppress(InUse):  # already there (EKS says ResourceInUseException): a crashed run made it
                     ctx.aws.eks.create_access_entry(clusterName=ctx.name, principalArn=arn, type="STANDARD",
                                                     clientRequestToken=token, tags=ctx.tags(ctx.name))
-                except AwsApiError as exc:
-                    if exc.code != "ResourceInUseException":  # already there: a crashed run made it
-                        raise
             ctx.aws.eks.associate_access_policy(clusterName=ctx.name, principalArn=arn,
                                                 policyArn=self.policy_arn(ctx), accessScope={"type": "cluster"})
             found["admins"].append(arn)
@@ -278,11 +267,8 @@ class ClusterAdmins(Step):
             self._delete(ctx, arn)
 
     def _delete(self, ctx: Context, arn: str) -> None:
-        try:
+        with suppress(NotFound):
             ctx.aws.eks.delete_access_entry(clusterName=ctx.name, principalArn=arn)
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
 
     def describe(self, found: Found) -> str:
         return ", ".join(found["admins"])

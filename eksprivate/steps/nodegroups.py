@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from eksprivate.aws import retry_transient
 from eksprivate.config import NodeGroupSpec, version_tuple
-from eksprivate.errors import AwsApiError, ResourceFailed
+from eksprivate.errors import AwsApiError, InUse, NotFound, ResourceFailed
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.addons import cluster_minor
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step, not_found
+from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.security import launch_template_key
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
@@ -55,10 +56,8 @@ class NodeGroup(Step):
     def find(self, ctx: Context) -> Found | None:
         try:
             ng = ctx.aws.eks.describe_nodegroup(clusterName=ctx.name, nodegroupName=self.name)["nodegroup"]
-        except AwsApiError as exc:
-            if not_found(exc.code):
-                return None
-            raise
+        except NotFound:
+            return None
         scaling = ng.get("scalingConfig", {})
         return {
             "nodegroup_name": self.name, "status": ng.get("status", ""),
@@ -91,7 +90,7 @@ class NodeGroup(Step):
             args["taints"] = [{"key": t.key, "value": t.value, "effect": t.effect} for t in spec.taints]
         # Refused while the fresh node role propagates ("...were not found in the trust relationships of nodeRole").
         ng = retry_while_propagating(ctx, lambda: retry_transient(
-            lambda: ctx.aws.eks.create_nodegroup(**args), {"ResourceInUseException"},
+            lambda: ctx.aws.eks.create_nodegroup(**args), InUse,
             timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll, message_contains=("update", "in progress")),
             role=ctx.ledger.ids("node-role")["role_name"])
         ng = ng["nodegroup"]
@@ -252,12 +251,9 @@ class NodeGroup(Step):
     def remove(self, ctx: Context, found: Found) -> None:
         if found.get("status") == "DELETING":
             return
-        try:
+        with suppress(NotFound):
             retry_transient(lambda: ctx.aws.eks.delete_nodegroup(clusterName=ctx.name, nodegroupName=self.name),
-                            {"ResourceInUseException"}, timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll)
-        except AwsApiError as exc:
-            if not not_found(exc.code):
-                raise
+                            InUse, timeout=ctx.timeouts.nodegroup_update, delay=ctx.poll)
 
     def gone(self, ctx: Context, found: Found) -> None:
         ctx.say(self.key, "DELETING: EKS takes ~4-8 min")
@@ -328,20 +324,16 @@ def other_nodegroup_names(ctx: Context, known: set[str]) -> list[str]:
     `down` whatever the config says). One List call when there are none."""
     try:
         names = list(ctx.aws.eks.paginate("list_nodegroups", "nodegroups", clusterName=ctx.name))
-    except AwsApiError as exc:
-        if not_found(exc.code):
-            return []
-        raise
+    except NotFound:
+        return []
     ours = []
     for name in names:
         if name in known:
             continue
         try:
             ng = ctx.aws.eks.describe_nodegroup(clusterName=ctx.name, nodegroupName=name)["nodegroup"]
-        except AwsApiError as exc:
-            if not_found(exc.code):
-                continue
-            raise
+        except NotFound:
+            continue
         if ng.get("tags", {}).get(CLUSTER_TAG) == ctx.name:
             ours.append(name)
     return ours
