@@ -23,7 +23,7 @@ TEARDOWN_ONLY = (KEY, K8sLeftovers.key)
 
 class ForeignCheck(Step):
     key = KEY
-    title = "Nothing foreign in the VPC"
+    title = "Foreign resources in the VPC"
 
     def __init__(self, needs: tuple[str, ...]) -> None:
         self.needs = needs
