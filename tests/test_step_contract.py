@@ -134,6 +134,27 @@ def test_a_blocked_only_diff_plans_no_update(ctx: Context) -> None:
     assert item.action == "none" and [d[:2] for d in item.details] == ["! "]
 
 
+class Resumer(Differ):
+    """A step whose earlier, killed run left an update running that makes the size change itself."""
+
+    def resume(self, ctx: Context, found: Found) -> list[str]:
+        self.calls.append("resume")
+        if self.live["size"] == 3:
+            return []
+        self.live["size"] = 3
+        found.update(self.live)
+        return ["finished the resize an earlier run started"]
+
+
+def test_up_finishes_what_an_earlier_run_started_then_applies_what_is_left(ctx: Context) -> None:
+    """`resume` runs before any change; what it finished is not started again (naive code applying the list
+    read before the resume would resize twice: an EKS update started on top of the one in flight)."""
+    step = Resumer()
+    (outcome,) = Engine(ctx, [step], Reporter()).up()
+    assert outcome.changes == ["finished the resize an earlier run started", "color is blue"]
+    assert step.calls == ["find", "diff", "resume", "diff", "apply color"]
+
+
 class TextStep(Step):
     """A step still on the compatibility path: it writes `changes` text ("!" marks what it cannot apply)
     and its own `update`."""

@@ -210,6 +210,11 @@ class Step:
     def diff(self, ctx: Context, found: Found) -> list[Change]:
         return []
 
+    # Before any change is applied: finish what an earlier, killed run started (an EKS update whose id the
+    # state holds), so nothing is started twice. Returns what it finished; `diff` is then read again.
+    def resume(self, ctx: Context, found: Found) -> list[str]:
+        return []
+
     # What `up` would change on an existing resource, as plan prints it. Derived from `diff`.
     def changes(self, ctx: Context, found: Found) -> list[str]:
         return [change.line for change in self.diff(ctx, found)]
@@ -231,7 +236,9 @@ class Step:
         on the compatibility path applies through its own `update`."""
         if _overrides(self, "update"):
             return self.update(ctx, found)
-        done = []
+        done = self.resume(ctx, found)
+        if done:  # the finished updates changed the resource: what is left to do
+            changes = self.diff(ctx, found)
         for change in changes:
             if change.apply is None:
                 continue

@@ -134,44 +134,47 @@ class Cluster(Step):
             diff["upgradePolicy"] = {"supportType": ctx.settings.support_type}
         return diff
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        out = recorded_updates(ctx, UPDATE_KEY)
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        # The updates a killed run started come first: `resume` waits on them, never starts them again.
+        out = [Change(text) for text in recorded_updates(ctx, UPDATE_KEY)]
         diff = self._diff(ctx, found)
-        if "resourcesVpcConfig" in diff:
-            cidrs = ctx.settings.public_access_cidrs
-            out.append("set API access: private on, public " + (f"limited to {', '.join(cidrs)}" if cidrs else "off"))
-        if "logging" in diff:
-            out.append("set control-plane logging " + ("on (all 5 types)" if ctx.settings.control_plane_logging
-                                                        else "off"))
-        if "upgradePolicy" in diff:
-            out.append(f"set support type {ctx.settings.support_type} (the cluster has {found['support_type']})")
+        cidrs = ctx.settings.public_access_cidrs
+        texts = {"resourcesVpcConfig": "set API access: private on, public " + (
+                     f"limited to {', '.join(cidrs)}" if cidrs else "off"),
+                 "logging": "set control-plane logging " + ("on (all 5 types)" if ctx.settings.control_plane_logging
+                                                            else "off"),
+                 "upgradePolicy": f"set support type {ctx.settings.support_type} (the cluster has "
+                                  f"{found.get('support_type')})"}
+        # EKS takes one kind of change per call and one update at a time: each is its own update.
+        out += [Change(texts[field_name], partial(self._update_config, ctx, found, field_name, value,
+                                                  last=field_name == list(diff)[-1]))
+                for field_name, value in diff.items()]
         # A kubernetes_version change is the Upgrade step's (steps/upgrade.py).
         if kms_key_arn(ctx) and not found.get("encrypted"):
-            out.append("! secrets encryption is off on the live cluster: enable it with "
-                       "`aws eks associate-encryption-config`")
+            out.append(Change("secrets encryption is off on the live cluster",
+                              blocked="enable it with `aws eks associate-encryption-config`"))
         return out
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        what, timeout = f"EKS cluster {ctx.name}", ctx.timeouts.cluster_update
-        # First the updates a killed run started (their ids are in the ledger): wait, never start them again.
-        done = resume_updates(ctx, self.key, UPDATE_KEY, what=what, timeout=timeout,
+    def resume(self, ctx: Context, found: Found) -> list[str]:
+        # The updates a killed run started (their ids are in the ledger): wait, never start them again.
+        done = resume_updates(ctx, self.key, UPDATE_KEY, what=f"EKS cluster {ctx.name}",
+                              timeout=ctx.timeouts.cluster_update,
                               still_wanted=lambda key: key.rsplit("/", 1)[-1] in self._diff(ctx, found))
         if done:
             found.update(self.find(ctx) or {})
-        # EKS takes one kind of change per call and one update at a time: each is its own update, judged by
-        # DescribeUpdate (the cluster reads ACTIVE again after a failed update too).
-        for field_name, value in self._diff(ctx, found).items():
-            ctx.say(self.key, f"updating {field_name}")
-            change = {field_name: value}
-            update = apply_update(
-                ctx, self.key, f"{UPDATE_KEY}/{field_name}", what=what, timeout=timeout,
-                call=lambda token: ctx.aws.eks.update_cluster_config(
-                    name=ctx.name, clientRequestToken=token, **change))  # noqa: B023
-            ctx.say(self.key, f"update {update['id']} ({update.get('type', '')}) Successful")
-            done.append(f"updated {field_name}")
-        if done:
-            found.update(self.find(ctx) or {})
         return done
+
+    def _update_config(self, ctx: Context, found: Found, field_name: str, value: Any, *, last: bool) -> str:
+        ctx.say(self.key, f"updating {field_name}")
+        # Judged by DescribeUpdate: the cluster reads ACTIVE again after a failed update too.
+        update = apply_update(ctx, self.key, f"{UPDATE_KEY}/{field_name}", what=f"EKS cluster {ctx.name}",
+                              timeout=ctx.timeouts.cluster_update,
+                              call=lambda token: ctx.aws.eks.update_cluster_config(
+                                  name=ctx.name, clientRequestToken=token, **{field_name: value}))
+        ctx.say(self.key, f"update {update['id']} ({update.get('type', '')}) Successful")
+        if last:  # once, after the last one: what the cluster is now
+            found.update(self.find(ctx) or {})
+        return f"updated {field_name}"
 
     def remove(self, ctx: Context, found: Found) -> None:
         if found.get("status") == "DELETING":
