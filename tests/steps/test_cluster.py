@@ -24,7 +24,9 @@ from .world import (
     graph_step,
     mutating_during,
     needed_by,
+    plan_one,
     requests_to,
+    up_one,
 )
 
 
@@ -83,11 +85,9 @@ def test_cluster_public_api_only_for_the_configured_cidrs(world: World) -> None:
     assert_rerun_is_noop(ctx, graph_step(ctx, "cluster"))
 
     private = world.ctx(secrets_encryption=False, control_plane_logging=False)  # the CIDRs left the config
-    found = Cluster(()).find(private)
-    assert found is not None
-    assert Cluster(()).changes(private, found) == ["set API access: private on, public off"]
+    assert plan_one(private, Cluster(())).details == ["set API access: private on, public off"]
     updates = requests_to(private, "eks", "UpdateClusterConfig")
-    assert Cluster(()).update(private, found) == ["updated resourcesVpcConfig"]
+    assert up_one(private, Cluster(())).changes == ["updated resourcesVpcConfig"]
     assert [u.pop("clientRequestToken") for u in updates] != [None]  # recorded before the call (resumable)
     assert updates == [{"name": world.name, "resourcesVpcConfig": {"endpointPrivateAccess": True,
                                                                    "endpointPublicAccess": False}}]

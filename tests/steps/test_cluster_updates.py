@@ -12,7 +12,7 @@ from eksprivate.errors import ResourceFailed, WaitTimeout
 from eksprivate.sandbox import SandboxServer
 from eksprivate.steps.cluster import Cluster
 
-from .world import World, build, converge, graph_step, needed_by, requests_to
+from .world import World, build, converge, graph_step, needed_by, plan_one, requests_to, up_one
 
 LONG = 10_000_000.0  # real seconds: "until told otherwise" at any test time scale
 
@@ -27,21 +27,18 @@ def test_an_update_that_outlasts_the_wait_is_waited_on_by_the_next_run(world: Wo
     off = world.ctx(secrets_encryption=False, control_plane_logging=False)
     off.timeouts.cluster_update = 0.2
     stand_in.configure(cluster_update=LONG)
-    found = Cluster(()).find(off)
-    assert found is not None
     with pytest.raises(WaitTimeout, match="rerun to wait on the same update"):
-        Cluster(()).update(off, found)
+        up_one(off, Cluster(()))
     update_id = off.ledger.ids("cluster/update/logging")["update_id"]
-    assert "wait for update " + update_id in " ".join(Cluster(()).changes(off, found))  # plan says so
+    assert "wait for update " + update_id in " ".join(plan_one(off, Cluster(())).details)  # plan says so
 
     stand_in.configure(cluster_update=120.0)
     rerun = world.ctx(secrets_encryption=False, control_plane_logging=False)
     sent = requests_to(rerun, "eks", "UpdateClusterConfig")
-    found = Cluster(()).find(rerun)
-    assert found is not None
-    done = Cluster(()).update(rerun, found)
-    assert done == [f"finished update {update_id} (LoggingUpdate) started by an earlier run"]
+    outcome = up_one(rerun, Cluster(()))
+    assert outcome.changes == [f"finished update {update_id} (LoggingUpdate) started by an earlier run"]
     assert sent == []
+    found = outcome.found or {}
     assert found["logging"] == [] and rerun.ledger.ids("cluster/update/logging") == {}
 
 

@@ -21,7 +21,9 @@ from .world import (
     converge,
     ec2_tags,
     mutating_during,
+    plan_one,
     requests_to,
+    up_one,
 )
 
 REQUIRED = ["ec2", "ecr.api", "ecr.dkr", "sts", "logs", "eks-auth"]  # eks-auth: the default Pod Identity add-on
@@ -100,9 +102,7 @@ def test_endpoints_repair_a_missing_subnet(world: World) -> None:
     dropped = net["subnets"]["parts"][AZS[2]]["subnet_id"]
     ec2.modify_vpc_endpoint(VpcEndpointId=sts["VpcEndpointId"], RemoveSubnetIds=[dropped])
 
-    found = Endpoints().find(ctx)
-    assert found is not None
-    assert Endpoints().changes(ctx, found) == [f"add subnets ['{dropped}'] to endpoint sts"]
+    assert plan_one(ctx, Endpoints()).details == [f"add subnets ['{dropped}'] to endpoint sts"]
     assert mutating_during(ctx, lambda: converge(ctx, Endpoints()))[1] == ["ec2:ModifyVpcEndpoint"]
     assert dropped in by_service(world)["sts"]["SubnetIds"]
     assert_rerun_is_noop(ctx, Endpoints())
@@ -118,11 +118,9 @@ def test_endpoints_turn_private_dns_back_on(world: World) -> None:
     endpoint = ec2_backends[ACCOUNT][REGION].vpc_end_points[sts_id]
     endpoint.private_dns_enabled = False
     try:
-        found = Endpoints().find(ctx)
-        assert found is not None
-        assert Endpoints().changes(ctx, found) == ["turn on private DNS for endpoint sts"]
+        assert plan_one(ctx, Endpoints()).details == ["turn on private DNS for endpoint sts"]
         sent = requests_to(ctx, "ec2", "ModifyVpcEndpoint")
-        assert Endpoints().update(ctx, found) == ["updated endpoint sts: PrivateDnsEnabled"]
+        assert up_one(ctx, Endpoints()).changes == ["updated endpoint sts: PrivateDnsEnabled"]
         assert sent == [{"VpcEndpointId": sts_id, "PrivateDnsEnabled": True}]
     finally:
         endpoint.private_dns_enabled = True
@@ -133,10 +131,8 @@ def test_endpoint_not_in_the_config_is_kept_unless_pruned(world: World) -> None:
     converge(ctx, Endpoints())
 
     fewer = world.ctx()
-    kept = Endpoints().find(fewer)
-    assert kept is not None
-    assert next(c for c in Endpoints().changes(fewer, kept) if "ssm" in c).startswith("! not in the config")
-    assert mutating_during(fewer, lambda: Endpoints().update(fewer, kept))[1] == []
+    assert next(c for c in plan_one(fewer, Endpoints()).details if "ssm" in c).startswith("! not in the config")
+    assert mutating_during(fewer, lambda: up_one(fewer, Endpoints()))[1] == []
 
     pruning = world.ctx()
     pruning.prune = True

@@ -19,6 +19,8 @@ from .world import (
     assert_rerun_is_noop,
     converge,
     mutating_during,
+    plan_one,
+    up_one,
 )
 
 POLICY = "arn:aws:iam::aws:policy/"
@@ -85,10 +87,9 @@ def test_flow_logs_role_may_only_write_its_log_group(world: World) -> None:
     assert doc["Statement"][0]["Resource"] == [group, f"{group}:*"]
 
     iam.delete_role_policy(RoleName=name, PolicyName="eksprivate")  # someone removed it
-    found = FlowLogsRole().find(ctx)
-    assert found is not None
-    assert FlowLogsRole().changes(ctx, found) == ["put the log delivery policy"]
-    assert mutating_during(ctx, lambda: FlowLogsRole().update(ctx, found))[1] == ["iam:PutRolePolicy"]
+    assert plan_one(ctx, FlowLogsRole()).details == ["put the log delivery policy"]
+    outcome, mutating = mutating_during(ctx, lambda: up_one(ctx, FlowLogsRole()))
+    assert mutating == ["iam:PutRolePolicy"] and outcome.changes == ["put the log delivery policy"]
     assert_rerun_is_noop(ctx, FlowLogsRole())
 
 
@@ -98,10 +99,8 @@ def test_role_reattaches_a_detached_policy(world: World) -> None:
     iam = world.client("iam")
     iam.detach_role_policy(RoleName=name, PolicyArn=POLICY + "AmazonEKS_CNI_Policy")
 
-    found = NodeRole().find(ctx)
-    assert found is not None
-    assert NodeRole().changes(ctx, found) == ["attach AmazonEKS_CNI_Policy"]
-    assert mutating_during(ctx, lambda: NodeRole().update(ctx, found))[1] == ["iam:AttachRolePolicy"]
+    assert plan_one(ctx, NodeRole()).details == ["attach AmazonEKS_CNI_Policy"]
+    assert mutating_during(ctx, lambda: up_one(ctx, NodeRole()))[1] == ["iam:AttachRolePolicy"]
     assert POLICY + "AmazonEKS_CNI_Policy" in attached(iam, name)
 
 

@@ -18,7 +18,7 @@ from eksprivate import partitions
 from eksprivate.steps import Context
 from eksprivate.steps.iam import FlowLogsRole, WrittenPolicy, flow_log_group_arn, written_policies
 
-from .world import World, assert_rerun_is_noop, converge, mutating_during
+from .world import World, assert_rerun_is_noop, converge, mutating_during, plan_one, up_one
 
 ACCOUNT = "123456789012"
 # parliament 1.6.4's bundled IAM reference is older than AWS's for these actions: AWS's Service Authorization
@@ -140,8 +140,6 @@ def test_a_flow_logs_role_made_by_an_older_eksprivate_is_brought_up_to_date(worl
                 "Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
         change = "limit the trust policy to this account's flow logs (aws:SourceAccount, aws:SourceArn)"
         call = "iam:UpdateAssumeRolePolicy"
-    found = FlowLogsRole().find(ctx)
-    assert found is not None
-    assert FlowLogsRole().changes(ctx, found) == [change]
-    assert mutating_during(ctx, lambda: FlowLogsRole().update(ctx, found))[1] == [call]
+    assert plan_one(ctx, FlowLogsRole()).details == [change]
+    assert mutating_during(ctx, lambda: up_one(ctx, FlowLogsRole()))[1] == [call]
     assert_rerun_is_noop(ctx, FlowLogsRole())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from eksprivate.config import NodeGroupSpec
 from eksprivate.steps.security import LaunchTemplate
 
-from .world import World, assert_rerun_is_noop, converge
+from .world import World, assert_rerun_is_noop, converge, plan_one
 
 
 def test_bottlerocket_template_sizes_the_data_volume_and_a_change_is_reported(world: World) -> None:
@@ -23,7 +23,7 @@ def test_bottlerocket_template_sizes_the_data_volume_and_a_change_is_reported(wo
     assert_rerun_is_noop(ctx, LaunchTemplate(spec))  # the size read back is the one written
 
     bigger = LaunchTemplate(NodeGroupSpec(name="br", ami_type="BOTTLEROCKET_ARM_64", disk_size=80))
-    (change,) = bigger.changes(ctx, bigger.find(ctx) or {})
+    (change,) = plan_one(ctx, bigger).details
     assert change.startswith("! disk_size: nodes of br get 40 GiB, the config says 80")
 
 
@@ -33,5 +33,5 @@ def test_a_family_change_that_moves_the_disk_is_reported(world: World) -> None:
     ctx = world.ctx()
     converge(ctx, LaunchTemplate(NodeGroupSpec(name="fam", disk_size=30)))
     moved = LaunchTemplate(NodeGroupSpec(name="fam", ami_type="BOTTLEROCKET_x86_64", disk_size=30))
-    (change,) = moved.changes(ctx, moved.find(ctx) or {})
+    (change,) = plan_one(ctx, moved).details
     assert "get it on /dev/xvda, ami_type BOTTLEROCKET_x86_64 needs it on /dev/xvdb" in change

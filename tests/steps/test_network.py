@@ -17,6 +17,8 @@ from .world import (
     converge,
     ec2_tags,
     mutating_during,
+    plan_one,
+    up_one,
 )
 
 # -- VPC ----------------------------------------------------------------------------------------------
@@ -59,11 +61,9 @@ def test_vpc_turns_dns_hostnames_back_on(world: World) -> None:
     ec2 = world.client("ec2")
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})  # someone turned it off
 
-    found = Vpc().find(ctx)
-    assert found is not None
-    assert Vpc().changes(ctx, found) == ["enable DNS hostnames"]
-    changed, mutating = mutating_during(ctx, lambda: Vpc().update(ctx, found))
-    assert changed == ["enabled DNS hostnames"] and mutating == ["ec2:ModifyVpcAttribute"]
+    assert plan_one(ctx, Vpc()).details == ["enable DNS hostnames"]
+    outcome, mutating = mutating_during(ctx, lambda: up_one(ctx, Vpc()))
+    assert outcome.changes == ["enabled DNS hostnames"] and mutating == ["ec2:ModifyVpcAttribute"]
     assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
     assert_rerun_is_noop(ctx, Vpc())
 
@@ -71,11 +71,10 @@ def test_vpc_turns_dns_hostnames_back_on(world: World) -> None:
 def test_vpc_cidr_change_is_reported_not_applied(world: World) -> None:
     converge(world.ctx(), Vpc())
     ctx = world.ctx(vpc_cidr="10.30.0.0/16")
-    found = Vpc().find(ctx)
-    assert found is not None
-    changes = Vpc().changes(ctx, found)
-    assert len(changes) == 1 and changes[0].startswith("! vpc_cidr is 10.20.0.0/16")
-    assert mutating_during(ctx, lambda: Vpc().update(ctx, found))[1] == []
+    item = plan_one(ctx, Vpc())
+    assert item.action == "none" and len(item.details) == 1 and item.details[0].startswith("! vpc_cidr is 10.20.0.0/16")
+    outcome, mutating = mutating_during(ctx, lambda: up_one(ctx, Vpc()))
+    assert mutating == [] and outcome.warnings == [item.details[0].removeprefix("! ")]  # said, never applied
 
 
 # -- subnets ------------------------------------------------------------------------------------------
@@ -165,10 +164,8 @@ def test_subnets_turn_public_ips_back_off(world: World) -> None:
     ec2 = world.client("ec2")
     ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
 
-    found = Subnets().find(ctx)
-    assert found is not None
-    assert Subnets().changes(ctx, found) == [f"turn off public IPs on launch in {subnet_id}"]
-    assert mutating_during(ctx, lambda: Subnets().update(ctx, found))[1] == ["ec2:ModifySubnetAttribute"]
+    assert plan_one(ctx, Subnets()).details == [f"turn off public IPs on launch in {subnet_id}"]
+    assert mutating_during(ctx, lambda: up_one(ctx, Subnets()))[1] == ["ec2:ModifySubnetAttribute"]
     assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"] is False
 
 
@@ -182,9 +179,7 @@ def test_subnets_report_a_route_to_the_internet(world: World) -> None:
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
     ec2.create_route(RouteTableId=table_id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
 
-    found = Subnets().find(ctx)
-    assert found is not None
-    changes = Subnets().changes(ctx, found)
+    changes = plan_one(ctx, Subnets()).details
     assert len(changes) == 1 and changes[0].startswith(f"! route table {table_id}") and "0.0.0.0/0" in changes[0]
 
     ec2.delete_route(RouteTableId=table_id, DestinationCidrBlock="0.0.0.0/0")
@@ -233,9 +228,7 @@ def test_endpoint_security_group_restores_https_rule(world: World) -> None:
     rule = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
     ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=rule)
 
-    found = EndpointSecurityGroup().find(ctx)
-    assert found is not None
-    assert EndpointSecurityGroup().changes(ctx, found) == ["admit TCP 443 from 10.20.0.0/16"]
+    assert plan_one(ctx, EndpointSecurityGroup()).details == ["admit TCP 443 from 10.20.0.0/16"]
     converge(ctx, EndpointSecurityGroup())
     perms = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
     assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in perms] == [(443, ["10.20.0.0/16"])]

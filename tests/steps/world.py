@@ -17,7 +17,7 @@ import boto3
 
 from eksprivate.aws import Aws, is_mutating
 from eksprivate.config import Settings, build_settings
-from eksprivate.engine import Engine, Outcome, RunFailed
+from eksprivate.engine import Engine, Outcome, PlanItem, RunFailed
 from eksprivate.sandbox import SandboxServer
 from eksprivate.state import Ledger
 from eksprivate.steps import Context, Found, Step
@@ -96,6 +96,18 @@ def up_one(ctx: Context, step: Step) -> Outcome:
     """`up` of one step (its needs made already): the engine's outcome, `found` included."""
     (outcome,) = run(ctx, [step])
     return outcome
+
+
+def plan_one(ctx: Context, step: Step) -> PlanItem:
+    """`plan` of one step through the engine: the ledger is read-only meanwhile, as the CLI opens it."""
+    engine, persist = Engine(ctx, [step], Recorder()), ctx.ledger.persist
+    ctx.ledger.persist = False
+    try:
+        (item,) = engine.plan()
+    finally:
+        ctx.ledger.persist = persist
+        ctx.aws.off_status(engine._saw_status)
+    return item
 
 
 def down_one(ctx: Context, step: Step) -> Outcome:
