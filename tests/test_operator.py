@@ -352,7 +352,7 @@ def test_endpoints_added_to_the_config_are_created_on_rerun(op: Operator, client
         Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [op.name]}])["VpcEndpoints"]
     services = sorted(e["ServiceName"].removeprefix(f"com.amazonaws.{REGION}.") for e in eps)
     assert services == sorted(["ec2", "ecr.api", "ecr.dkr", "sts", "logs", "s3", "ssm", "ssmmessages",
-                               "ec2messages", "autoscaling"])
+                               "ec2messages", "autoscaling", "eks-auth"])  # eks-auth: the Pod Identity add-on
     subnets = sorted(p["subnet_id"] for p in op.state()["steps"]["subnets"]["ids"]["parts"].values())
     for e in eps:
         if e["VpcEndpointType"] == "Interface":
@@ -600,7 +600,9 @@ def test_plan_and_status_json_shapes_are_stable(op: Operator) -> None:
 
     before = op.plan()
     check(before, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})  # cost: docs/cost.md
-    assert before["destroy"] is False and {s["action"] for s in before["steps"]} == {"create"}
+    # "upgrade" makes nothing: it runs a kubernetes_version raise (none here).
+    assert before["destroy"] is False and {s["action"] for s in before["steps"] if s["key"] != "upgrade"} == {"create"}
+    assert step(before, "upgrade")["action"] == "none"
     op.up()
     after = op.plan()
     check(after, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})
@@ -613,10 +615,10 @@ def test_plan_and_status_json_shapes_are_stable(op: Operator) -> None:
     assert {s["action"] for s in destroy["steps"] if s["key"] not in TEARDOWN_ONLY} == {"delete"}
 
     status = json.loads(op.run("status", "--output", "json").stdout)
-    check(status, TARGET_KEYS | {"steps", "cost"})
+    check(status, TARGET_KEYS | {"steps", "cost", "kubernetes_support"})
     # status also shows down's teardown-only steps (what Kubernetes made, foreign blockers): none here.
     assert {s["action"] for s in status["steps"] if s["key"] not in TEARDOWN_ONLY} == {"exists"}
-    assert {s["key"] for s in status["steps"]} == {s["key"] for s in after["steps"]} | set(TEARDOWN_ONLY)
+    assert {s["key"] for s in status["steps"]} == {s["key"] for s in after["steps"]} - {"upgrade"} | set(TEARDOWN_ONLY)
     assert step(status, "nodegroup/workers")["status"] == "ACTIVE"
 
 

@@ -67,6 +67,8 @@ class Cluster(Step):
             raise EksPrivateError(f"EKS cluster {ctx.name} exists in {ctx.region} but was not made by eksprivate",
                                   "choose another --name; `eksprivate verify` can still audit it")
         vpc = c.get("resourcesVpcConfig", {})
+        # The Kubernetes minor, for the upgrade, add-on and node group steps of this run (one read for all).
+        ctx.run_cache["cluster-minor"] = ".".join(str(c.get("version") or "").split(".")[:2])
         enabled = sorted(t for entry in c.get("logging", {}).get("clusterLogging", []) if entry.get("enabled")
                          for t in entry.get("types", []))
         return {

@@ -56,6 +56,8 @@ class Upgrade(Step):
     def find(self, ctx: Context) -> Found | None:
         """Always found (nothing to create): the cluster's version (None without a cluster). The node groups'
         and add-ons' versions are read only when an upgrade is due (`_live`)."""
+        if ctx.run_cache.get(CLUSTER_MINOR):  # read by the cluster step's find this run
+            return {"version": ctx.run_cache[CLUSTER_MINOR]}
         try:
             cluster = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
         except NotFound:
@@ -63,6 +65,11 @@ class Upgrade(Step):
         version = minor(cluster.get("version", ""))
         ctx.run_cache[CLUSTER_MINOR] = version  # the add-on and node group steps read it from here
         return {"version": version}
+
+    def _fresh(self, ctx: Context) -> Found:
+        """`find` after an update of ours changed the version (the run's cached minor is stale)."""
+        ctx.run_cache.pop(CLUSTER_MINOR, None)
+        return self.find(ctx) or {"version": None}
 
     def _live(self, ctx: Context, found: Found) -> Found:
         """`found` with the versions of the configured node groups and of the add-ons following EKS's default."""
@@ -127,7 +134,7 @@ class Upgrade(Step):
     def update(self, ctx: Context, found: Found) -> list[str]:
         done = self._resume(ctx)
         if done:
-            found.update(self.find(ctx) or {})
+            found.update(self._fresh(ctx))
         current, wanted = found.get("version"), ctx.settings.kubernetes_version
         if not current:
             return done
@@ -162,7 +169,7 @@ class Upgrade(Step):
                          call=lambda token: ctx.aws.eks.update_cluster_version(
                              name=ctx.name, version=target, clientRequestToken=token, force=force))  # noqa: B023
             done.append(f"control plane upgraded to {target}")
-            found.update(self._live(ctx, self.find(ctx) or {}))
+            found.update(self._live(ctx, self._fresh(ctx)))
 
     def _catch_up(self, ctx: Context, found: Found) -> list[str]:
         """Add-ons to the default for the control plane's version, then node groups behind it (in parallel)."""
@@ -188,7 +195,7 @@ class Upgrade(Step):
                     clusterName=ctx.name, nodegroupName=n, version=current, clientRequestToken=token))
                 for name in behind])
             done += [f"node group {name} upgraded to {current}" for name in behind]
-        found.update(self._live(ctx, self.find(ctx) or {}))
+        found.update(self._live(ctx, self._fresh(ctx)))
         return done
 
     def _resume(self, ctx: Context) -> list[str]:
