@@ -47,7 +47,8 @@ def _assert_converged(stand_in: SandboxServer, children: Children, name: str, cl
 
 def test_clean_run_makes_the_expected_resources(clean_shape: dict[str, list[str]]) -> None:
     counts = {kind: len(labels) for kind, labels in clean_shape.items()}
-    assert counts == {"cluster": 1, "endpoint": 6, "flow-log": 1, "kms-alias": 1, "kms-key": 1,
+    # endpoints: 5 interface, eks-auth (the Pod Identity add-on), the S3 gateway
+    assert counts == {"cluster": 1, "endpoint": 7, "flow-log": 1, "kms-alias": 1, "kms-key": 1,
                       "launch-template": 1, "log-group": 2, "nodegroup": 3, "role": 3, "route-table": 3,
                       "security-group": 1, "subnet": 3, "vpc": 1}
 
