@@ -325,6 +325,11 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         if not re.match(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$", repo):
             raise UsageError(f"ecr_repositories: {repo!r} is not a valid ECR repository name")
     pull_through = _pull_through(v)
+    addons = _addons(raw.get("addons"))
+    if any(a.name == "aws-ebs-csi-driver" for a in addons):
+        warnings.append("addons: aws-ebs-csi-driver needs an IAM role for its controller (AmazonEBSCSIDriverPolicy "
+                        "through a Pod Identity association) that eksprivate does not make yet: create the role and "
+                        "association (`aws eks create-pod-identity-association`), or volumes will not attach")
 
     settings = Settings(
         name=name, region=region, kubernetes_version=version, support_type=support_type, vpc_cidr=vpc_cidr,
@@ -332,7 +337,7 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         allow_public_api_from_anywhere=anywhere, tags=tuple(sorted(tags.items())), nodegroups=nodegroups,
         admins=admins, secrets_encryption=secrets, kms_key_arn=kms_arn, control_plane_logging=logging_on,
         log_retention_days=retention, flow_logs=flow_logs, imds_hop_limit=hop, ecr_repositories=repos,
-        pull_through_cache=pull_through, addons=_addons(raw.get("addons")),
+        pull_through_cache=pull_through, addons=addons,
         upgrade_accept_insights=tuple(v.texts("upgrade_accept_insights")),
         refresh_node_amis=v.flag("refresh_node_amis", False),
         **_team_settings(v),

@@ -177,3 +177,19 @@ def test_a_newer_ami_release_is_shown_and_rolled_only_when_asked(user: User, sta
         assert mutations == []
     finally:
         stand_in.configure(newer_ami_release=None)
+
+
+def test_addons_config_is_checked_and_the_csi_drivers_missing_role_said() -> None:
+    """Naive config reading accepts any value (`coredns = 3`) and says nothing of what the CSI driver lacks."""
+    from eksprivate.config import build_settings
+    from eksprivate.errors import UsageError
+
+    for bad in ({"coredns": 3}, {"coredns": "latest"}, {"coredns": {"version": "default", "replicas": 2}},
+                {"Core DNS": "default"}, {"coredns": {"configuration_values": "replicaCount: 3"}}):
+        with pytest.raises(UsageError):
+            build_settings({"addons": bad})
+    settings = build_settings({"addons": {"aws-ebs-csi-driver": "v1.40.1-eksbuild.1", "vpc-cni": "default"}})
+    assert [(a.name, a.version) for a in settings.addons] == [("aws-ebs-csi-driver", "v1.40.1-eksbuild.1"),
+                                                              ("vpc-cni", "default")]
+    assert any("aws-ebs-csi-driver needs an IAM role" in w for w in settings.warnings)
+    assert "eks-auth" not in settings.interface_endpoints  # no Pod Identity agent listed
