@@ -326,10 +326,10 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
             raise UsageError(f"ecr_repositories: {repo!r} is not a valid ECR repository name")
     pull_through = _pull_through(v)
     addons = _addons(raw.get("addons"))
-    if any(a.name == "aws-ebs-csi-driver" for a in addons):
-        warnings.append("addons: aws-ebs-csi-driver needs an IAM role for its controller (AmazonEBSCSIDriverPolicy "
-                        "through a Pod Identity association) that eksprivate does not make yet: create the role and "
-                        "association (`aws eks create-pod-identity-association`), or volumes will not attach")
+    if any(a.name == "aws-ebs-csi-driver" for a in addons) and not any(a.name == "eks-pod-identity-agent"
+                                                                        for a in addons):
+        warnings.append("addons: aws-ebs-csi-driver gets its IAM role through EKS Pod Identity, which needs the "
+                        "eks-pod-identity-agent add-on: add it, or volumes will not attach")
 
     settings = Settings(
         name=name, region=region, kubernetes_version=version, support_type=support_type, vpc_cidr=vpc_cidr,

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 import pytest
 
 from eksprivate.aws import is_mutating
@@ -56,6 +57,14 @@ def test_an_addon_removed_from_the_config_is_shown_and_removed_only_with_prune(u
     user.write(BASE + '[addons]\nvpc-cni = "default"\nkube-proxy = "default"\ncoredns = "default"\n'
                'eks-pod-identity-agent = "default"\naws-ebs-csi-driver = "default"\n')
     user.run("up")
+    # The driver's controller gets its IAM role through a Pod Identity association made with the add-on.
+    role = boto3.client("iam", endpoint_url=user.sandbox.url, region_name="us-east-1", aws_access_key_id="t",
+                        aws_secret_access_key="t").get_role(RoleName=f"{user.name}-eu-central-1-ebs-csi")["Role"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    driver = user.eks.describe_addon(clusterName=user.name, addonName="aws-ebs-csi-driver")["addon"]
+    assert driver["podIdentityAssociations"] and driver["podIdentityAssociations"][0].endswith("ebs-csi-controller-sa")
     user.write(BASE + '[addons]\nvpc-cni = "default"\nkube-proxy = "default"\n'
                'coredns = { version = "default", configuration_values = { replicaCount = 3 } }\n'
                'eks-pod-identity-agent = "default"\n')
@@ -67,7 +76,7 @@ def test_an_addon_removed_from_the_config_is_shown_and_removed_only_with_prune(u
     live = user.eks.describe_addon(clusterName=user.name, addonName="coredns")["addon"]
     assert json.loads(live["configurationValues"]) == {"replicaCount": 3}
     _, mutations = user.mutations("up", "--prune")
-    assert mutations == ["DeleteAddon"]
+    assert sorted(mutations) == ["DeleteAddon", "DeleteRole", "DetachRolePolicy"]  # the driver and its role
     assert "aws-ebs-csi-driver" not in user.eks.list_addons(clusterName=user.name)["addons"]
 
 
@@ -191,5 +200,5 @@ def test_addons_config_is_checked_and_the_csi_drivers_missing_role_said() -> Non
     settings = build_settings({"addons": {"aws-ebs-csi-driver": "v1.40.1-eksbuild.1", "vpc-cni": "default"}})
     assert [(a.name, a.version) for a in settings.addons] == [("aws-ebs-csi-driver", "v1.40.1-eksbuild.1"),
                                                               ("vpc-cni", "default")]
-    assert any("aws-ebs-csi-driver needs an IAM role" in w for w in settings.warnings)
+    assert any("aws-ebs-csi-driver gets its IAM role through EKS Pod Identity" in w for w in settings.warnings)
     assert "eks-auth" not in settings.interface_endpoints  # no Pod Identity agent listed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eksprivate.config import NODE_ADDONS
-from eksprivate.steps.addons import addon_steps
+from eksprivate.steps.addons import Addon, EbsCsiRole, addon_steps
 from eksprivate.steps.base import Change, Context, Found, Step
 from eksprivate.steps.cluster import Cluster, ClusterAdmins
 from eksprivate.steps.ecr import EcrRepository, other_repositories
@@ -64,7 +64,7 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
             group.needs = (*group.needs, *lt_keys)
     # Managed add-ons: the networking ones before the node groups (nodes join with a CNI), the others after.
     addons = addon_steps(ctx, tuple(g.key for g in groups if not g.orphan), everything=everything, orphans=orphans)
-    node_addons = tuple(a.key for a in addons if a.name in NODE_ADDONS and not a.orphan)
+    node_addons = tuple(a.key for a in addons if isinstance(a, Addon) and a.name in NODE_ADDONS and not a.orphan)
     for group in groups:
         if not group.orphan:
             group.needs = (*group.needs, *node_addons)
@@ -72,7 +72,7 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     # Not in `down`'s graph (nothing to delete).
     upgrade = [] if everything else [Upgrade()]
     for step in [*addons, *groups]:
-        if upgrade and not step.orphan:
+        if upgrade and not step.orphan and not isinstance(step, EbsCsiRole):
             step.needs = (*step.needs, "upgrade")
     # ECR repositories need only the VPC and nothing needs them. `everything` also finds, by tag, those the
     # config no longer lists (down removes them, images included); `orphans` those the state remembers.

@@ -20,9 +20,13 @@ from typing import Any
 from eksprivate.config import NODE_ADDONS, AddonSpec
 from eksprivate.errors import NotFound, ResourceFailed
 from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step
+from eksprivate.steps.iam import Role, managed_policy
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
 USABLE = ("ACTIVE", "DEGRADED")
+EBS_CSI = "aws-ebs-csi-driver"
+EBS_CSI_ROLE_KEY = "ebs-csi-role"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"  # the driver's controller, in kube-system
 FAILED = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
 
 
@@ -55,6 +59,30 @@ def default_addon_version(ctx: Context, name: str, minor: str) -> str | None:
                         ctx.run_cache[key] = str(info["addonVersion"])
     found: str | None = ctx.run_cache[key]
     return found
+
+
+class EbsCsiRole(Role):
+    """The EBS CSI driver controller's role, given to it by an EKS Pod Identity association made with the
+    add-on (no OIDC provider, no IRSA annotation): trusts pods.eks.amazonaws.com with sts:AssumeRole and
+    sts:TagSession, as Pod Identity requires; AmazonEBSCSIDriverPolicy."""
+
+    key = EBS_CSI_ROLE_KEY
+    title = "EBS CSI driver IAM role"
+    service = "pods.eks"
+    suffix = "ebs-csi"
+    description = "eksprivate: the EBS CSI driver controller (EKS Pod Identity)"
+    trust_actions = ("sts:AssumeRole", "sts:TagSession")
+    needs: tuple[str, ...] = ("vpc",)
+
+    def policies(self, ctx: Context) -> list[str]:
+        return [managed_policy(ctx.partition, "service-role/AmazonEBSCSIDriverPolicy")]
+
+    def trust_conditions(self, ctx: Context) -> dict[str, Any] | None:
+        # Pod Identity passes these as session tags (EKS User Guide, pod-id-role / pod-id-abac): only this
+        # cluster's driver controller may assume the role, not any Pod Identity association in the account.
+        return {"StringEquals": {"aws:RequestTag/eks-cluster-name": ctx.name,
+                                 "aws:RequestTag/kubernetes-namespace": "kube-system",
+                                 "aws:RequestTag/kubernetes-service-account": EBS_CSI_SERVICE_ACCOUNT}}
 
 
 def _same_values(live: str, wanted: str) -> bool:
@@ -123,6 +151,9 @@ class Addon(Step):
         }
         if self.spec.configuration_values:
             args["configurationValues"] = self.spec.configuration_values
+        if self.name == EBS_CSI:  # its controller calls EC2 (CreateVolume, AttachVolume) with its own role
+            args["podIdentityAssociations"] = [{"serviceAccount": EBS_CSI_SERVICE_ACCOUNT,
+                                                "roleArn": ctx.ledger.ids(EBS_CSI_ROLE_KEY)["role_arn"]}]
         a = ctx.aws.eks.create_addon(**args)["addon"]
         ctx.ledger.record(self.key, addon_name=self.name, addon_arn=a.get("addonArn", ""))
         return self.find(ctx) or {"addon_name": self.name, "status": a.get("status", "CREATING"), "ours": True}
@@ -212,16 +243,25 @@ class Addon(Step):
         return f"{self.name} {found.get('version', '')}".strip()
 
 
-def addon_steps(ctx: Context, nodegroup_keys: tuple[str, ...], *, everything: bool, orphans: bool) -> list[Addon]:
+def addon_steps(ctx: Context, nodegroup_keys: tuple[str, ...], *, everything: bool, orphans: bool) -> list[Step]:
     """The configured add-ons with their order, plus (for `plan`/`up --prune`, and `down`) those the state
-    records that the config no longer names. No AWS call."""
+    records that the config no longer names, and the EBS CSI driver's role when configured or recorded. No
+    AWS call."""
     def needs(name: str) -> tuple[str, ...]:
-        return ("cluster", "endpoints") if name in NODE_ADDONS else ("cluster", "endpoints", *nodegroup_keys)
+        role = (EBS_CSI_ROLE_KEY,) if name == EBS_CSI else ()
+        return ("cluster", "endpoints", *role) if name in NODE_ADDONS else (
+            "cluster", "endpoints", *nodegroup_keys, *role)
 
-    steps = [Addon(spec, spec.name, needs(spec.name), teardown=everything) for spec in ctx.settings.addons]
+    steps: list[Step] = [Addon(spec, spec.name, needs(spec.name), teardown=everything)
+                         for spec in ctx.settings.addons]
     if everything or orphans:
         known = {spec.name for spec in ctx.settings.addons}
         recorded = sorted(key.split("/", 1)[1] for key in ctx.ledger.snapshot()["steps"]
                           if key.startswith("addon/") and key.count("/") == 1)
         steps += [Addon(None, name, ("cluster",), teardown=everything) for name in recorded if name not in known]
+    if any(spec.name == EBS_CSI for spec in ctx.settings.addons) or ctx.ledger.ids(EBS_CSI_ROLE_KEY):
+        role = EbsCsiRole()
+        if not any(spec.name == EBS_CSI for spec in ctx.settings.addons):
+            role.orphan = True  # made for a driver the config no longer lists: removed with --prune, and by down
+        steps.append(role)
     return steps

@@ -18,8 +18,10 @@ def managed_policy(partition: Partition, name: str) -> str:
     return partition.managed_policy(name)
 
 
-def trust_policy(service: str, conditions: dict[str, Any] | None = None) -> str:
-    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+def trust_policy(service: str, conditions: dict[str, Any] | None = None,
+                 actions: tuple[str, ...] = ("sts:AssumeRole",)) -> str:
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service},
+                                 "Action": actions[0] if len(actions) == 1 else list(actions)}
     if conditions:
         statement["Condition"] = conditions
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
@@ -32,6 +34,8 @@ class Role(Step):
     suffix: str
     description: str
     inline_what = "the inline policy"  # what `inline_policy` is, for plan and up
+    # What the service may do with the role: EKS Pod Identity also needs sts:TagSession.
+    trust_actions: tuple[str, ...] = ("sts:AssumeRole",)
 
     def principal(self, ctx: Context) -> str:
         return ctx.partition.principal(self.service)
@@ -75,7 +79,8 @@ class Role(Step):
         ctx.intent(self.key)  # CreateRole takes no token; the unique name makes a retry safe
         try:
             role = ctx.aws.iam.create_role(
-                RoleName=name, AssumeRolePolicyDocument=trust_policy(self.principal(ctx), self.trust_conditions(ctx)),
+                RoleName=name, AssumeRolePolicyDocument=trust_policy(self.principal(ctx), self.trust_conditions(ctx),
+                                                                     self.trust_actions),
                 Description=self.description,
                 Tags=ctx.tag_list(name))["Role"]
         except AlreadyExists:
@@ -253,12 +258,14 @@ def written_policies(ctx: Context) -> list[WrittenPolicy]:
     and its identity (inline) policy, whether or not the configuration uses that role. Every Role subclass
     counts, so a policy added later is here too. tests/steps/test_iam_policies.py lints each of them, and
     tests/test_iam_propagation.py checks that `up` writes no policy that is not here."""
+    import eksprivate.steps.addons  # noqa: F401  # its EBS CSI driver role is a Role subclass too
+
     out: list[WrittenPolicy] = []
     for cls in _role_classes():
         if not hasattr(cls, "key"):
             continue  # an abstract intermediate class
         role = cls()
-        trust = trust_policy(role.principal(ctx), role.trust_conditions(ctx))
+        trust = trust_policy(role.principal(ctx), role.trust_conditions(ctx), role.trust_actions)
         out.append(WrittenPolicy(role.key, "trust", json.loads(trust)))
         inline = role.inline_policy(ctx)
         if inline is not None:
