@@ -202,3 +202,16 @@ def test_addons_config_is_checked_and_the_csi_drivers_missing_role_said() -> Non
                                                               ("vpc-cni", "default")]
     assert any("aws-ebs-csi-driver gets its IAM role through EKS Pod Identity" in w for w in settings.warnings)
     assert "eks-auth" not in settings.interface_endpoints  # no Pod Identity agent listed
+
+
+def test_down_removes_the_add_ons_with_the_cluster_and_the_csi_role(user: User) -> None:
+    """Naive teardown deletes each add-on first (minutes of DELETING for nothing: DeleteCluster removes them), or
+    forgets the driver's role."""
+    user.write(BASE + '[addons]\nvpc-cni = "default"\nkube-proxy = "default"\ncoredns = "default"\n'
+               'eks-pod-identity-agent = "default"\naws-ebs-csi-driver = "default"\n')
+    user.run("up")
+    _, mutations = user.mutations("down", "--yes")
+    assert "DeleteAddon" not in mutations and "DeleteCluster" in mutations
+    iam = boto3.client("iam", endpoint_url=user.sandbox.url, region_name="us-east-1", aws_access_key_id="t",
+                       aws_secret_access_key="t")
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(user.name)]
