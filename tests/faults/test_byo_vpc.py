@@ -123,7 +123,8 @@ def test_up_uses_the_teams_network_and_down_leaves_it_exactly_as_it_was(
 
     # Made: the missing endpoints only (sts is the team's), the S3 gateway on the team's route table.
     ours = _ours(network, cluster_name)
-    assert sorted(ours) == ["ec2", "ecr.api", "ecr.dkr", "logs", "s3"]
+    # eks-auth: the Pod Identity agent add-on (a default) needs it.
+    assert sorted(ours) == ["ec2", "ecr.api", "ecr.dkr", "eks-auth", "logs", "s3"]
     gateway = network.ec2.describe_vpc_endpoints(VpcEndpointIds=[ours["s3"]])["VpcEndpoints"][0]
     assert gateway["RouteTableIds"] == [network.route_table_id]
     tagged = {"Name": "tag:eksprivate:cluster", "Values": [cluster_name]}
@@ -191,7 +192,7 @@ Case = Callable[[Network], tuple[str, tuple[str, ...]]]
     ({"azs": ("eu-central-1a", "eu-central-1a")}, "", ("are all in eu-central-1a", "one private subnet per AZ")),
     ({}, 'availability_zones = ["eu-central-1a", "eu-central-1b"]\n', ("are not the AZs of subnet_ids",)),
     # A /28 has 11 addresses for use, one taken by the team's sts endpoint; 6 for EKS + 4 new endpoints + 2 nodes.
-    ({"prefix": 28}, "", ("has 10 free addresses; the cluster needs at least 12",)),
+    ({"prefix": 28}, "", ("has 10 free addresses; the cluster needs at least 13",)),
 ], ids=["dns-hostnames-off", "internet-route", "endpoint-sg-closed", "one-az", "other-azs", "too-small"])
 def test_a_network_that_does_not_fit_is_refused_before_anything_is_made(
         cli: Cli, aws_env: Path, stand_in: SandboxServer, cluster_name: str, build: dict[str, Any], extra: str,
@@ -237,7 +238,7 @@ def test_an_s3_gateway_already_on_the_route_table_is_used_not_doubled(
     before = net.snapshot()
     config = _config(aws_env, net)
     assert cli("up", "--name", cluster_name, "--region", REGION, "--config", config).exit_code == 0
-    assert sorted(_ours(net, cluster_name)) == ["ec2", "ecr.api", "ecr.dkr", "logs"]
+    assert sorted(_ours(net, cluster_name)) == ["ec2", "ecr.api", "ecr.dkr", "eks-auth", "logs"]
     steps = json.loads((aws_env / "state" / f"{cluster_name}-{REGION}.json").read_text())["steps"]
     assert list(steps["endpoints-used"]["ids"]["gateway_tables"]) == [net.route_table_id]
     assert cli("down", "--name", cluster_name, "--region", REGION, "--config", config, "--yes").exit_code == 0
