@@ -194,7 +194,8 @@ INVALID_STATE_CODES = {"KMSInvalidStateException", "IncorrectState", "InvalidSta
 def is_not_found(code: str) -> bool:
     """Every service spells "no such resource" its own way (InvalidVpcID.NotFound, NoSuchEntity, ...)."""
     return code.endswith(("NotFound", "NotFoundException", ".NotFound", "NotFoundFault")) or code in {
-        "NoSuchEntity", "ResourceNotFoundException", "InvalidVpcID.NotFound", "LoadBalancerNotFound",
+        "NoSuchEntity", "ResourceNotFoundException", "InvalidServiceName", "InvalidVpcID.NotFound",
+        "LoadBalancerNotFound",
         "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound",
         "NoSuchBucket", "NoSuchKey", "404"}  # S3; HEAD requests have no body, so only the status: "404"
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eksprivate.errors import UsageError
+from eksprivate.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
     from eksprivate.aws import Aws
@@ -64,11 +64,28 @@ def pick(short: str, kind: str, details: Iterable[Mapping[str, Any]]) -> Endpoin
                            azs=tuple(best.get("AvailabilityZones", []) or []), private_dns=_has_private_dns(best))
 
 
+def _listing(aws: Aws, region: str, wanted: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The region's entries for `wanted`. First by exact `com.amazonaws.<region>.<short>` names: a few kB,
+    where the whole listing is ~170 kB per region, read by every command. AWS refuses the whole call
+    (InvalidServiceName) when one name is not listed so (a `cn.com.amazonaws.` service in China, a typo in
+    the config): then the whole listing, matched by suffix."""
+    names = sorted(f"com.amazonaws.{region}.{short}" for short in wanted)
+    try:
+        details: list[dict[str, Any]] = list(
+            aws.ec2.paginate("describe_vpc_endpoint_services", "ServiceDetails", ServiceNames=names))
+    except NotFound:
+        return list(aws.ec2.paginate("describe_vpc_endpoint_services", "ServiceDetails"))
+    listed = {short_name(str(d.get("ServiceName", "")), region) for d in details}
+    if set(wanted) - listed:  # AWS answered without refusing, but not for every name: look at everything
+        return list(aws.ec2.paginate("describe_vpc_endpoint_services", "ServiceDetails"))
+    return details
+
+
 def resolve(aws: Aws, region: str, wanted: Mapping[str, str]) -> dict[str, EndpointService]:
     """Short name -> endpoint service, for `wanted` (short name -> endpoint type). One listing of the
     region's services (paginated); raises UsageError naming what the region does not offer."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for detail in aws.ec2.paginate("describe_vpc_endpoint_services", "ServiceDetails"):
+    for detail in _listing(aws, region, wanted):
         short = short_name(str(detail.get("ServiceName", "")), region)
         if short is not None and short in wanted:
             found.setdefault(short, []).append(detail)
