@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -279,6 +280,9 @@ AMI_PARAMETER_FAMILY = {
 }
 
 
+_AMI_RELEASE_LOCK = threading.Lock()
+
+
 def latest_ami_release(ctx: Context, version: str, ami_type: str) -> str | None:
     """The latest EKS-optimized AMI release for `version` and `ami_type` (SSM public parameter
     `.../recommended/release_version`), read once per run; None when unknown (no such family, or no
@@ -287,11 +291,12 @@ def latest_ami_release(ctx: Context, version: str, ami_type: str) -> str | None:
     if family is None:
         return None
     name = f"/aws/service/eks/optimized-ami/{version}/{family}/recommended/release_version"
-    if name not in ctx.run_cache:
-        try:
-            ctx.run_cache[name] = str(ctx.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
-        except AwsApiError:
-            ctx.run_cache[name] = None
+    with _AMI_RELEASE_LOCK:  # node groups are found side by side: one of them asks, the others read the cache
+        if name not in ctx.run_cache:
+            try:
+                ctx.run_cache[name] = str(ctx.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+            except AwsApiError:
+                ctx.run_cache[name] = None
     found: str | None = ctx.run_cache[name]
     return found
 
