@@ -31,6 +31,9 @@ def test_floors_follow_the_critical_path() -> None:
     timing = {"time_scale": 0.5, "iam_role_delay": 10.0, "cluster_create": 540.0, "nodegroup_create": 180.0,
               "interface_endpoint_create": 90.0, "nodegroup_delete": 240.0, "cluster_delete": 240.0}
     assert bench.floors(timing) == {"up": (10 + 540 + 180) * 0.5, "down": (240 + 240) * 0.5}
+    # Managed add-ons: the networking ones between the cluster and the nodes, coredns after the nodes.
+    with_addons = {**timing, "addon_create": 45.0}
+    assert bench.floors(with_addons)["up"] == (10 + 540 + 45 + 180 + 45) * 0.5
     # Endpoints slower than role + cluster would put them on the path instead.
     slow_endpoints = {**timing, "interface_endpoint_create": 1000.0}
     assert bench.floors(slow_endpoints)["up"] == (1000 + 180) * 0.5
