@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from eksprivate.config import NODE_ADDONS, AddonSpec
 from eksprivate.errors import NotFound, ResourceFailed
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step
+from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.iam import Role, managed_policy
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
@@ -177,52 +177,44 @@ class Addon(Step):
                     if self.name not in NODE_ADDONS else "")
         return [f"add-on {self.name} is DEGRADED{expected}: {issues}"]
 
-    # -- changes: each one's text beside its apply function ---------------------------------------------
-    def _changes(self, ctx: Context, found: Found) -> list[tuple[str, Callable[[], Any] | None]]:
-        """(text, apply) pairs; apply None: said, never applied (a "!" line)."""
-        if self.spec is None:
-            return [(f"delete add-on {self.name} (not in the config)" if ctx.prune else
-                     f"! add-on {self.name} is not in the config: kept (`up --prune` deletes it)", None)]
+    # -- changes -----------------------------------------------------------------------------------------
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        # The updates a killed run started come first: `resume` waits on them, never starts them again.
+        out = [Change(text) for text in recorded_updates(ctx, f"{self.key}/update")]
+        if self.spec is None:  # deleted by `up --prune` (the engine removes an orphan as `down` does)
+            return [*out, Change(f"delete add-on {self.name} (not in the config)") if ctx.prune else
+                    Change(f"add-on {self.name} is not in the config", blocked="kept (`up --prune` deletes it)")]
         if not found.get("ours", True):
-            return [(f"! add-on {self.name} exists but was not made by eksprivate: left as it is", None)]
+            return [*out, Change(f"add-on {self.name} exists but was not made by eksprivate",
+                                 blocked="left as it is")]
         args: dict[str, Any] = {}
+        lines = []
         want = self.wanted_version(ctx)
-        out: list[tuple[str, Callable[[], Any] | None]] = []
         if found.get("version") != want:
             args["addonVersion"] = want
-            out.append((f"update add-on {self.name} {found.get('version')} -> {want}", None))
+            lines.append(f"update add-on {self.name} {found.get('version')} -> {want}")
         if not _same_values(str(found.get("configuration_values", "")), self.spec.configuration_values):
             args["configurationValues"] = self.spec.configuration_values or "{}"
-            out.append((f"set add-on {self.name} configuration values", None))
-        if args:
-            apply = self._apply(ctx, args)
-            out = [(text, apply) for text, _ in out]
+            lines.append(f"set add-on {self.name} configuration values")
+        if lines:  # one UpdateAddon carries every change: the first line makes it, the others say so
+            out.append(Change(lines[0], partial(self._update, ctx, found, args, lines[0])))
+            out += [Change(line, partial(str, line)) for line in lines[1:]]
         return out
 
-    def _apply(self, ctx: Context, args: dict[str, Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            return apply_update(ctx, self.key, f"{self.key}/update", what=f"add-on {self.name}",
-                                timeout=ctx.timeouts.addon, addon=self.name,
-                                call=lambda token: ctx.aws.eks.update_addon(
-                                    clusterName=ctx.name, addonName=self.name, resolveConflicts="OVERWRITE",
-                                    clientRequestToken=token, **args))
-        return run
-
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        return [*recorded_updates(ctx, f"{self.key}/update"), *(text for text, _ in self._changes(ctx, found))]
-
-    def update(self, ctx: Context, found: Found) -> list[str]:
+    def resume(self, ctx: Context, found: Found) -> list[str]:
         done = resume_updates(ctx, self.key, f"{self.key}/update", what=f"add-on {self.name}",
                               timeout=ctx.timeouts.addon, addon=self.name)
         if done:
             found.update(self.find(ctx) or {})
-        changes = self._changes(ctx, found)
-        applies = [apply for _, apply in changes if apply is not None]
-        if not applies:
-            return done
-        applies[0]()  # one UpdateAddon carries every change
+        return done
+
+    def _update(self, ctx: Context, found: Found, args: dict[str, Any], text: str) -> str:
+        apply_update(ctx, self.key, f"{self.key}/update", what=f"add-on {self.name}", timeout=ctx.timeouts.addon,
+                     addon=self.name, call=lambda token: ctx.aws.eks.update_addon(
+                         clusterName=ctx.name, addonName=self.name, resolveConflicts="OVERWRITE",
+                         clientRequestToken=token, **args))
         found.update(self.find(ctx) or {})
-        return [*done, *(text for text, apply in changes if apply is not None)]
+        return text
 
     def destroy_details(self, ctx: Context, found: Found) -> list[str]:
         return ["deleted with the cluster"] if self.teardown else []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from eksprivate.aws import retry_transient
@@ -12,7 +12,7 @@ from eksprivate.config import NodeGroupSpec, version_tuple
 from eksprivate.errors import AwsApiError, InUse, NotFound, ResourceFailed
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.addons import cluster_minor
-from eksprivate.steps.base import CLUSTER_TAG, Context, Found, Step
+from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.security import launch_template_key
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
@@ -151,33 +151,52 @@ class NodeGroup(Step):
             args["taints"] = taints
         return args
 
-    def changes(self, ctx: Context, found: Found) -> list[str]:
-        if self.spec is None:
-            return [f"delete node group {self.name} (not in the config)" if ctx.prune else
-                    f"! node group {self.name} is not in the config: kept (`up --prune` deletes it)"]
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        if self.spec is None:  # deleted by `up --prune` (the engine removes an orphan as `down` does)
+            return [Change(f"delete node group {self.name} (not in the config)") if ctx.prune else
+                    Change(f"node group {self.name} is not in the config", blocked="kept (`up --prune` deletes it)")]
+        # In the order `up` applies them: the updates a killed run started (`resume` waits on them), the
+        # Kubernetes version and AMI release, then the configuration (one UpdateNodegroupConfig for all of it).
+        out = [Change(text) for text in recorded_updates(ctx, f"{self.key}/update")]
+        out += self._version_changes(ctx, found)
         args = self._update_args(found)
-        out = [*recorded_updates(ctx, f"{self.key}/update"), *(f"update {k}: {v}" for k, v in args.items())]
-        out += [text for text, _ in self._version_changes(ctx, found)]
+        lines = [f"update {k}: {v}" for k, v in args.items()]
+        if lines:
+            out += [Change(lines[0], partial(self._update_config, ctx, found, args)),
+                    *(Change(line) for line in lines[1:])]
+        fix = "then remove this one from the config and run `up --prune`"
         desired = args.get("scalingConfig", {}).get("desiredSize", found["desired"])
         if desired is not None and desired != self.spec.desired_size:
-            out.append(f"! desired_size: {desired} nodes (live), {self.spec.desired_size} in the config: `up` keeps "
-                       "the live size (set by an autoscaler or a person) unless min_size/max_size exclude it; set it "
-                       "with "
-                       f"`aws eks update-nodegroup-config --cluster-name {ctx.name} --nodegroup-name {self.name} "
-                       f"--scaling-config desiredSize={self.spec.desired_size}`")
+            out.append(Change(f"desired_size: {desired} nodes (live), {self.spec.desired_size} in the config",
+                              blocked="`up` keeps the live size (set by an autoscaler or a person) unless "
+                                      "min_size/max_size exclude it; set it with "
+                                      f"`aws eks update-nodegroup-config --cluster-name {ctx.name} --nodegroup-name "
+                                      f"{self.name} --scaling-config desiredSize={self.spec.desired_size}`"))
         if sorted(found["instance_types"]) != sorted(self.spec.instance_types):
-            out.append(f"! instance types {found['instance_types']} cannot change in place: add a node group "
-                       "with the new types, then remove this one from the config and run `up --prune`")
+            out.append(Change(f"instance types {found['instance_types']} cannot change in place",
+                              blocked=f"add a node group with the new types, {fix}"))
         if found.get("capacity_type") and found["capacity_type"] != self.spec.capacity_type:
-            out.append(f"! capacity_type {found['capacity_type']} cannot change in place: add a node group with "
-                       f"{self.spec.capacity_type}, then remove this one from the config and run `up --prune`")
+            out.append(Change(f"capacity_type {found['capacity_type']} cannot change in place",
+                              blocked=f"add a node group with {self.spec.capacity_type}, {fix}"))
         if found.get("ami_type") and found["ami_type"] != self.spec.ami_type:
-            out.append(f"! ami_type {found['ami_type']} cannot change in place: add a node group with "
-                       f"{self.spec.ami_type}, then remove this one from the config and run `up --prune`")
+            out.append(Change(f"ami_type {found['ami_type']} cannot change in place",
+                              blocked=f"add a node group with {self.spec.ami_type}, {fix}"))
         return out
 
-    # -- the Kubernetes version and AMI release: each change's text beside its apply function ------------------
-    def _version_changes(self, ctx: Context, found: Found) -> list[tuple[str, Callable[[], Any]]]:
+    def resume(self, ctx: Context, found: Found) -> list[str]:
+        # Updates a killed run started (their ids are in the ledger): wait on them, never start them again.
+        done = resume_updates(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} upgrade",
+                              timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
+                              expected="nodegroup_version_update")
+        done += resume_updates(ctx, self.key, f"{self.key}/update", what=f"node group {self.name}",
+                               timeout=ctx.timeouts.nodegroup_update, nodegroup=self.name,
+                               still_wanted=lambda _: bool(self._update_args(found)))
+        if done:
+            found.update(self.find(ctx) or {})
+        return done
+
+    # -- the Kubernetes version and AMI release ---------------------------------------------------------
+    def _version_changes(self, ctx: Context, found: Found) -> list[Change]:
         """A group behind the control plane (a run stopped between the upgrade's phases, or a group made
         meanwhile) is brought to the cluster's version, on the latest AMI release for it."""
         if self.spec is None or not found.get("version"):
@@ -188,18 +207,11 @@ class NodeGroup(Step):
             return []
         if live == cluster:
             return self._ami_refresh(ctx, found)
+        text = f"upgrade to Kubernetes {cluster} (the control plane's; it runs {live}), latest AMI release"
+        return [Change(text, partial(self._update_version, ctx, found, text, what=f"upgrade to {cluster}",
+                                     version=cluster))]
 
-        def apply() -> Any:
-            return apply_update(ctx, self.key, f"{self.key}/version",
-                                what=f"node group {self.name} upgrade to {cluster}",
-                                timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
-                                expected="nodegroup_version_update",
-                                call=lambda token: ctx.aws.eks.update_nodegroup_version(
-                                    clusterName=ctx.name, nodegroupName=self.name, version=cluster,
-                                    clientRequestToken=token))
-        return [(f"upgrade to Kubernetes {cluster} (the control plane's; it runs {live}), latest AMI release", apply)]
-
-    def _ami_refresh(self, ctx: Context, found: Found) -> list[tuple[str, Callable[[], Any]]]:
+    def _ami_refresh(self, ctx: Context, found: Found) -> list[Change]:
         """A newer AMI release for the group's version (EKS publishes one every few weeks: patches, security
         fixes): said by `plan`, rolled (UpdateNodegroupVersion with that releaseVersion, the group's max
         unavailable at a time) only with refresh_node_amis."""
@@ -208,46 +220,28 @@ class NodeGroup(Step):
         if not latest or not live or not newer_release(latest, live):
             return []
         if not ctx.settings.refresh_node_amis:
-            return [(f"! newer AMI release {latest} for Kubernetes {version} (the nodes run {live}): "
-                     "refresh_node_amis = true rolls them on the next `up`", _nothing)]
+            return [Change(f"newer AMI release {latest} for Kubernetes {version} (the nodes run {live})",
+                           blocked="refresh_node_amis = true rolls them on the next `up`")]
+        text = f"roll the nodes to AMI release {latest} (they run {live})"
+        return [Change(text, partial(self._update_version, ctx, found, text, what="AMI refresh", version=version,
+                                     releaseVersion=latest))]
 
-        def apply() -> Any:
-            return apply_update(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} AMI refresh",
-                                timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
-                                expected="nodegroup_version_update",
-                                call=lambda token: ctx.aws.eks.update_nodegroup_version(
-                                    clusterName=ctx.name, nodegroupName=self.name, version=version,
-                                    releaseVersion=latest, clientRequestToken=token))
-        return [(f"roll the nodes to AMI release {latest} (they run {live})", apply)]
+    def _update_version(self, ctx: Context, found: Found, text: str, *, what: str, **version: str) -> str:
+        apply_update(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} {what}",
+                     timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name, expected="nodegroup_version_update",
+                     call=lambda token: ctx.aws.eks.update_nodegroup_version(
+                         clusterName=ctx.name, nodegroupName=self.name, clientRequestToken=token, **version))
+        found.update(self.find(ctx) or {})
+        return text
 
-    def update(self, ctx: Context, found: Found) -> list[str]:
-        versioned = resume_updates(ctx, self.key, f"{self.key}/version", what=f"node group {self.name} upgrade",
-                                   timeout=ctx.timeouts.nodegroup_upgrade, nodegroup=self.name,
-                                   expected="nodegroup_version_update")
-        for text, apply in self._version_changes(ctx, found):
-            if not text.startswith("!"):  # "!": said, never applied
-                apply()
-                versioned.append(text)
-        if versioned:
-            found.update(self.find(ctx) or {})
-        return [*versioned, *self._update_config(ctx, found)]
-
-    def _update_config(self, ctx: Context, found: Found) -> list[str]:
-        what, timeout, key = f"node group {self.name}", ctx.timeouts.nodegroup_update, f"{self.key}/update"
-        # An update a killed run started (its id is in the ledger): wait on it, never start it again.
-        resumed = resume_updates(ctx, self.key, key, what=what, timeout=timeout, nodegroup=self.name,
-                                 still_wanted=lambda _: bool(self._update_args(found)))
-        if resumed:
-            found.update(self.find(ctx) or {})
-        args = self._update_args(found)
-        if not args:
-            return resumed
+    def _update_config(self, ctx: Context, found: Found, args: dict[str, Any]) -> str:
         # Judged by DescribeUpdate: the group reads ACTIVE again after a failed update too.
-        apply_update(ctx, self.key, key, what=what, timeout=timeout, nodegroup=self.name,
+        apply_update(ctx, self.key, f"{self.key}/update", what=f"node group {self.name}",
+                     timeout=ctx.timeouts.nodegroup_update, nodegroup=self.name,
                      call=lambda token: ctx.aws.eks.update_nodegroup_config(
                          clusterName=ctx.name, nodegroupName=self.name, clientRequestToken=token, **args))
         found.update(self.find(ctx) or {})
-        return [*resumed, f"updated {', '.join(args)}"]
+        return f"updated {', '.join(args)}"
 
     def remove(self, ctx: Context, found: Found) -> None:
         if found.get("status") == "DELETING":
@@ -307,10 +301,6 @@ def newer_release(candidate: str, live: str) -> bool:
         patch, _, day = release.rpartition("-")
         return day, tuple(int(p) for p in patch.split(".") if p.isdigit())
     return key(candidate) > key(live)
-
-
-def _nothing() -> None:
-    return None
 
 
 def planned_nodegroups(ctx: Context) -> list[NodeGroup]:
