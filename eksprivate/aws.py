@@ -352,27 +352,20 @@ class Aws:
 
     # -- clients -------------------------------------------------------------------------------
     def client(self, service: str) -> Client:
-        with self._lock:
-            if service not in self._clients:
-                kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
-                if self.endpoint_url:
-                    kwargs["endpoint_url"] = self.endpoint_url
-                try:
-                    raw = self.session.client(service, **kwargs)  # type: ignore[call-overload]
-                except bx.BotoCoreError as exc:
-                    raise translate(exc, service) from exc
-                self._clients[service] = Client(service, raw)
-            return self._clients[service]
+        return self._made(service, self.region)
 
     def regional_client(self, service: str, region: str) -> Client:
         """A client for an API that answers in other regions only (the Price List: us-east-1, eu-central-1,
         ap-south-1), made once like the others."""
-        if region == self.region:
-            return self.client(service)
-        key = f"{service}@{region}"
+        return self._made(service, region)
+
+    def _made(self, service: str, region: str) -> Client:
+        key = service if region == self.region else f"{service}@{region}"
         with self._lock:
             if key not in self._clients:
-                kwargs: dict[str, Any] = {"config": RETRY_CONFIG, "region_name": region}
+                kwargs: dict[str, Any] = {"config": RETRY_CONFIG}
+                if region != self.region:
+                    kwargs["region_name"] = region
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
                 try:

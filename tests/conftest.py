@@ -86,7 +86,7 @@ def cli(aws_env: Path) -> Callable[..., CliResult]:
 
 
 @pytest.fixture
-def sandbox_client(stand_in: SandboxServer, aws_env: Path) -> Callable[[str], Any]:
+def sandbox_client(stand_in: SandboxServer) -> Callable[[str], Any]:
     """boto3 clients on the sandbox (made once per service), as an operator's other tools would use them."""
     import boto3
 

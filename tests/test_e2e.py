@@ -13,12 +13,11 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import boto3
 import pytest
 
 from eksprivate.aws import Aws, is_mutating
@@ -95,17 +94,9 @@ def trace(monkeypatch: pytest.MonkeyPatch) -> Trace:
 
 
 @pytest.fixture
-def look(stand_in: SandboxServer) -> Iterator[Callable[[str], Any]]:
-    """Plain boto3 clients on the sandbox, to inspect what the CLI left behind."""
-    clients: dict[str, Any] = {}
-
-    def client(service: str) -> Any:
-        if service not in clients:
-            clients[service] = boto3.client(service, endpoint_url=stand_in.url, region_name=REGION,
-                                            aws_access_key_id="testing", aws_secret_access_key="testing")
-        return clients[service]
-
-    yield client
+def look(sandbox_client: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Plain boto3 clients on the sandbox, to inspect what the CLI left behind (tests/conftest.py)."""
+    return sandbox_client
 
 
 def since(stand_in: SandboxServer, mark: int) -> list[CallRecord]:

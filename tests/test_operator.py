@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import boto3
 import pytest
 
 from eksprivate.aws import is_mutating
@@ -38,17 +37,9 @@ ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPoli
 # -- helpers ------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def client(stand_in: SandboxServer, aws_env: Path) -> Callable[[str], Any]:
-    """boto3 clients on the sandbox, as an operator's other tools would use them."""
-    made: dict[str, Any] = {}
-
-    def get(service: str) -> Any:
-        if service not in made:
-            made[service] = boto3.client(service, endpoint_url=stand_in.url, region_name=REGION,
-                                         aws_access_key_id="testing", aws_secret_access_key="testing")
-        return made[service]
-
-    return get
+def client(sandbox_client: Callable[[str], Any]) -> Callable[[str], Any]:
+    """boto3 clients on the sandbox, as an operator's other tools would use them (tests/conftest.py)."""
+    return sandbox_client
 
 
 class Operator:
