@@ -22,6 +22,7 @@ from eksprivate.errors import EksPrivateError, UsageError
 if TYPE_CHECKING:
     from eksprivate.aws import Aws
     from eksprivate.config import Settings
+    from eksprivate.engine import Outcome
     from eksprivate.steps.base import Context
     from eksprivate.target import Options
 
@@ -289,7 +290,7 @@ def down(
             try:
                 with ui.Progress("down", started=started) as progress:
                     outcomes = Engine(ctx, steps, progress).down()
-                kept = _kept_data(ctx)  # inside the metrics window: its calls count like every other
+                kept = _kept_data(ctx, outcomes)
             finally:
                 _write_metrics(ctx, "down", time.monotonic() - started)
                 _report_calls(ctx, debug)
@@ -302,18 +303,17 @@ def down(
             ui.warn(line)
 
 
-def _kept_data(ctx: Context) -> list[str]:
-    """Volumes and file systems hold data: `down` keeps them unless --delete-volumes, and says so last."""
-    from eksprivate.steps.k8s_leftovers import kept_data
+def _kept_data(ctx: Context, outcomes: list[Outcome]) -> list[str]:
+    """Volumes and file systems hold data: `down` keeps them unless --delete-volumes, and says so last. The
+    Kubernetes-leftovers step found them after the cluster was gone (no claim can add one since): its view,
+    no second look."""
+    from eksprivate.steps.k8s_leftovers import K8sLeftovers, kept_lines
 
     if ctx.delete_volumes:
         return []
-    try:
-        kept = kept_data(ctx)
-    except EksPrivateError as exc:  # the teardown itself is done: a failed look must not turn it into a failure
-        return [f"could not list the volumes Kubernetes made for {ctx.name}, which `down` keeps: {exc}"]
+    found = next((o.found for o in outcomes if o.key == K8sLeftovers.key and o.found), None)
     return [f"kept {line}, made by Kubernetes for {ctx.name}: `{_program()} down --delete-volumes` deletes it"
-            for line in kept]
+            for line in (kept_lines(found) if found else [])]
 
 
 @app.command()

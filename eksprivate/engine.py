@@ -161,7 +161,7 @@ class Engine:
         step.remove(ctx, found)
         step.gone(ctx, found)
         ctx.ledger.forget(step.key)
-        return Outcome(step.key, step.title, step.deleted_as, step.describe(found))
+        return Outcome(step.key, step.title, step.deleted_as, step.describe(found), found=found)
 
     def _plan_item(self, step: Step, found: Found | None, destroy: bool) -> PlanItem:
         ctx = self.ctx

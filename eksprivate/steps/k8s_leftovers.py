@@ -271,6 +271,12 @@ def _retry_in_use(ctx: Context, call: Callable[[], Any], what: str) -> None:
             time.sleep(max(ctx.poll, 0.05))
 
 
+def kept_lines(found: Found) -> list[str]:
+    """What the step's `find` saw of volumes and file systems, one line each (what `down` keeps unless
+    --delete-volumes): read once by the step, not again by the command."""
+    return [v["line"] for v in found.get("volumes", [])] + [f["line"] for f in found.get("file_systems", [])]
+
+
 def kept_data(ctx: Context) -> list[str]:
     """The volumes and file systems Kubernetes made for the cluster that still exist (after `down` without
     `--delete-volumes`): one line each, with size and claim. Two read calls."""
