@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from eksprivate import endpoint_services, partitions, target
 from eksprivate.aws import home_region, is_mutating
 from eksprivate.endpoint_services import EndpointService, short_name
-from eksprivate.errors import UsageError
+from eksprivate.errors import NotFound, UsageError
 from eksprivate.sandbox import SandboxServer
 from eksprivate.steps.cluster import ClusterAdmins
 from eksprivate.steps.endpoints import Endpoints
@@ -241,10 +241,21 @@ class ListingAws:
     def __init__(self, details: list[dict[str, Any]]) -> None:
         self.details = details
         self.ec2 = self
+        self.asked: list[list[str] | None] = []  # the ServiceNames of each call (None: the whole listing)
 
-    def paginate(self, operation: str, key: str, **_: Any) -> Iterator[dict[str, Any]]:
+    def paginate(self, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         assert (operation, key) == ("describe_vpc_endpoint_services", "ServiceDetails")
-        yield from self.details
+        names = kwargs.get("ServiceNames")
+        self.asked.append(names)
+        if names is None:
+            yield from self.details
+            return
+        # As EC2 does: one name it does not list refuses the whole call (InvalidServiceName).
+        listed = {d["ServiceName"] for d in self.details}
+        if set(names) - listed:
+            raise NotFound("ec2", "DescribeVpcEndpointServices", "InvalidServiceName",
+                           f"The Vpc Endpoint Service '{sorted(set(names) - listed)[0]}' does not exist")
+        yield from (d for d in self.details if d["ServiceName"] in names)
 
 
 def detail(name: str, kind: str = "Interface", dns: str | None = "x.example") -> dict[str, Any]:
@@ -263,8 +274,12 @@ def test_endpoint_service_names_come_from_the_region_listing(region: str, prefix
     listing = [detail(f"{prefix}.{region}.ecr.api"), detail(f"{prefix}.{region}.s3", "Gateway", None),
                detail(f"{prefix}.{region}.s3", "Interface"), detail(f"com.amazonaws.{region}.ecr.api.fips"),
                detail(f"aws.sagemaker.{region}.notebook"), detail("com.amazonaws.eu-west-1.sts")]
-    got = endpoint_services.resolve(ListingAws(listing), region,  # type: ignore[arg-type]
-                                    {"ecr.api": "Interface", "s3": "Gateway"})
+    aws = ListingAws(listing)
+    got = endpoint_services.resolve(aws, region, {"ecr.api": "Interface", "s3": "Gateway"})  # type: ignore[arg-type]
+    # By exact name first (a few kB); the whole listing only when AWS refuses one (China's cn.com prefix).
+    assert aws.asked[0] == [f"com.amazonaws.{region}.ecr.api", f"com.amazonaws.{region}.s3"]
+    assert len(aws.asked) == (1 if prefix == "com.amazonaws" else 2) and aws.asked[-1] == (
+        aws.asked[0] if prefix == "com.amazonaws" else None)
     assert got["ecr.api"] == EndpointService("ecr.api", f"{prefix}.{region}.ecr.api", ("Interface",), ("z-a", "z-b"),
                                              True)
     assert got["s3"].name == f"{prefix}.{region}.s3" and got["s3"].types == ("Gateway", "Interface")
