@@ -5,6 +5,7 @@ exactly as it was — also after the state is lost. Bad networks are refused bef
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,14 @@ def _build(url: str, *, dns_hostnames: bool = True, internet: bool = False, endp
     if s3_gateway:
         ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=vpc_id, ServiceName=f"com.amazonaws.{REGION}.s3",
                                 RouteTableIds=[table])
+    # A team's endpoint is in service before anyone builds on it (and a snapshot taken while it is still
+    # `pending` would differ from one taken later for no fault of eksprivate's): wait on the scaled clock.
+    for _ in range(2000):
+        if ec2.describe_vpc_endpoints(VpcEndpointIds=[sts["VpcEndpointId"]])["VpcEndpoints"][0]["State"] == "available":
+            break
+        time.sleep(0.005)
+    else:
+        raise AssertionError(f"the team's sts endpoint {sts['VpcEndpointId']} never became available")
     return Network(ec2, vpc_id, subnets, table, group, sts["VpcEndpointId"])
 
 
