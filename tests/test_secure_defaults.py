@@ -178,7 +178,8 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+def built(sandbox_server: SandboxServer, sandbox_resets: Any,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """`eksprivate up` with nothing but a log retention in the config, as a user with session credentials."""
     from eksprivate.cli import app
 
@@ -187,15 +188,17 @@ def built(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactor
     folder = tmp_path_factory.mktemp("secure-defaults")
     name = f"sd-{uuid.uuid4().hex[:10]}"
     recorder = Sent()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        recorder.install(mp)
-        (folder / "eksprivate.toml").write_text("log_retention_days = 30\n")
-        first = len(sandbox_server.calls())
-        result = CliRunner().invoke(app, ["up", "--name", name, "--config", "eksprivate.toml"],
-                                    env=user_env(sandbox_server.url))
-        calls = sandbox_server.calls()[first:]
-    yield Built(name, folder, result.exit_code, result.stdout, result.stderr, recorder, calls)
+    sandbox_resets.before_test(sandbox_server)
+    with sandbox_resets.held():  # the module's tests read what this `up` made
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(folder)
+            recorder.install(mp)
+            (folder / "eksprivate.toml").write_text("log_retention_days = 30\n")
+            first = len(sandbox_server.calls())
+            result = CliRunner().invoke(app, ["up", "--name", name, "--config", "eksprivate.toml"],
+                                        env=user_env(sandbox_server.url))
+            calls = sandbox_server.calls()[first:]
+        yield Built(name, folder, result.exit_code, result.stdout, result.stderr, recorder, calls)
 
 
 @pytest.fixture

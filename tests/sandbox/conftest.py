@@ -1,8 +1,8 @@
 """One in-process sandbox for these tests.
 
-moto's state is process-wide and other test packages share the process: tests never reset it (that
-is tested on a sandbox process of its own) and each works with its own uniquely named resources.
-Timing and faults are set again before every test.
+moto's state is process-wide and other test packages share the process: like theirs, every test here
+starts from an empty moto (tests/conftest.py `SandboxResets`) and works with its own uniquely named
+resources. Timing and faults are set again before every test.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from .helpers import NO_FAULTS, REGION, TEST_TIMING, ClientFactory
 @pytest.fixture(scope="session")
 def sandbox_under_test() -> Iterator[SandboxServer]:
     """Our own server (own call log and faults), beside any other test package's: moto's state and the
-    Timing are process-wide, so tests set the timing they need and never reset moto."""
+    Timing are process-wide, so tests set the timing they need."""
     with SandboxServer(timing=Timing(**TEST_TIMING)) as server:
         yield server
 
 
 @pytest.fixture
-def sandbox(sandbox_under_test: SandboxServer) -> Iterator[SandboxServer]:
+def sandbox(sandbox_under_test: SandboxServer, sandbox_resets: Any) -> Iterator[SandboxServer]:
+    sandbox_resets.before_test(sandbox_under_test)
     sandbox_under_test.configure(**TEST_TIMING, **NO_FAULTS)
     yield sandbox_under_test
     sandbox_under_test.configure(**TEST_TIMING, **NO_FAULTS)
