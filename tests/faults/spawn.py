@@ -130,6 +130,11 @@ class ForkServer:
             return self._codes.get(pid)
 
     def close(self) -> None:
+        # shutdown, not only close: the reader thread is blocked in recv on this socket, and a close alone
+        # neither wakes it nor lets the server see end of file while that call holds the socket (measured:
+        # every test process then waited out the 10 s timeout below at exit).
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         try:
             self._proc.wait(timeout=10)
