@@ -6,6 +6,7 @@ AWS error code) and the project's other errors, never botocore's exceptions.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -551,15 +552,28 @@ def _failure_detail(response: dict[str, Any]) -> str:
 
 def known_regions() -> list[str]:
     """Regions where EKS exists in any partition, from botocore's bundled endpoint data (no network call)."""
-    session = _share_loader(boto3.session.Session())
-    return sorted({r for p in session.get_available_partitions() for r in session.get_available_regions("eks", p)})
+    return list(_known_regions(os.environ.get("AWS_DATA_PATH")))
 
 
-def _partitions() -> list[dict[str, Any]]:
+def _partitions() -> tuple[dict[str, Any], ...]:
     """botocore's partition data (partitions.json: id, regionRegex, dnsSuffix, implicitGlobalRegion)."""
+    return _partition_data(os.environ.get("AWS_DATA_PATH"))
+
+
+# Both read botocore's bundled data, fixed for a given data path: made once per process, not once per
+# question (each built a botocore session, ~10 ms, and `up` asks several times).
+@functools.lru_cache(maxsize=4)
+def _known_regions(data_path: str | None) -> tuple[str, ...]:
+    session = _share_loader(boto3.session.Session())
+    return tuple(sorted({r for p in session.get_available_partitions()
+                         for r in session.get_available_regions("eks", p)}))
+
+
+@functools.lru_cache(maxsize=4)
+def _partition_data(data_path: str | None) -> tuple[dict[str, Any], ...]:
     core = _share_loader(boto3.session.Session())._session
     data: dict[str, Any] = core.get_component("data_loader").load_data("partitions")
-    return list(data.get("partitions", []))
+    return tuple(data.get("partitions", []))
 
 
 def partition_dns_suffix(name: str) -> str:
