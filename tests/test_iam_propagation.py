@@ -1,6 +1,6 @@
 """End to end: `up` then `down` through the CLI, on the first try, with IAM propagation slower than eksprivate.
 
-The sandbox keeps every new role and policy attachment unusable for `iam_role_delay` (scaled: 1.5 s here),
+The sandbox keeps every new role and policy attachment unusable for `iam_role_delay` (scaled: 3 s here),
 several times the gap between CreateRole and the first CreateCluster / CreateFlowLogs. EKS and EC2 refuse
 meanwhile with AWS's messages; `up` must retry them and finish, `down` must remove everything. Then every
 policy `up` wrote to IAM must be one `written_policies` returns (so the linter test sees all of them).
@@ -28,11 +28,13 @@ from eksprivate.steps.iam import written_policies
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-# EKS durations cut so a run takes seconds; IAM propagation 150 s x 0.01 = 1.5 s, while `up` reaches
-# CreateFlowLogs and CreateCluster well under a second after the roles are made.
+# EKS durations cut so a run takes seconds; IAM propagation 300 s x 0.01 = 3 s, while `up` reaches
+# CreateFlowLogs and CreateCluster well under a second after the roles are made. Longer than AWS's usual
+# few seconds so that a slow or busy machine still reaches both calls inside the window (at 1.5 s, a
+# serial run that had slowed five times did not); eksprivate's retry bound is 3 minutes of wall time.
 TIMING = {"time_scale": 0.01, "cluster_create": 27.0, "cluster_delete": 12.0, "nodegroup_create": 9.0,
           "nodegroup_delete": 12.0, "interface_endpoint_create": 4.5, "interface_endpoint_delete": 3.0,
-          "gateway_endpoint": 0.1, "iam_role_delay": 150.0}
+          "gateway_endpoint": 0.1, "iam_role_delay": 300.0}
 PROPAGATING = ("CreateCluster", "CreateFlowLogs")
 
 
@@ -71,7 +73,7 @@ def context(stand_in: SandboxServer, name: str, folder: Path) -> Context:
 def test_up_and_down_succeed_first_try_while_iam_propagates(
         stand_in: SandboxServer, cli: Any, cluster_name: str, tmp_path: Path) -> None:
     """Naive code (no retry) fails this `up` at CreateFlowLogs and CreateCluster: both are refused (HTTP
-    400) for 1.5 s after their role is made, and `up` reaches them sooner."""
+    400) for 3 s after their role is made, and `up` reaches them sooner."""
     stand_in.configure(**TIMING)
     stand_in.clear_calls()
     up = cli("up", "--name", cluster_name, "--region", REGION)
