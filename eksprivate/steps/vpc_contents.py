@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from eksprivate.errors import EksPrivateError, NotFound
+from eksprivate.errors import AccessDenied, EksPrivateError, NotFound
 from eksprivate.steps.base import CLUSTER_TAG, Context, tags_of
 
 EKS_CLUSTER_SG_TAG = "aws:eks:cluster-name"  # on the cluster security group EKS makes
@@ -192,6 +192,29 @@ def file_systems(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
+def hosted_zones(ctx: Context, vpcs: list[str]) -> list[dict[str, Any]]:
+    """Route 53 private hosted zones associated with these VPCs that an account owns (ListHostedZonesByVPC,
+    which botocore does not paginate for us). Zones with an `OwningService` instead are AWS's own (EKS's for
+    the private API endpoint, an interface endpoint's private DNS): they go with their service, and no
+    account can disassociate them. eksprivate makes no hosted zone, so every owned one is someone's."""
+    r53 = ctx.aws.client("route53")
+    zones: list[dict[str, Any]] = []
+    try:
+        for vpc in vpcs:
+            token: str | None = None
+            while True:
+                page = r53.list_hosted_zones_by_vpc(VPCId=vpc, VPCRegion=ctx.region,
+                                                    **({"NextToken": token} if token else {}))
+                zones += [{**z, "VpcId": vpc} for z in page.get("HostedZoneSummaries", [])
+                          if "OwningAccount" in z.get("Owner", {})]
+                token = page.get("NextToken")
+                if not token:
+                    break
+    except AccessDenied:
+        return []  # a caller without Route 53 read access: the other reads still name what they can
+    return zones
+
+
 def volumes(ctx: Context) -> list[dict[str, Any]]:
     """EBS volumes Kubernetes made for this cluster's persistent volume claims: tagged
     `kubernetes.io/cluster/<name>=owned` (the in-tree provisioner; the EBS CSI driver with
@@ -344,6 +367,7 @@ def foreign_in(ctx: Context, vpcs: list[str], lbs: list[LoadBalancer] | None = N
         reads["lbs"] = lambda: load_balancers(ctx, vpcs)
     if fs is None:
         reads["fs"] = lambda: file_systems(ctx)
+    reads["zones"] = lambda: hosted_zones(ctx, vpcs)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="survey") as pool:
         futures = {k: pool.submit(f) for k, f in reads.items()}
     got = {k: f.result() for k, f in futures.items()}
@@ -421,6 +445,10 @@ def foreign_in(ctx: Context, vpcs: list[str], lbs: list[LoadBalancer] | None = N
         seen_peerings.add(pcx)
         # Deleting a VPC also deletes its active peering connections: never do that to someone else's.
         out.append(Blocker("VPC peering connection", pcx, status, "delete it (deleting the VPC would end it)"))
+    for zone in got["zones"]:
+        # Deleting the VPC would change a zone that is not ours (its association goes with the VPC).
+        out.append(Blocker("private hosted zone", zone["HostedZoneId"], zone.get("Name", ""),
+                           f"disassociate {zone['VpcId']} from it (or delete the zone, if it is no longer used)"))
     live_lbs = {lb.eni_description for lb in lbs}
     for eni in got["enis"]:
         if str(eni.get("Description", "")).startswith("ELB ") and eni.get("Description") not in live_lbs:

@@ -13,7 +13,7 @@ from eksprivate.steps.k8s_leftovers import K8sLeftovers, kept_data
 from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
 from eksprivate.steps.vpc_contents import BlockedByForeign
 
-from .world import World, converge
+from .world import World, converge, down_one
 
 
 def _calls(ctx: Any, operation: str, mark: int) -> int:
@@ -191,3 +191,53 @@ def test_in_a_network_teams_vpc_only_load_balancers_naming_this_cluster_are_take
     left = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"] if lb["VpcId"] == vpc]
     assert left == [anyones["LoadBalancers"][0]["LoadBalancerArn"]]
     elbv2.delete_load_balancer(LoadBalancerArn=left[0])
+
+
+def test_a_colleagues_private_hosted_zone_on_the_vpc_stops_down_before_anything_is_deleted(world: World) -> None:
+    """A Route 53 private hosted zone someone associated with the cluster's VPC (to resolve a team's names
+    from the nodes, say) is theirs: deleting the VPC would take the association with it. Naive code, which
+    looks only at EC2, deletes the VPC and changes their zone. The check names the zone; `down` of the check
+    fails, which stops the engine before any other step, and the zone keeps its association."""
+    from eksprivate.steps.foreign_check import ForeignCheck
+
+    ctx = world.ctx()
+    vpc = converge(ctx, Vpc())["vpc_id"]
+    assert ForeignCheck(()).find(ctx) is None
+    r53 = world.client("route53")
+    zone = r53.create_hosted_zone(Name="corp.internal", CallerReference=world.name,
+                                  VPC={"VPCRegion": ctx.region, "VPCId": vpc},
+                                  HostedZoneConfig={"PrivateZone": True})["HostedZone"]["Id"].split("/")[-1]
+
+    found = ForeignCheck(()).find(ctx)
+    assert found is not None
+    assert [(b["kind"], b["ident"]) for b in found["blockers"]] == [("private hosted zone", zone)]
+    assert f"disassociate {vpc}" in found["blockers"][0]["advice"]
+    with pytest.raises(BlockedByForeign, match=zone):
+        down_one(ctx, ForeignCheck(()))
+    zones = r53.list_hosted_zones_by_vpc(VPCId=vpc, VPCRegion=ctx.region)["HostedZoneSummaries"]
+    assert [z["HostedZoneId"] for z in zones] == [zone]
+    r53.delete_hosted_zone(Id=zone)
+
+
+def test_hosted_zones_follow_next_token_and_leave_out_zones_a_service_owns(world: World) -> None:
+    """ListHostedZonesByVPC has no botocore paginator: naive code reads the first page only. It also lists
+    zones services own (`OwningService`, e.g. EFS's), which no account can disassociate and which go with
+    their service: naming them would stop every `down` for nothing. Stubbed: moto answers one page, all
+    `OwningAccount`."""
+    from botocore.stub import Stubber
+
+    from eksprivate.steps.vpc_contents import hosted_zones
+
+    ctx = world.ctx()
+    r53 = ctx.aws.client("route53").raw
+    page = {"VPCId": "vpc-1", "VPCRegion": ctx.region}
+    with Stubber(r53) as stub:
+        stub.add_response("list_hosted_zones_by_vpc", {"MaxItems": "1", "NextToken": "next", "HostedZoneSummaries": [
+            {"HostedZoneId": "ZSERVICE", "Name": "efs.internal.", "Owner": {"OwningService": "efs.amazonaws.com"}}]},
+            page)
+        stub.add_response("list_hosted_zones_by_vpc", {"MaxItems": "1", "HostedZoneSummaries": [
+            {"HostedZoneId": "ZTEAM", "Name": "corp.internal.", "Owner": {"OwningAccount": "210987654321"}}]},
+            {**page, "NextToken": "next"})
+        zones = hosted_zones(ctx, ["vpc-1"])
+        stub.assert_no_pending_responses()
+    assert [(z["HostedZoneId"], z["VpcId"]) for z in zones] == [("ZTEAM", "vpc-1")]
