@@ -194,9 +194,9 @@ def file_systems(ctx: Context) -> list[dict[str, Any]]:
 
 def hosted_zones(ctx: Context, vpcs: list[str]) -> list[dict[str, Any]]:
     """Route 53 private hosted zones associated with these VPCs that an account owns (ListHostedZonesByVPC,
-    which botocore does not paginate for us). Zones with an `OwningService` instead are AWS's own (EKS's for
-    the private API endpoint, an interface endpoint's private DNS): they go with their service, and no
-    account can disassociate them. eksprivate makes no hosted zone, so every owned one is someone's."""
+    which botocore does not paginate for us). Zones with an `OwningService` instead are a service's (Cloud
+    Map, EFS: Route 53 API reference): they go with their service, and no account can disassociate them.
+    eksprivate makes no hosted zone, so every account-owned one is someone's."""
     r53 = ctx.aws.client("route53")
     zones: list[dict[str, Any]] = []
     try:
