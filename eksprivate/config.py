@@ -545,6 +545,11 @@ def ami_accelerator(ami_type: str) -> str | None:
     return "neuron" if ami_type.endswith("_NEURON") else None
 
 
+def kubernetes_minor(version: str) -> str:
+    """The minor ("1.32") of a Kubernetes version ("1.32" or "1.32.5")."""
+    return ".".join(str(version).split(".")[:2])
+
+
 def version_tuple(version: str) -> tuple[int, int]:
     major, minor = version.split(".")
     return int(major), int(minor)

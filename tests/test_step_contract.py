@@ -82,6 +82,38 @@ class Differ(Step):
         return None
 
 
+def test_a_read_steps_share_is_made_once_even_side_by_side(ctx: Context) -> None:
+    """`Context.once`: steps run in parallel, and several ask for the same read (the cluster's minor, an add-on's
+    default version, an AMI release). A plain check-then-set cache lets two of them call AWS, or hands one a
+    placeholder while the other is still reading; here one reads, the others wait for its answer. A None
+    answer is an answer (not read again); other keys do not wait."""
+    import threading
+    import time
+
+    calls: list[str] = []
+    started = threading.Barrier(8)
+
+    def slow_read() -> str | None:
+        calls.append("read")
+        time.sleep(0.05)  # long enough for every other thread to ask meanwhile
+        return None
+
+    answers: list[object] = []
+
+    def ask() -> None:
+        started.wait()
+        answers.append(ctx.once("addon-default/coredns/1.32", slow_read))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["read"] and answers == [None] * 8
+    assert ctx.once("addon-default/coredns/1.32", lambda: "asked again") is None
+    assert ctx.once("cluster-minor", lambda: "1.32") == "1.32"
+
+
 def test_plan_prints_the_diff_and_up_applies_it_in_order(ctx: Context) -> None:
     """`plan` shows every change of `diff` (a blocked one as a "!" line naming why and what to do); `up`
     applies the applicable ones once each, in order, and warns of the blocked one. Naive code writing the

@@ -17,9 +17,9 @@ import json
 from functools import partial
 from typing import Any
 
-from eksprivate.config import NODE_ADDONS, AddonSpec
+from eksprivate.config import NODE_ADDONS, AddonSpec, kubernetes_minor
 from eksprivate.errors import NotFound, ResourceFailed
-from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
+from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.iam import Role, managed_policy
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
@@ -34,30 +34,26 @@ def addon_key(name: str) -> str:
     return f"addon/{name}"
 
 
-CLUSTER_MINOR = "cluster-minor"  # run_cache key
-
-
 def cluster_minor(ctx: Context) -> str:
     """The cluster's Kubernetes minor, read once per run (the Upgrade step updates it as it upgrades)."""
-    if CLUSTER_MINOR not in ctx.run_cache:
-        version = str(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
-        ctx.run_cache[CLUSTER_MINOR] = ".".join(version.split(".")[:2])
-    return str(ctx.run_cache[CLUSTER_MINOR])
+    return str(ctx.once(CLUSTER_MINOR, lambda: kubernetes_minor(
+        str(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", "")))))
 
 
 def default_addon_version(ctx: Context, name: str, minor: str) -> str | None:
     """EKS's default version of add-on `name` for Kubernetes `minor` (DescribeAddonVersions'
     `compatibilities[].defaultVersion`); None when EKS names none. Read once per run."""
-    key = f"addon-default/{name}/{minor}"
-    if key not in ctx.run_cache:
-        ctx.run_cache[key] = None
+    def read() -> str | None:
+        default = None
         for addon in ctx.aws.eks.paginate("describe_addon_versions", "addons", kubernetesVersion=minor,
                                           addonName=name):
             for info in addon.get("addonVersions") or []:
                 for compat in info.get("compatibilities") or []:
                     if compat.get("clusterVersion") == minor and compat.get("defaultVersion"):
-                        ctx.run_cache[key] = str(info["addonVersion"])
-    found: str | None = ctx.run_cache[key]
+                        default = str(info["addonVersion"])
+        return default
+
+    found: str | None = ctx.once(f"addon-default/{name}/{minor}", read)
     return found
 
 

@@ -51,6 +51,9 @@ class Timeouts:
     dependency_violation: float = 20 * 60
 
 
+CLUSTER_MINOR = "cluster-minor"  # Context.run_cache key: the cluster's Kubernetes minor this run
+
+
 @dataclass
 class Context:
     aws: Aws
@@ -74,9 +77,23 @@ class Context:
     skipped_zones: list[SkippedZone] = field(default_factory=list)
     # AZ name -> zone ID, as this account maps them (names differ per account; IDs do not).
     zone_ids: dict[str, str] = field(default_factory=dict)
-    # Reads shared by several steps within one run (the cluster's Kubernetes minor, add-on default versions):
-    # one call each instead of one per step. Whoever changes what is cached updates it (the Upgrade step).
+    # Reads shared by several steps within one run (the cluster's Kubernetes minor, add-on default versions,
+    # AMI releases): one call each instead of one per step (`once`). Whoever changes what is cached updates
+    # it (the Upgrade step).
     run_cache: dict[str, Any] = field(default_factory=dict)
+    _once_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _once_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def once(self, key: str, read: Callable[[], Any]) -> Any:
+        """`read()` the first time `key` is asked for in this run, its answer after. Steps run side by side:
+        one of them reads, the others asking for the same key wait for its answer (never a second call, never
+        a half-made answer); different keys do not wait on each other."""
+        with self._once_guard:
+            lock = self._once_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self.run_cache:
+                self.run_cache[key] = read()
+            return self.run_cache[key]
 
     @property
     def name(self) -> str:

@@ -7,9 +7,10 @@ from functools import partial
 from typing import Any
 
 from eksprivate.aws import retry_transient
+from eksprivate.config import kubernetes_minor
 from eksprivate.errors import EksPrivateError, InUse, NotFound, ResourceFailed
 from eksprivate.propagation import retry_while_propagating
-from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
+from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
@@ -68,7 +69,7 @@ class Cluster(Step):
                                   "choose another --name; `eksprivate verify` can still audit it")
         vpc = c.get("resourcesVpcConfig", {})
         # The Kubernetes minor, for the upgrade, add-on and node group steps of this run (one read for all).
-        ctx.run_cache["cluster-minor"] = ".".join(str(c.get("version") or "").split(".")[:2])
+        ctx.run_cache[CLUSTER_MINOR] = kubernetes_minor(str(c.get("version") or ""))
         enabled = sorted(t for entry in c.get("logging", {}).get("clusterLogging", []) if entry.get("enabled")
                          for t in entry.get("types", []))
         return {

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from contextlib import suppress
 from functools import partial
 from typing import Any
 
 from eksprivate.aws import retry_transient
-from eksprivate.config import NodeGroupSpec, version_tuple
-from eksprivate.errors import AwsApiError, InUse, NotFound, ResourceFailed
+from eksprivate.config import NodeGroupSpec, kubernetes_minor, version_tuple
+from eksprivate.errors import AccessDenied, InUse, NotFound, ResourceFailed
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.addons import cluster_minor
 from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
@@ -202,7 +201,7 @@ class NodeGroup(Step):
         if self.spec is None or not found.get("version"):
             return []
         cluster = cluster_minor(ctx)
-        live = ".".join(str(found["version"]).split(".")[:2])
+        live = kubernetes_minor(str(found["version"]))
         if not cluster or version_tuple(live) > version_tuple(cluster):
             return []
         if live == cluster:
@@ -274,9 +273,6 @@ AMI_PARAMETER_FAMILY = {
 }
 
 
-_AMI_RELEASE_LOCK = threading.Lock()
-
-
 def latest_ami_release(ctx: Context, version: str, ami_type: str) -> str | None:
     """The latest EKS-optimized AMI release for `version` and `ami_type` (SSM public parameter
     `.../recommended/release_version`), read once per run; None when unknown (no such family, or no
@@ -285,13 +281,14 @@ def latest_ami_release(ctx: Context, version: str, ami_type: str) -> str | None:
     if family is None:
         return None
     name = f"/aws/service/eks/optimized-ami/{version}/{family}/recommended/release_version"
-    with _AMI_RELEASE_LOCK:  # node groups are found side by side: one of them asks, the others read the cache
-        if name not in ctx.run_cache:
-            try:
-                ctx.run_cache[name] = str(ctx.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
-            except AwsApiError:
-                ctx.run_cache[name] = None
-    found: str | None = ctx.run_cache[name]
+
+    def read() -> str | None:
+        try:
+            return str(ctx.aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+        except (NotFound, AccessDenied):  # ParameterNotFound; no ssm:GetParameter
+            return None
+
+    found: str | None = ctx.once(name, read)  # node groups are found side by side: one call for all
     return found
 
 

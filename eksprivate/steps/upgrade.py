@@ -20,18 +20,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from eksprivate.config import version_tuple
+from eksprivate.config import kubernetes_minor, version_tuple
 from eksprivate.errors import AwsApiError, EksPrivateError, NotFound, ResourceFailed
-from eksprivate.steps.addons import CLUSTER_MINOR, default_addon_version
-from eksprivate.steps.base import Context, Found, Step
+from eksprivate.steps.addons import default_addon_version
+from eksprivate.steps.base import CLUSTER_MINOR, Context, Found, Step
 from eksprivate.steps.nodegroups import planned_nodegroups
 from eksprivate.steps.updates import apply_update, recorded_updates, wait_recorded
 
 PREFIX = "upgrade"  # ledger keys upgrade/cluster, upgrade/nodegroup/<name>, upgrade/addon/<name>
-
-
-def minor(version: str) -> str:
-    return ".".join(str(version).split(".")[:2])
 
 
 def next_minor(version: str) -> str:
@@ -41,7 +37,7 @@ def next_minor(version: str) -> str:
 
 def path(current: str, wanted: str) -> list[str]:
     """The minors to pass through, one at a time: 1.31 -> 1.33 is [1.32, 1.33]."""
-    out, at = [], minor(current)
+    out, at = [], kubernetes_minor(current)
     while version_tuple(at) < version_tuple(wanted):
         at = next_minor(at)
         out.append(at)
@@ -62,7 +58,7 @@ class Upgrade(Step):
             cluster = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
         except NotFound:
             return {"version": None}
-        version = minor(cluster.get("version", ""))
+        version = kubernetes_minor(cluster.get("version", ""))
         ctx.run_cache[CLUSTER_MINOR] = version  # the add-on and node group steps read it from here
         return {"version": version}
 
@@ -79,7 +75,7 @@ class Upgrade(Step):
                 ng = ctx.aws.eks.describe_nodegroup(clusterName=ctx.name, nodegroupName=group.name)["nodegroup"]
             except NotFound:
                 continue
-            groups[group.name] = minor(ng.get("version") or found["version"])
+            groups[group.name] = kubernetes_minor(ng.get("version") or found["version"])
         addons: dict[str, str] = {}
         for spec in ctx.settings.addons:
             if spec.version != "default":
@@ -113,7 +109,8 @@ class Upgrade(Step):
         groups = ", ".join(sorted(found["nodegroups"])) or "none"
         addons = ", ".join(sorted(found["addons"])) or "none"
         for step in path(current, wanted):
-            out.append(f"upgrade {minor(current) if step == path(current, wanted)[0] else _before(step)} -> {step}: "
+            before = kubernetes_minor(current) if step == path(current, wanted)[0] else _before(step)
+            out.append(f"upgrade {before} -> {step}: "
                        f"control plane (~8-10 min), then add-ons ({addons}) to EKS's default for {step}, then node "
                        f"groups ({groups}) in parallel to the latest AMI release for {step}")
         first = path(current, wanted)[0]
@@ -245,7 +242,7 @@ def kubernetes_support(ctx: Context) -> tuple[str, str] | None:
     from eksprivate.verify.discover import utc_today
 
     try:
-        version = minor(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
+        version = kubernetes_minor(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
         infos = list(ctx.aws.eks.paginate("describe_cluster_versions", "clusterVersions", clusterVersions=[version],
                                           includeAll=True))
     except AwsApiError:
