@@ -119,27 +119,28 @@ def _managed_policy_data_parsed_once() -> None:
     """moto builds a new IAM backend's AWS managed policies from its JSON data, parsing it whole and dumping
     each policy document back to a string, every time. Parse it once; every backend still gets new policy
     objects (they count their attachments), made with the same arguments moto's `from_data` passes."""
+    import functools
     import json
     from datetime import datetime
 
     from moto.iam import models as iam_models
 
-    prepared: list[tuple[str, dict[str, Any]]] = []
+    @functools.cache  # built whole, then shared: backends made side by side never see a half-filled list
+    def prepared() -> tuple[tuple[str, dict[str, Any]], ...]:
+        return tuple((name, {
+            "default_version_id": data.get("DefaultVersionId"),
+            "path": data.get("Path"),
+            "document": json.dumps(data.get("Document")),
+            "create_date": datetime.fromisoformat(data["CreateDate"]),
+            "update_date": datetime.fromisoformat(data["UpdateDate"]),
+        }) for name, data in json.loads(iam_models.aws_managed_policies_data).items())
 
     def init_aws_policies(self: Any) -> list[Any]:
         if not iam_models.load_iam_aws_managed_policies():
             return []
-        if not prepared:
-            for name, data in json.loads(iam_models.aws_managed_policies_data).items():
-                prepared.append((name, {
-                    "default_version_id": data.get("DefaultVersionId"),
-                    "path": data.get("Path"),
-                    "document": json.dumps(data.get("Document")),
-                    "create_date": datetime.fromisoformat(data["CreateDate"]),
-                    "update_date": datetime.fromisoformat(data["UpdateDate"]),
-                }))
         policy = iam_models.AWSManagedPolicy
-        return [policy(name, account_id=self.account_id, region=self.region_name, **args) for name, args in prepared]
+        return [policy(name, account_id=self.account_id, region=self.region_name, **args)
+                for name, args in prepared()]
 
     iam_models.IAMBackend._init_aws_policies = init_aws_policies
 

@@ -240,4 +240,7 @@ def test_hosted_zones_follow_next_token_and_leave_out_zones_a_service_owns(world
             {**page, "NextToken": "next"})
         zones = hosted_zones(ctx, ["vpc-1"])
         stub.assert_no_pending_responses()
+        # A caller without route53:ListHostedZonesByVPC: the check goes on with what EC2 tells it.
+        stub.add_client_error("list_hosted_zones_by_vpc", "AccessDenied", "not authorized", 403, expected_params=page)
+        assert hosted_zones(ctx, ["vpc-1"]) == []
     assert [(z["HostedZoneId"], z["VpcId"]) for z in zones] == [("ZTEAM", "vpc-1")]
