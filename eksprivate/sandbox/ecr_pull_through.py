@@ -23,6 +23,8 @@ import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from eksprivate.sandbox.errors import service_error
+
 if TYPE_CHECKING:
     from eksprivate.sandbox.lifecycle import Patcher
 
@@ -38,17 +40,6 @@ NEEDS_CREDENTIALS = {"docker-hub", "github-container-registry", "gitlab-containe
 CREDENTIAL_RE = re.compile(r"^arn:aws(-\w+)*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr\-pullthroughcache\/"
                            r"[a-zA-Z0-9\/_+=.@-]+$")
 _RULES = "_sandbox_pull_through_rules"
-
-
-def _error(code: str, message: str) -> Exception:
-    from moto.core.exceptions import ServiceException
-
-    class PullThroughError(ServiceException):
-        pass
-
-    err = PullThroughError(message)
-    err.code = code
-    return err
 
 
 def _rules(response: Any) -> dict[str, dict[str, Any]]:
@@ -73,20 +64,20 @@ def _secret(response: Any, arn: str) -> Any:
     try:
         return backend.describe_secret(arn)
     except Exception:
-        raise _error("SecretNotFoundException",
+        raise service_error("SecretNotFoundException",
                      f"The secret {arn} could not be found in {response.region}.") from None
 
 
 def _check_prefix(prefix: Any) -> str:
     if not isinstance(prefix, str) or not 2 <= len(prefix) <= 30 or not PREFIX_RE.match(prefix):
-        raise _error("InvalidParameterException",
+        raise service_error("InvalidParameterException",
                      f"Invalid parameter at 'ecrRepositoryPrefix' failed to satisfy constraint: {prefix!r}")
     return prefix.rstrip("/")
 
 
 def _check_credential(response: Any, arn: str) -> None:
     if not CREDENTIAL_RE.match(arn):
-        raise _error("InvalidParameterException",
+        raise service_error("InvalidParameterException",
                      "Invalid parameter at 'credentialArn' failed to satisfy constraint: "
                      "must be a Secrets Manager secret ARN whose name begins with ecr-pullthroughcache/")
     _secret(response, arn)
@@ -99,20 +90,20 @@ def _create(self: Any) -> Any:
     url = self._get_param("upstreamRegistryUrl") or ""
     registry = _registry_of(url)
     if registry is None:
-        raise _error("UnsupportedUpstreamRegistryException",
+        raise service_error("UnsupportedUpstreamRegistryException",
                      f"The specified upstream registry {url} is not supported.")
     named = self._get_param("upstreamRegistry")
     if named and named != registry:
-        raise _error("InvalidParameterException", f"upstreamRegistry {named} does not match {url}.")
+        raise service_error("InvalidParameterException", f"upstreamRegistry {named} does not match {url}.")
     credential = self._get_param("credentialArn")
     if registry in NEEDS_CREDENTIALS and not credential:
-        raise _error("InvalidParameterException",
+        raise service_error("InvalidParameterException",
                      f"A credentialArn is required for the upstream registry {registry}.")
     if credential:
         _check_credential(self, credential)
     rules = _rules(self)
     if prefix in rules:
-        raise _error("PullThroughCacheRuleAlreadyExistsException",
+        raise service_error("PullThroughCacheRuleAlreadyExistsException",
                      f"A pull through cache rule with prefix '{prefix}' already exists for the private registry.")
     rule = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url, "createdAt": datetime.now(timezone.utc),
             "registryId": self.current_account, "upstreamRegistry": registry,
@@ -131,7 +122,7 @@ def _describe(self: Any) -> Any:
     if wanted:
         missing = [p for p in wanted if p.rstrip("/") not in rules]
         if missing:
-            raise _error("PullThroughCacheRuleNotFoundException",
+            raise service_error("PullThroughCacheRuleNotFoundException",
                          f"The pull through cache rule with prefix '{missing[0]}' does not exist in the registry "
                          f"with id '{self.current_account}'")
         found = [rules[p.rstrip("/")] for p in wanted]
@@ -144,7 +135,7 @@ def _existing(self: Any) -> dict[str, Any]:
     prefix = _check_prefix(self._get_param("ecrRepositoryPrefix"))
     rule = _rules(self).get(prefix)
     if rule is None:
-        raise _error("PullThroughCacheRuleNotFoundException",
+        raise service_error("PullThroughCacheRuleNotFoundException",
                      f"The pull through cache rule with prefix '{prefix}' does not exist in the registry with id "
                      f"'{self.current_account}'")
     return rule

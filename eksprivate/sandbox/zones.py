@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eksprivate.sandbox.errors import service_error
 from eksprivate.zones import eks_refuses
 
 if TYPE_CHECKING:
@@ -58,16 +59,6 @@ def install(patcher: Patcher) -> None:
     patcher.set_attr(EC2Backend, "create_vpc_endpoint", create_vpc_endpoint_checking_private_dns)
 
 
-def _unsupported_zone_error(**body: Any) -> Exception:
-    from moto.eks.exceptions import EKSError
-
-    class UnsupportedAvailabilityZoneException(EKSError):
-        TYPE = "UnsupportedAvailabilityZoneException"
-        STATUS = 400
-
-    return UnsupportedAvailabilityZoneException(**body)
-
-
 def _refuse_unsupported_zones(eks: Any, cluster_name: str, vpc_config: dict[str, Any]) -> None:
     from moto.ec2.models import ec2_backends
 
@@ -83,8 +74,9 @@ def _refuse_unsupported_zones(eks: Any, cluster_name: str, vpc_config: dict[str,
     if not refused:
         return
     valid = sorted(z.name for z in ec2.describe_availability_zones() if not eks_refuses(eks.region_name, z.zone_id))
-    raise _unsupported_zone_error(
-        message=f"Cannot create cluster '{cluster_name}' because {refused[0]}, the targeted availability zone, "
+    raise service_error(
+        "UnsupportedAvailabilityZoneException",
+        f"Cannot create cluster '{cluster_name}' because {refused[0]}, the targeted availability zone, "
         "does not currently have sufficient capacity to support the cluster. Retry and choose from these "
         f"availability zones: {', '.join(valid)}",
         clusterName=cluster_name, nodegroupName=None, validZones=valid)
