@@ -49,6 +49,33 @@ def apply() -> None:
     _cheaper_moto_request_routing()
 
 
+def cache_bytecode() -> None:
+    """Keep compiled bytecode between test processes when the environment forbids writing it next to the
+    sources (`PYTHONDONTWRITEBYTECODE`, as on this project's shared machines): in a folder of this user's
+    under the temp directory instead (`sys.pycache_prefix`, Python's own setting), for this process and the
+    ones it starts. Without it every process compiled eksprivate again and pytest rewrote every test
+    module's asserts again: each xdist worker, each sandbox process and `eksprivate` child a test starts.
+    Measured: `pytest --collect-only` 2.8 -> 1.5 CPU s. Call it before eksprivate is imported. A folder that
+    is not this user's alone is not used (a planted .pyc would run as this user)."""
+    import stat
+    import sys
+
+    if not sys.dont_write_bytecode or sys.pycache_prefix:
+        return
+    prefix = Path(tempfile.gettempdir()) / f"eksprivate-tests-pycache-{os.getuid()}"
+    try:
+        prefix.mkdir(mode=0o700, exist_ok=True)
+        info = prefix.lstat()
+    except OSError:
+        return
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return
+    sys.pycache_prefix = str(prefix)
+    sys.dont_write_bytecode = False
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 def collect_garbage_less_often() -> None:
     """A test process holds moto's backends, botocore's parsed models and a sandbox's threads: a large heap
     that Python's cyclic collector scanned whole every few hundred thousand allocations. Measured with
