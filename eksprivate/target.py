@@ -184,6 +184,9 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
     if need_azs:  # what `up` will create must be what AWS accepts (down/status need none of it)
         checked = (*check_node_names(ctx), *check_instance_types(ctx), *check_kubernetes_version(ctx))
         ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + checked)
+        from eksprivate.steps.endpoints import check_perimeter
+
+        check_perimeter(ctx)  # a perimeter that would keep the nodes from their add-on images is refused
         if settings.pull_through_cache:  # a wrong credential ARN is refused before anything is made
             from eksprivate.steps.pull_through import check_credentials
 

@@ -336,10 +336,11 @@ def install(timing: Timing | None = None) -> None:
         from eksprivate.sandbox import eks_updates
 
         eks_updates.install(_patcher)
-        from eksprivate.sandbox import endpoint_dns, s3_state
+        from eksprivate.sandbox import endpoint_dns, endpoint_policies, s3_state
 
         s3_state.install(_patcher)
         endpoint_dns.install(_patcher)
+        endpoint_policies.install(_patcher)  # wraps endpoint_dns' create_vpc_endpoint
         from eksprivate.sandbox import ecr_pull_through, pricing
 
         ecr_pull_through.install(_patcher)
