@@ -149,11 +149,10 @@ class Perimeter:
 
     def _ecr(self) -> list[dict[str, Any]]:
         p = self.partition.name
-        own = [f"arn:{p}:ecr:{self.region}:{a}:*" for a in self.accounts]
-        body = self._trusted("TrustedRegistries", "ecr:*", own)
-        if self.trusted_org_id:
-            body += [s for s in self._trusted("OrgRegistries", "ecr:*", "*", resource_conditions=True)
-                     if "aws:ResourceOrgID" in s["Condition"]["StringEquals"]]
+        # Resource "*" under aws:ResourceAccount / aws:ResourceOrgID, as for S3: ARNs could not name the
+        # registry-level actions (their resource is "*"), and the organisation has no ARN.
+        body = self._trusted("TrustedRegistries", "ecr:*", "*", resource_conditions=True)
+        # Its resource is "*" and it names no registry: tied to the trusted principals only.
         body += self._trusted("AuthorizationToken", "ecr:GetAuthorizationToken", "*")
         registry = eks_image_registry(self.region)
         if registry is not None and registry not in self.accounts:
@@ -174,22 +173,19 @@ class Perimeter:
 
     # -- the requests the cluster makes ----------------------------------------------------------------
     def node_needs(self, service: str) -> list[tuple[str, Request]]:
-        """What nodes and pods must be able to do through the endpoint of `service`: (what, request)."""
+        """What nodes and pods must be able to do through the endpoint of `service`, where a naive perimeter
+        breaks the cluster: (what, request). The calls every principal of this account makes are not listed."""
         p, region, own = self.partition.name, self.region, self.account
         node = f"arn:{p}:sts::{own}:assumed-role/node-role/i-0123456789abcdef0"
         signed = {"aws:PrincipalAccount": own}
         if service == "s3":
-            ecr_service_account = "000000000001"  # ECR's own principal signs the layer URL
+            ecr_principal = "000000000001"  # ECR pre-signs the layer URL: the request is ECR's, not the node's
             needs = [("download image layers (ECR pre-signed URLs)",
                       Request("s3:GetObject", f"arn:{p}:s3:::{layer_bucket(region)}/layers/sha256",
-                              principal_account=ecr_service_account,
-                              context={"aws:PrincipalAccount": ecr_service_account}))]
-            needs += [(f"read the Amazon Linux packages in {b}", Request("s3:GetObject", f"arn:{p}:s3:::{b}/core/x"))
-                      for b in linux_repo_buckets(region, self.node_families)]
-            needs.append(("read this account's buckets",
-                          Request("s3:GetObject", f"arn:{p}:s3:::own-bucket/key", own, node,
-                                  context={**signed, "aws:ResourceAccount": own})))
-            return needs
+                              principal_account=ecr_principal, context={"aws:PrincipalAccount": ecr_principal}))]
+            return needs + [(f"read the Amazon Linux packages in {b} (anonymous)",
+                             Request("s3:GetObject", f"arn:{p}:s3:::{b}/core/repodata.xml"))
+                            for b in linux_repo_buckets(region, self.node_families)]
         if service in ECR_SERVICES:
             needs = [("get an ECR authorization token",
                       Request("ecr:GetAuthorizationToken", "*", own, node, context=signed))]
@@ -199,18 +195,16 @@ class Perimeter:
                            Request(action, f"arn:{p}:ecr:{region}:{registry}:repository/amazon-k8s-cni", own, node,
                                    context={**signed, "aws:ResourceAccount": registry}))
                           for action in ECR_PULL]
-            needs += [(f"pull through the cache into this account ({action})",
-                       Request(action, f"arn:{p}:ecr:{region}:{own}:repository/k8s/pause", own, node,
-                               context={**signed, "aws:ResourceAccount": own}))
-                      for action in (*ECR_PULL, "ecr:BatchImportUpstreamImage", "ecr:CreateRepository")]
             return needs
-        prefix = _action_prefix(service)
-        needs = [(f"call {service} as this account", Request(f"{prefix}:Describe", "*", own, node, context=signed))]
         if service == "sts":
-            needs.append(("IRSA: AssumeRoleWithWebIdentity (unsigned) into this account's roles",
-                          Request("sts:AssumeRoleWithWebIdentity", f"arn:{p}:iam::{own}:role/pod-role",
-                                  context={"aws:ResourceAccount": own})))
-        return needs
+            return [("IRSA: AssumeRoleWithWebIdentity (unsigned) into this account's roles",
+                     Request("sts:AssumeRoleWithWebIdentity", f"arn:{p}:iam::{own}:role/pod-role",
+                             context={"aws:ResourceAccount": own}))]
+        if service == "eks-auth":
+            return [("Pod Identity: AssumeRoleForPodIdentity, signed by the node role",
+                     Request("eks-auth:AssumeRoleForPodIdentity", f"arn:{p}:eks:{region}:{own}:cluster/cluster",
+                             own, node, context={**signed, "aws:ResourceAccount": own}))]
+        return []
 
 
 def _action_prefix(service: str) -> str:
@@ -229,9 +223,17 @@ def _foreign(policy_text: str, start: int = 999999999999) -> str:
     return str(account)
 
 
-def openings(policy: str | None, service: str, account: str, partition: Partition, region: str) -> list[str]:
-    """What the endpoint policy of `service` leaves open to an intruder, in words ([] for a perimeter).
-    Raises Unjudged when the policy uses what the evaluator does not model."""
+@dataclass(frozen=True)
+class Opening:
+    """One way an endpoint policy is open: to principals of any account, or to other accounts' resources."""
+
+    kind: str  # "principal" | "resource"
+    text: str
+
+
+def openings(policy: str | None, service: str, account: str, partition: Partition, region: str) -> list[Opening]:
+    """What the endpoint policy of `service` leaves open to an intruder ([] for a perimeter). Raises Unjudged
+    when the policy uses what the evaluator does not model."""
     text = policy or json.dumps(FULL_ACCESS)
     statements(text)  # malformed → Unjudged/ValueError before any probe
     p = partition.name
@@ -240,16 +242,21 @@ def openings(policy: str | None, service: str, account: str, partition: Partitio
     node = f"arn:{p}:sts::{account}:assumed-role/node-role/i-0123456789abcdef0"
     own = {"aws:PrincipalAccount": account}
     foreign_ctx = {"aws:PrincipalAccount": intruder, "aws:PrincipalOrgID": "o-intruder000"}
-    found: list[str] = []
+    found: list[Opening] = []
 
-    def probe(what: str, request: Request) -> None:
-        if allows(text, request) and what not in found:
-            found.append(what)
+    def probe(what: str, request: Request) -> bool:
+        kind = "principal" if request.principal_account == intruder else "resource"
+        if allows(text, request) and all(o.text != what for o in found):
+            found.append(Opening(kind, what))
+            return True
+        return False
 
     prefix = _action_prefix(service)
-    for action, resource in _probe_targets(text, prefix, partition, account, region, service):
-        probe(f"accepts principals of any account ({intruder} may call {action})",
-              Request(action, resource, intruder, stolen, context={**foreign_ctx, "aws:ResourceAccount": account}))
+    for action, resource in _probe_targets(text, prefix, partition, account, region):
+        if probe(f"accepts principals of any account (account {intruder} may call {action} on {resource})",
+                 Request(action, resource, intruder, stolen,
+                         context={**foreign_ctx, "aws:ResourceAccount": account})):
+            break  # one example says it
     if service == "s3":
         for action, verb in (("s3:PutObject", "writes to"), ("s3:GetObject", "reads from")):
             probe(f"{verb} other accounts' buckets", Request(action, f"arn:{p}:s3:::exfiltration-bucket/data", account,
@@ -267,12 +274,12 @@ def openings(policy: str | None, service: str, account: str, partition: Partitio
     return found
 
 
-def _probe_targets(text: str, prefix: str, partition: Partition, account: str, region: str,
-                   service: str) -> list[tuple[str, str]]:
+def _probe_targets(text: str, prefix: str, partition: Partition, account: str,
+                   region: str) -> list[tuple[str, str]]:
     """Actions and resources an intruder would try: a made-up action of the service and every action the
     policy names (wildcards filled in), on "*" and on this account's resources; not the AWS-owned resources
     the perimeter lets anyone read (layers, packages, add-on images), which hold nothing of this account."""
-    actions = [f"{prefix}:GetSecretData"]
+    actions = [f"{prefix}:AnyAction"]
     resources = ["*"]
     for statement in statements(text):
         if statement.get("Effect") != "Allow":
