@@ -180,12 +180,11 @@ class Perimeter:
         signed = {"aws:PrincipalAccount": own}
         if service == "s3":
             ecr_principal = "000000000001"  # ECR pre-signs the layer URL: the request is ECR's, not the node's
-            needs = [("download image layers (ECR pre-signed URLs)",
-                      Request("s3:GetObject", f"arn:{p}:s3:::{layer_bucket(region)}/layers/sha256",
-                              principal_account=ecr_principal, context={"aws:PrincipalAccount": ecr_principal}))]
-            return needs + [(f"read the Amazon Linux packages in {b} (anonymous)",
-                             Request("s3:GetObject", f"arn:{p}:s3:::{b}/core/repodata.xml"))
-                            for b in linux_repo_buckets(region, self.node_families)]
+            # The Amazon Linux repositories are not listed: an EKS AMI joins without them (they serve dnf/yum
+            # installs on the node, which the perimeter allows but a cluster does not need).
+            return [("download image layers (ECR pre-signed URLs)",
+                     Request("s3:GetObject", f"arn:{p}:s3:::{layer_bucket(region)}/layers/sha256",
+                             principal_account=ecr_principal, context={"aws:PrincipalAccount": ecr_principal}))]
         if service in ECR_SERVICES:
             needs = [("get an ECR authorization token",
                       Request("ecr:GetAuthorizationToken", "*", own, node, context=signed))]

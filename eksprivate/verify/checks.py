@@ -465,8 +465,8 @@ def world_ingress(inv: Inventory) -> Iterator[Check]:
 
 # -- 11. endpoint policies: the data perimeter ------------------------------------------------------------------
 def endpoint_policies(inv: Inventory) -> Iterator[Check]:
-    """Each endpoint the nodes use (the audited interface endpoints and the S3 gateways), judged by what its policy
-    allows an intruder (eksprivate/perimeter.py `openings`) and whether it still lets the nodes work."""
+    """Each endpoint of the VPC (interface and gateway), judged by what its policy allows an intruder
+    (eksprivate/perimeter.py `openings`) and whether it still lets the nodes work (`blocked_needs`)."""
     from eksprivate.config import ami_family
     from eksprivate.endpoint_services import short_name
     from eksprivate.partitions import of_arn
@@ -479,10 +479,10 @@ def endpoint_policies(inv: Inventory) -> Iterator[Check]:
     partition, account = of_arn(arn), arn.split(":")[4]
     families = frozenset(ami_family(str(ng.get("amiType") or "")) for ng in inv.nodegroups) or frozenset({"AL2023"})
     drawn = Perimeter(partition=partition, region=inv.region, account=account, node_families=families)
-    wanted = {*inv.services, "s3"}
     for ep in sorted(inv.endpoints, key=lambda e: str(e.get("VpcEndpointId"))):
+        # Every endpoint of the VPC, not only the audited services': each one is a way out of the network.
         svc = short_name(str(ep.get("ServiceName", "")), inv.region)
-        if svc not in wanted or str(ep.get("State", "")).lower() in GONE_STATES:
+        if svc is None or str(ep.get("State", "")).lower() in GONE_STATES:
             continue
         epid = str(ep["VpcEndpointId"])
         resource, title = f"{epid} ({svc})", f"Endpoint policy of {svc}"
