@@ -273,3 +273,26 @@ def test_a_users_policy_document_is_checked_as_aws_would() -> None:
     with pytest.raises(ValueError, match="20480"):
         check_document(json.dumps({"Statement": [], "Pad": "x" * 20480}), "f")
     assert check_document(json.dumps(FULL_ACCESS), "f") == FULL_ACCESS
+
+
+def test_a_region_without_a_known_addon_registry_is_refused_before_anything_is_made(tmp_path: Any) -> None:
+    """A perimeter there would keep the nodes from the VPC CNI image: refused (exit 2, one line) unless the ECR
+    endpoints get the user's own policies, or the policies are "open"."""
+    from types import SimpleNamespace
+
+    from eksprivate.config import build_settings
+    from eksprivate.errors import UsageError
+    from eksprivate.steps.endpoints import check_perimeter
+
+    def ctx(**values: Any) -> Any:
+        return SimpleNamespace(settings=build_settings(values), region="xx-nowhere-1")
+
+    with pytest.raises(UsageError) as refused:
+        check_perimeter(ctx())
+    assert refused.value.exit_code == 2 and "\n" not in str(refused.value)
+    assert "xx-nowhere-1 is not in eksprivate's table of EKS add-on image registries" in str(refused.value)
+    check_perimeter(ctx(endpoint_policies="open"))
+    own = tmp_path / "ecr.json"
+    own.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage", "Resource": "*"}]}))
+    check_perimeter(ctx(endpoint_policy_files={"ecr.api": str(own), "ecr.dkr": str(own)}))
