@@ -8,7 +8,7 @@ allows everything to everyone. The perimeter (`endpoint_policies = "perimeter"`,
   (`aws:PrincipalAccount`, `aws:PrincipalOrgID`);
 - on the S3 gateway, only the buckets of those accounts / that organisation (`aws:ResourceAccount`,
   `aws:ResourceOrgID`), plus object reads from the AWS-owned buckets the nodes need: ECR's image layers
-  (`prod-<region>-starport-layer-bucket`) and, for the Amazon Linux node families, their package repositories.
+  (`prod-<region>-starport-layer-bucket`) and the Amazon Linux package repositories.
   Those reads are made with ECR's pre-signed URLs or anonymously, not by a principal of this account, so they
   cannot be tied to the identity perimeter;
 - on ECR (api and dkr), the registries of the trusted accounts (pull-through cache repositories are this
@@ -70,15 +70,13 @@ def layer_bucket(region: str) -> str:
     return f"prod-{region}-starport-layer-bucket"
 
 
-def linux_repo_buckets(region: str, families: frozenset[str]) -> list[str]:
-    """The AWS-owned buckets dnf/yum read the Amazon Linux package repositories from, for the node families
-    that use them (Bottlerocket and Windows nodes do not)."""
-    buckets = []
-    if "AL2023" in families:
-        buckets.append(f"al2023-repos-{region}-de612dc2")
-    if "AL2" in families:
-        buckets += [f"amazonlinux.{region}.amazonaws.com", f"amazonlinux-2-repos-{region}"]
-    return buckets
+def linux_repo_buckets(region: str) -> list[str]:
+    """The AWS-owned buckets dnf/yum read the Amazon Linux package repositories from: AL2023's, then AL2's.
+
+    Both, whatever the node groups' AMI types: an `ami_type` cannot change in place (the old node group keeps
+    running until it is pruned), so a policy following the config's AMI type would cut running nodes off their
+    packages. They hold AWS's public packages; Bottlerocket and Windows nodes never read them."""
+    return [f"al2023-repos-{region}-de612dc2", f"amazonlinux.{region}.amazonaws.com", f"amazonlinux-2-repos-{region}"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,6 @@ class Perimeter:
     account: str
     trusted_accounts: tuple[str, ...] = ()
     trusted_org_id: str | None = None
-    node_families: frozenset[str] = frozenset({"AL2023"})
 
     @property
     def accounts(self) -> list[str]:
@@ -141,10 +138,9 @@ class Perimeter:
         # Pre-signed by ECR for the node: the request's principal is ECR's, not this account's.
         body.append({"Sid": "EcrImageLayers", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                      "Resource": f"arn:{p}:s3:::{layer_bucket(self.region)}/*"})
-        repos = linux_repo_buckets(self.region, self.node_families)
-        if repos:  # read anonymously by dnf/yum on the node
-            body.append({"Sid": "AmazonLinuxRepositories", "Effect": "Allow", "Principal": "*",
-                         "Action": "s3:GetObject", "Resource": [f"arn:{p}:s3:::{b}/*" for b in repos]})
+        # Read anonymously by dnf/yum on the node.
+        body.append({"Sid": "AmazonLinuxRepositories", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                     "Resource": [f"arn:{p}:s3:::{b}/*" for b in linux_repo_buckets(self.region)]})
         return body
 
     def _ecr(self) -> list[dict[str, Any]]:
@@ -307,8 +303,7 @@ def _values(value: Any) -> list[str]:
 def _aws_owned(resource: str, partition: Partition, region: str) -> bool:
     """The AWS-owned resources a perimeter opens to any principal on purpose (`Perimeter` for why)."""
     p = partition.name
-    owned = [f"arn:{p}:s3:::{b}/*" for b in (layer_bucket(region), *linux_repo_buckets(region,
-                                                                                       frozenset({"AL2", "AL2023"})))]
+    owned = [f"arn:{p}:s3:::{b}/*" for b in (layer_bucket(region), *linux_repo_buckets(region))]
     registry = eks_image_registry(region)
     if registry is not None:
         owned.append(f"arn:{p}:ecr:{region}:{registry}:repository/*")

@@ -104,7 +104,7 @@ def test_explicit_deny_wins_and_wildcards_match_as_in_iam() -> None:
 
 
 @pytest.mark.parametrize("kw", [{}, {"trusted_accounts": (CENTRAL,)}, {"trusted_org_id": ORG},
-                                {"node_families": frozenset({"AL2", "AL2023", "BOTTLEROCKET"})}])
+                                {"trusted_accounts": (CENTRAL,), "trusted_org_id": ORG}])
 def test_the_perimeter_lets_nodes_and_pods_work_and_keeps_intruders_out(kw: dict[str, Any]) -> None:
     drawn = perimeter(**kw)
     for service in SERVICES:
@@ -120,7 +120,7 @@ def test_the_perimeter_lets_nodes_and_pods_work_and_keeps_intruders_out(kw: dict
 
 
 def test_s3_gateway_own_buckets_layers_and_packages_only() -> None:
-    drawn = perimeter(node_families=frozenset({"AL2023"}))
+    drawn = perimeter()
     s3 = drawn.policy("s3")
     node = ACCOUNT
     assert allows(s3, signed("s3:PutObject", "arn:aws:s3:::our-bucket/k", node, ACCOUNT))
@@ -131,11 +131,12 @@ def test_s3_gateway_own_buckets_layers_and_packages_only() -> None:
     ecr_signed = signed("s3:GetObject", layers, "000000000001")  # ECR's pre-signed URL: not our principal
     assert allows(s3, ecr_signed)
     assert not allows(s3, signed("s3:PutObject", layers, node))  # a read, not a write
-    assert allows(s3, Request("s3:GetObject", f"arn:aws:s3:::al2023-repos-{REGION}-de612dc2/core/x"))  # anonymous
-    assert not allows(s3, Request("s3:GetObject", f"arn:aws:s3:::amazonlinux-2-repos-{REGION}/x"))  # no AL2 nodes
-    assert allows(perimeter(node_families=frozenset({"AL2"})).policy("s3"),
-                  Request("s3:GetObject", f"arn:aws:s3:::amazonlinux-2-repos-{REGION}/x"))
-    assert "al2023-repos" not in json.dumps(perimeter(node_families=frozenset({"BOTTLEROCKET"})).policy("s3"))
+    # dnf/yum read the Amazon Linux repositories anonymously; reads only.
+    for repo in (f"al2023-repos-{REGION}-de612dc2", f"amazonlinux-2-repos-{REGION}",
+                 f"amazonlinux.{REGION}.amazonaws.com"):
+        assert allows(s3, Request("s3:GetObject", f"arn:aws:s3:::{repo}/core/repodata.xml")), repo
+        assert not allows(s3, Request("s3:PutObject", f"arn:aws:s3:::{repo}/core/repodata.xml")), repo
+    assert not allows(s3, Request("s3:GetObject", f"arn:aws:s3:::al2023-repos-{REGION}-other/x"))
 
     # The naive perimeter (every statement tied to this account's principals) stops every image pull.
     naive = {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*",
@@ -224,7 +225,7 @@ def test_trusted_organisation_widens_principals_and_resources() -> None:
 @pytest.mark.parametrize(("name", "region"), [("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1")])
 def test_arns_are_the_partitions(name: str, region: str) -> None:
     partition = partitions.Partition(name, "x")
-    drawn = Perimeter(partition=partition, region=region, account=ACCOUNT, node_families=frozenset({"AL2023"}))
+    drawn = Perimeter(partition=partition, region=region, account=ACCOUNT)
     for service in SERVICES:
         text = json.dumps(drawn.policy(service))
         assert "arn:aws:" not in text, service
@@ -258,8 +259,7 @@ def test_policies_compare_as_documents_and_diff_by_line() -> None:
 
 def test_every_perimeter_policy_passes_the_linter() -> None:
     """parliament on each policy; RESOURCE_STAR is the perimeter's design (conditions, not ARNs, decide)."""
-    for drawn in (perimeter(), perimeter(trusted_accounts=(CENTRAL,), trusted_org_id=ORG,
-                                         node_families=frozenset({"AL2", "AL2023"}))):
+    for drawn in (perimeter(), perimeter(trusted_accounts=(CENTRAL,), trusted_org_id=ORG)):
         for service in SERVICES:
             linted = parliament.analyze_policy_string(json.dumps(drawn.policy(service)))
             assert [f"{f.issue} {f.detail}" for f in linted.findings if f.issue != "RESOURCE_STAR"] == [], service

@@ -7,7 +7,6 @@ from functools import partial
 from typing import Any
 
 from eksprivate import endpoint_services, perimeter
-from eksprivate.config import ami_family
 from eksprivate.endpoint_services import EndpointService, short_name
 from eksprivate.errors import NotFound, UsageError
 from eksprivate.steps.base import Change, Context, Found, Step, raise_unsuccessful
@@ -26,11 +25,10 @@ def services(ctx: Context, wanted: dict[str, str]) -> dict[str, EndpointService]
 
 
 def perimeter_of(ctx: Context) -> perimeter.Perimeter:
-    """The perimeter this configuration draws: this account, the trusted ones, the node groups' AMI families."""
+    """The perimeter this configuration draws: this account and the trusted ones."""
     s = ctx.settings
     return perimeter.Perimeter(partition=ctx.partition, region=ctx.region, account=ctx.account,
-                               trusted_accounts=s.trusted_accounts, trusted_org_id=s.trusted_org_id,
-                               node_families=frozenset(ami_family(g.ami_type) for g in s.nodegroups))
+                               trusted_accounts=s.trusted_accounts, trusted_org_id=s.trusted_org_id)
 
 
 def wanted_policy(ctx: Context, svc: str) -> tuple[str | None, str]:

@@ -467,7 +467,6 @@ def world_ingress(inv: Inventory) -> Iterator[Check]:
 def endpoint_policies(inv: Inventory) -> Iterator[Check]:
     """Each endpoint of the VPC (interface and gateway), judged by what its policy allows an intruder
     (eksprivate/perimeter.py `openings`) and whether it still lets the nodes work (`blocked_needs`)."""
-    from eksprivate.config import ami_family
     from eksprivate.endpoint_services import short_name
     from eksprivate.partitions import of_arn
     from eksprivate.perimeter import ECR_SERVICES, Perimeter, blocked_needs, openings
@@ -477,8 +476,7 @@ def endpoint_policies(inv: Inventory) -> Iterator[Check]:
     if not arn.startswith("arn:"):
         return  # no ARN to take the account from (a stand-in): nothing to judge against
     partition, account = of_arn(arn), arn.split(":")[4]
-    families = frozenset(ami_family(str(ng.get("amiType") or "")) for ng in inv.nodegroups) or frozenset({"AL2023"})
-    drawn = Perimeter(partition=partition, region=inv.region, account=account, node_families=families)
+    drawn = Perimeter(partition=partition, region=inv.region, account=account)
     for ep in sorted(inv.endpoints, key=lambda e: str(e.get("VpcEndpointId"))):
         # Every endpoint of the VPC, not only the audited services': each one is a way out of the network.
         svc = short_name(str(ep.get("ServiceName", "")), inv.region)
