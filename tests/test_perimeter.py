@@ -275,17 +275,18 @@ def test_a_users_policy_document_is_checked_as_aws_would() -> None:
     assert check_document(json.dumps(FULL_ACCESS), "f") == FULL_ACCESS
 
 
-def test_a_region_without_a_known_addon_registry_is_refused_before_anything_is_made(tmp_path: Any) -> None:
-    """A perimeter there would keep the nodes from the VPC CNI image: refused (exit 2, one line) unless the ECR
-    endpoints get the user's own policies, or the policies are "open"."""
+def test_what_a_perimeter_cannot_be_is_refused_before_anything_is_made(tmp_path: Any) -> None:
+    """A region without a known add-on registry: a perimeter there would keep the nodes from the VPC CNI image,
+    refused (exit 2, one line) unless the ECR endpoints get the user's own policies, or the policies are "open".
+    Trusted accounts past AWS's 20,480 characters per endpoint policy: refused, naming the way out."""
     from types import SimpleNamespace
 
     from eksprivate.config import build_settings
     from eksprivate.errors import UsageError
     from eksprivate.steps.endpoints import check_perimeter
 
-    def ctx(**values: Any) -> Any:
-        return SimpleNamespace(settings=build_settings(values), region="xx-nowhere-1")
+    def ctx(region: str = "xx-nowhere-1", **values: Any) -> Any:
+        return SimpleNamespace(settings=build_settings(values), region=region, partition=AWS, account=ACCOUNT)
 
     with pytest.raises(UsageError) as refused:
         check_perimeter(ctx())
@@ -296,3 +297,7 @@ def test_a_region_without_a_known_addon_registry_is_refused_before_anything_is_m
     own.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage", "Resource": "*"}]}))
     check_perimeter(ctx(endpoint_policy_files={"ecr.api": str(own), "ecr.dkr": str(own)}))
+
+    check_perimeter(ctx(REGION, trusted_accounts=[f"{n:012d}" for n in range(1, 50)]))
+    with pytest.raises(UsageError, match="trusted_org_id"):
+        check_perimeter(ctx(REGION, trusted_accounts=[f"{n:012d}" for n in range(1, 400)]))

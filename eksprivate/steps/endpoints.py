@@ -38,14 +38,22 @@ def wanted_policy(ctx: Context, svc: str) -> tuple[str | None, str]:
         return files[svc], "your file"
     if ctx.settings.endpoint_policies == "open":
         return None, "open: AWS's full-access default"
-    return json.dumps(perimeter_of(ctx).policy(svc), indent=2), "perimeter"
+    return json.dumps(perimeter_of(ctx).policy(svc)), "perimeter"
 
 
 def check_perimeter(ctx: Context) -> None:
     """Before anything is made: a perimeter needs the region's EKS add-on image registry (AWS's table), or the
     nodes could not pull the VPC CNI and would never become Ready."""
     s = ctx.settings
-    if s.endpoint_policies != "perimeter" or perimeter.eks_image_registry(ctx.region) is not None:
+    if s.endpoint_policies != "perimeter":
+        return
+    for svc in ("s3", *s.interface_endpoints):  # the ECR and S3 policies name every trusted account most often
+        size = len(json.dumps(perimeter_of(ctx).policy(svc)))
+        if size > perimeter.MAX_POLICY_CHARS:
+            raise UsageError(f"trusted_accounts: the {svc} endpoint's perimeter policy would be {size} characters; AWS "
+                             f"takes {perimeter.MAX_POLICY_CHARS}", "trust the organisation (trusted_org_id) instead "
+                             "of listing its accounts")
+    if perimeter.eks_image_registry(ctx.region) is not None:
         return
     if all(svc in dict(s.endpoint_policy_files) for svc in perimeter.ECR_SERVICES):
         return
