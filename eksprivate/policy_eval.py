@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -143,8 +143,9 @@ def _condition_holds(raw_operator: str, key: str, policy_values: list[str], requ
     qualifier, _, operator = raw_operator.rpartition(":")
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
-    present = key in request.context or key.lower() in {k.lower() for k in request.context}
+    # Condition keys are case-insensitive (IAM User Guide, "IAM JSON policy elements: Condition").
     raw = next((v for k, v in request.context.items() if k.lower() == key.lower()), None)
+    present = raw is not None
     values = [] if raw is None else [raw] if isinstance(raw, str) else list(raw)
     if operator == "Null":
         if if_exists or qualifier:
@@ -233,6 +234,3 @@ def decide(policy: Mapping[str, Any] | str, request: Request) -> Decision:
 def allows(policy: Mapping[str, Any] | str, request: Request) -> bool:
     return decide(policy, request) == "Allow"
 
-
-def allows_all(policy: Mapping[str, Any] | str, requests: Iterable[Request]) -> bool:
-    return all(allows(policy, r) for r in requests)
