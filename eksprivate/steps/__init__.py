@@ -9,15 +9,16 @@ from eksprivate.steps.cluster import Cluster, ClusterAdmins
 from eksprivate.steps.ecr import EcrRepository, other_repositories
 from eksprivate.steps.endpoints import Endpoints
 from eksprivate.steps.foreign_check import with_teardown_steps
-from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, flow_log_group_name
+from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, flow_log_group_name, role_classes
 from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
 from eksprivate.steps.nodegroups import NodeGroup, other_nodegroup_names, planned_nodegroups
+from eksprivate.steps.policies import WrittenPolicy
 from eksprivate.steps.pull_through import PullThroughCache
 from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup, other_launch_template_specs
 from eksprivate.steps.upgrade import Upgrade
 from eksprivate.steps.used_network import use_network
 
-__all__ = ["Change", "Context", "Found", "Step", "build_graph"]
+__all__ = ["Change", "Context", "Found", "Step", "build_graph", "written_policies"]
 
 
 def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False) -> list[Step]:
@@ -90,3 +91,15 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     # Teardown only (down, status, plan --destroy): what Kubernetes made, and a first look for resources that
     # are not the cluster's (`down` stops before deleting anything when there are any).
     return with_teardown_steps(graph) if everything else graph
+
+
+def written_policies(ctx: Context) -> list[WrittenPolicy]:
+    """Every policy document eksprivate may write to IAM in this account/partition, each from the step that writes
+    it: every role's trust policy and identity (inline) policy, whether or not the configuration uses that role
+    (every Role subclass counts, so a role added later is here too), and the node role's pull-through-cache
+    policy. tests/steps/test_iam_policies.py lints each of them, and tests/test_iam_propagation.py checks that
+    `up` writes no policy that is not here."""
+    out: list[WrittenPolicy] = []
+    for cls in role_classes():
+        out += cls().written(ctx)
+    return out + PullThroughCache().written(ctx)
