@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eksprivate.errors import EksPrivateError, Interrupted
-from eksprivate.steps import Context, Found, Step
+from eksprivate.steps import Context, Discovery, Found, Step
+from eksprivate.steps.discovery import expand_discoveries
 
 
 class Reporter(Protocol):
@@ -49,7 +50,7 @@ class Outcome:
 class PlanItem:
     key: str
     title: str
-    action: str  # create | update | delete | keep | none | absent
+    action: str  # create | update | delete | keep | none | absent | unknown (plan could not read it)
     resources: str = ""
     details: list[str] = field(default_factory=list)
     status: str = ""
@@ -73,31 +74,64 @@ class Engine:
         self.ctx = ctx
         self.steps = steps
         self.reporter = reporter
-        keys = {s.key for s in steps}
-        # Needs on steps the configuration left out (e.g. no KMS step with a user key) are satisfied.
-        self.needs = {s.key: tuple(n for n in s.needs if n in keys) for s in steps}
+        self._set_needs()
+        self._discovered = False
+        self._unread: dict[str, PlanItem] = {}  # plan: discoveries whose read failed
         ctx.say = reporter.note
         ctx.aws.on_status(self._saw_status)
 
+    def _set_needs(self) -> None:
+        keys = {s.key for s in self.steps}
+        # Needs on steps the configuration left out (e.g. no KMS step with a user key) are satisfied.
+        self.needs = {s.key: tuple(n for n in s.needs if n in keys) for s in self.steps}
+
+    def _discover(self, *, tolerant: bool = False) -> None:
+        """Read the graph's discoveries (steps/discovery.py: what eksprivate made that the config and the state do
+        not name) and walk the steps they found in their place, before anything else. A failed read stops the
+        verb before any step runs; for `plan` (`tolerant`) it is an "unknown" item instead, having found nothing."""
+        if self._discovered:
+            return
+        self._discovered = True
+        found: dict[str, Found | None] = {}
+        for step in self.steps:
+            if isinstance(step, Discovery):
+                try:
+                    found[step.key] = step.find(self.ctx)
+                except EksPrivateError as exc:
+                    if not tolerant:
+                        raise
+                    self._unread[step.key] = _unread(step, exc)
+        self.steps = expand_discoveries(self.ctx, self.steps, found)
+        self._set_needs()
+
     # -- the verbs -------------------------------------------------------------------------------
     def up(self) -> list[Outcome]:
+        self._discover()
         return self._run(self.needs, self._up_one, "up")
 
     def down(self) -> list[Outcome]:
+        self._discover()
         return self._run(self._reverse_needs(), self._down_one, "down")
 
     def plan(self, destroy: bool = False) -> list[PlanItem]:
-        items: dict[str, PlanItem] = {}
+        """One item per step, in graph order. A step whose reads fail (no permission, an unreachable endpoint) is
+        an "unknown" item saying why, and the plan goes on: every step `up` would take is still listed."""
+        self._discover(tolerant=True)
+        items: dict[str, PlanItem] = dict(self._unread)
 
         def one(step: Step) -> Outcome:
-            found = step.find(self.ctx)
-            items[step.key] = self._plan_item(step, found, destroy)
+            if step.key not in items:
+                try:
+                    items[step.key] = self._plan_item(step, step.find(self.ctx), destroy)
+                except EksPrivateError as exc:
+                    items[step.key] = _unread(step, exc)
             return Outcome(step.key, step.title, "ready")
 
         outcomes = self._run(self.needs, one, "plan", quiet=True)
         return [items.get(o.key) or PlanItem(o.key, o.title, "unknown", details=[o.detail]) for o in outcomes]
 
     def status(self) -> list[PlanItem]:
+        self._discover()
         items: dict[str, PlanItem] = {}
 
         def one(step: Step) -> Outcome:
@@ -246,6 +280,11 @@ class Engine:
         if kind == "cluster" and name != self.ctx.name:
             return
         self.reporter.note(key, f"{name} {status}" if kind == "endpoint" else status)
+
+
+def _unread(step: Step, exc: EksPrivateError) -> PlanItem:
+    """`plan`'s item for a step it could not read."""
+    return PlanItem(step.key, step.title, "unknown", details=[f"could not read: {exc.message}"])
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
