@@ -39,7 +39,7 @@ from eksprivate.sandbox.core.versions import (
 if TYPE_CHECKING:
     from eksprivate.sandbox.core.patching import Patcher
 
-# set_calendar and reset act on the core's calendar; named here for the tests that pin its date.
+# set_calendar and reset act on the core's calendar (core.versions); named here for the tests that pin its date.
 __all__ = ["describe", "install", "reset", "set_calendar"]
 
 
