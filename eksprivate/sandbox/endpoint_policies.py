@@ -25,7 +25,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 MAX_CHARS = 20480
 _FULL_ACCESS = [{"Action": "*", "Effect": "Allow", "Principal": "*", "Resource": "*"}]
@@ -60,7 +60,7 @@ def install(patcher: Patcher) -> None:
     from moto.ec2.models import EC2Backend
     from moto.ec2.responses.vpcs import VPCs
 
-    create_vpc_endpoint = EC2Backend.create_vpc_endpoint  # whatever is current (lifecycle's, ...): wrapped
+    create_vpc_endpoint = EC2Backend.create_vpc_endpoint  # whatever is current (endpoint_dns', ...): wrapped
     modify_vpc_endpoint = EC2Backend.modify_vpc_endpoint
     modify_response = VPCs.modify_vpc_endpoint
 
