@@ -345,9 +345,10 @@ def summary(policy: dict[str, Any]) -> list[str]:
     for statement in policy.get("Statement", []):
         actions = ", ".join(_values(statement.get("Action"))) or "?"
         resources = ", ".join(_values(statement.get("Resource"))) or "?"
-        conditions = "; ".join(f"{key} {op} {','.join(_values(value)) or value}"
-                               for op, keys in (statement.get("Condition") or {}).items()
-                               for key, value in keys.items())
+        words = {"StringEquals": "in", "StringLike": "like", "ArnLike": "like", "ArnEquals": "in"}
+        conditions = " and ".join(f"{key} {words.get(op, op)} {','.join(_values(value)) or value}"
+                                  for op, keys in (statement.get("Condition") or {}).items()
+                                  for key, value in keys.items())
         out.append(f"{statement.get('Sid', statement.get('Effect', ''))}: {actions} on {resources}"
                    + (f" if {conditions}" if conditions else " for anyone"))
     return out
