@@ -30,6 +30,7 @@ from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
 from eksprivate.state import Ledger, StateStore, close_folder, default_path
 from eksprivate.state_s3 import S3Store, is_s3_url, parse_url
 from eksprivate.steps.base import Context
+from eksprivate.steps.given_roles import check_given_roles
 from eksprivate.steps.used_network import check_vpc
 from eksprivate.zones import EKS_REFUSES, SkippedZone, eks_refuses, why_unusable
 
@@ -184,6 +185,8 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
     if need_azs:  # what `up` will create must be what AWS accepts (down/status need none of it)
         checked = (*check_node_names(ctx), *check_instance_types(ctx), *check_kubernetes_version(ctx))
         ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + checked)
+        given = check_given_roles(ctx)  # an IAM team's roles: exist, trust their service, carry EKS's policies
+        ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + tuple(given))
         if settings.pull_through_cache:  # a wrong credential ARN is refused before anything is made
             from eksprivate.steps.pull_through import check_credentials
 

@@ -36,6 +36,14 @@ def _node_role_name(ctx: Context) -> str:
     return str(ctx.ledger.ids("node-role").get("role_name") or ctx.iam_name("node"))
 
 
+def _writes_policy(ctx: Context) -> bool:
+    """Whether the first-pull policy is eksprivate's to write: not on a node role an IAM team gave
+    (`node_role_arn`), which eksprivate never changes; the config warns that it needs those permissions."""
+    from eksprivate.steps.given_roles import given_arn
+
+    return given_arn(ctx, "node-role") is None
+
+
 def repository_arn(ctx: Context, prefix: str) -> str:
     return ctx.partition.arn("ecr", ctx.region, ctx.account, f"repository/{prefix}/*")
 
@@ -78,6 +86,8 @@ class PullThroughCache(Step):
     # -- reading -----------------------------------------------------------------------------------------
     def _policy_prefixes(self, ctx: Context) -> tuple[list[str] | None, dict[str, Any] | None]:
         """The prefixes our inline policy names (None: no policy), and the policy itself."""
+        if not _writes_policy(ctx):
+            return None, None
         try:
             live = ctx.aws.iam.get_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
         except NotFound:
@@ -110,7 +120,8 @@ class PullThroughCache(Step):
         if not ours and not external and document is None:
             return None  # nothing of ours exists (a configured prefix is free or another owner's: see external)
         cache = self._cache_repositories(ctx, ours)
-        policy_state = ("ok" if document == self._policy(ctx, sorted(ours), external)
+        policy_state = ("given" if not _writes_policy(ctx)
+                        else "ok" if document == self._policy(ctx, sorted(ours), external)
                         else "missing" if document is None else "outdated")
         return {
             "rule_prefixes": sorted(ours), "external": external,
@@ -149,7 +160,7 @@ class PullThroughCache(Step):
         """In the order `up` applies them: the policy first (a rule that exists before it could be cached by
         no node, and it is how a crashed run's rules are found again), then the rules, then what is pruned."""
         out = []
-        if found.get("policy") != "ok":
+        if found.get("policy") not in ("ok", "given"):
             out.append(Change("put the node role's first-pull policy (ecr:BatchImportUpstreamImage, "
                               "ecr:CreateRepository)", partial(self._put_policy, ctx, found)))
         rules = found.get("rules", {})
@@ -179,7 +190,7 @@ class PullThroughCache(Step):
 
     def create(self, ctx: Context) -> Found:
         found = self.find(ctx) or {"rule_prefixes": [], "external": [], "rules": {}, "cache_repositories": [],
-                                   "policy": "missing", "status": "exists"}
+                                   "policy": "missing" if _writes_policy(ctx) else "given", "status": "exists"}
         self.update(ctx, found)
         found["incomplete"] = False
         return found
@@ -205,8 +216,9 @@ class PullThroughCache(Step):
             ctx.ledger.record(KEY, rule_prefixes=sorted(ours))
             found.setdefault("external", []).append(prefix)
             # The policy put first named it as ours: say it is another owner's, so `down` never deletes it.
-            ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
-                                        PolicyDocument=json.dumps(self._policy(ctx, ours, found["external"])))
+            if _writes_policy(ctx):
+                ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
+                                            PolicyDocument=json.dumps(self._policy(ctx, ours, found["external"])))
             return f"rule {prefix}/ appeared meanwhile: used as it is"
         ours.append(prefix)
         found["rule_prefixes"] = sorted(ours)
@@ -226,7 +238,7 @@ class PullThroughCache(Step):
         self._delete_rule(ctx, prefix, found)
         found["rule_prefixes"] = [p for p in found["rule_prefixes"] if p != prefix]
         ctx.ledger.record(KEY, rule_prefixes=sorted(found["rule_prefixes"]))
-        if last:  # the policy once, after the last rule went: what remains, or nothing
+        if last and _writes_policy(ctx):  # the policy once, after the last rule went: what remains, or nothing
             external = found.get("external", [])
             remaining = pull_through_policy(ctx, [p for p in self._wanted(ctx) if p not in external], external)
             if remaining is None:
@@ -260,6 +272,8 @@ class PullThroughCache(Step):
         self._delete_policy(ctx)
 
     def _delete_policy(self, ctx: Context) -> None:
+        if not _writes_policy(ctx):
+            return
         with contextlib.suppress(NotFound):
             ctx.aws.iam.delete_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
 

@@ -1,0 +1,227 @@
+"""Roles given instead of made: an IAM team's roles for the cluster, the nodes, flow logs and the EBS CSI driver.
+
+Where only an IAM team may create roles, the config names them (`cluster_role_arn`, `node_role_arn`,
+`flow_logs_role_arn`, `ebs_csi_role_arn`). `GivenRole` then takes the place of the step that would make the
+role (same key: the cluster, node group, flow log and add-on steps read the same `role_arn` from the state),
+records `given: true` beside the ids, and never changes or deletes the role: `down` leaves it, also with a
+lost state (it is found by its ARN from the config, never by tag; the made roles' steps look for their own
+names only). Which step stands in the graph is decided once, in `use_given_roles`: the state's record first
+(a role it recorded as given stays given for `down`), else the config.
+
+`check_given_roles` runs before anything is created (target.open_context, for `up` and `plan`): each given
+role exists in this account, trusts the service that uses it, and carries the AWS managed policies EKS
+needs. What each role needs, and where AWS says so, is in `NEEDS` (sources: docs/aws-fidelity.md, "Roles
+given instead of made").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eksprivate.errors import NotFound, UsageError
+from eksprivate.steps.addons import EBS_CSI, EbsCsiRole
+from eksprivate.steps.base import Context, Found, Step
+from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, Role, policy_document
+from eksprivate.steps.used_network import Used
+
+
+@dataclass(frozen=True)
+class RoleNeeds:
+    """What a given role must be for the service that uses it."""
+
+    setting: str  # the config key naming it
+    made: type[Role]  # the step that makes the role when none is given: key, title, trusted service, trust actions
+    # AWS managed policies the role must carry; each entry is satisfied by any one of its names.
+    policies: tuple[tuple[str, ...], ...]
+    # Managed policies without which a feature of this config does not work (a warning, not a refusal).
+    optional: tuple[tuple[str, str], ...] = ()  # (policy, what needs it)
+
+    @property
+    def key(self) -> str:
+        return self.made.key
+
+    def used(self, ctx: Context) -> bool:
+        """Whether this configuration uses the role (a given flow logs role with flow logs off is not)."""
+        if self.made is FlowLogsRole:
+            return ctx.settings.flow_logs
+        if self.made is EbsCsiRole:
+            return any(a.name == EBS_CSI for a in ctx.settings.addons)
+        return True
+
+
+NEEDS: tuple[RoleNeeds, ...] = (
+    # EKS User Guide, cluster-iam-role: trusts eks.amazonaws.com; AmazonEKSClusterPolicy.
+    RoleNeeds("cluster_role_arn", ClusterRole, (("AmazonEKSClusterPolicy",),)),
+    # EKS User Guide, create-node-role: AmazonEKSWorkerNodePolicy; image pulls from ECR through
+    # AmazonEC2ContainerRegistryPullOnly (or the older ReadOnly, which includes it); AmazonEKS_CNI_Policy on the
+    # node role unless the VPC CNI has a role of its own, which eksprivate does not give it.
+    RoleNeeds("node_role_arn", NodeRole,
+              (("AmazonEKSWorkerNodePolicy",),
+               ("AmazonEC2ContainerRegistryPullOnly", "AmazonEC2ContainerRegistryReadOnly"),
+               ("AmazonEKS_CNI_Policy",)),
+              optional=(("AmazonSSMManagedInstanceCore", "the ssm endpoint (eksprivate tunnel)"),)),
+    # VPC User Guide, flow-logs-iam-role: trusts vpc-flow-logs.amazonaws.com; its delivery permissions are a
+    # policy of the account's own (AWS names no managed one): not checked here, CreateFlowLogs says so.
+    RoleNeeds("flow_logs_role_arn", FlowLogsRole, ()),
+    # EKS User Guide, pod-id-role and ebs-csi: trusts pods.eks.amazonaws.com with sts:AssumeRole and
+    # sts:TagSession; AmazonEBSCSIDriverPolicy (under service-role/).
+    RoleNeeds("ebs_csi_role_arn", EbsCsiRole, (("service-role/AmazonEBSCSIDriverPolicy",),)),
+)
+NEEDS_BY_KEY = {n.key: n for n in NEEDS}
+
+
+def role_name_of(arn: str) -> str:
+    """The role's name: the ARN's last segment (a path may come before it); GetRole takes the name alone."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def read_role(ctx: Context, arn: str) -> dict[str, Any] | None:
+    """GetRole for a given role, once per run (the check before the run and the step's `find` share it); None
+    when no role has that ARN (none of that name, or one of that name at another path)."""
+    def read() -> dict[str, Any] | None:
+        try:
+            role: dict[str, Any] = ctx.aws.iam.get_role(RoleName=role_name_of(arn))["Role"]
+        except NotFound:
+            return None
+        return role
+
+    role: dict[str, Any] | None = ctx.once(f"given-role/{arn}", read)
+    return role if role is not None and role.get("Arn") == arn else None
+
+
+def trusts(document: dict[str, Any] | None, principals: set[str], actions: tuple[str, ...]) -> bool:
+    """Whether a trust policy allows one of `principals` (a service) every one of `actions`. Conditions are
+    the IAM team's to set (confused-deputy keys, Pod Identity session tags) and are not judged here."""
+    statements = (document or {}).get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        services = principal.get("Service", []) if isinstance(principal, dict) else []
+        services = {services} if isinstance(services, str) else set(services)
+        allowed = statement.get("Action", [])
+        allowed = {allowed} if isinstance(allowed, str) else set(allowed)
+        if services & principals and all({action, "sts:*", "*"} & allowed for action in actions):
+            return True
+    return False
+
+
+def _principals(ctx: Context, service: str) -> set[str]:
+    """The service's principal in this partition; in China also the ".amazonaws.com" spelling, which IAM there
+    accepts for some services (partitions.PRINCIPAL_EXCEPTIONS has the ones that differ)."""
+    return {ctx.partition.principal(service), f"{service}.amazonaws.com"}
+
+
+def given_arn(ctx: Context, key: str) -> str | None:
+    """The given role for step `key`: the one the state recorded as given (a role it recorded as made stays
+    made, so `down` deletes it), else the config's."""
+    needs = NEEDS_BY_KEY.get(key)
+    if needs is None:
+        return None
+    recorded = ctx.ledger.ids(key)
+    if recorded.get("role_arn"):
+        return str(recorded["role_arn"]) if recorded.get("given") else None
+    value: str | None = getattr(ctx.settings, needs.setting)
+    return value
+
+
+def check_given_roles(ctx: Context) -> list[str]:
+    """Before anything is created: each given role the config uses exists in this account, trusts its service
+    and carries the managed policies EKS needs; a role the state records for this cluster is not swapped for
+    another (a cluster's, node group's or flow log's role cannot change). UsageError naming the key, else
+    warnings (a managed policy only one feature needs)."""
+    warnings: list[str] = []
+    for needs in NEEDS:
+        arn: str | None = getattr(ctx.settings, needs.setting)
+        _check_unchanged(ctx, needs, arn)
+        if arn is None or not needs.used(ctx):
+            continue
+        setting, made = needs.setting, needs.made
+        partition, account = arn.split(":")[1], arn.split(":")[4]
+        if partition != ctx.partition.name:
+            raise UsageError(f"{setting}: {arn} is in partition {partition}; this account is in {ctx.partition.name}")
+        if account != ctx.account:
+            raise UsageError(f"{setting}: role {arn} is in account {account}, not in this account ({ctx.account})",
+                             "EKS and EC2 take roles of the cluster's own account only")
+        role = read_role(ctx, arn)
+        if role is None:
+            raise UsageError(f"{setting}: role {arn} does not exist",
+                             "check the ARN (path included) with your IAM team; eksprivate never makes a given role")
+        principals = _principals(ctx, made.service)
+        if not trusts(policy_document(role.get("AssumeRolePolicyDocument")), principals, made.trust_actions):
+            raise UsageError(f"{setting}: role {arn} does not trust {ctx.partition.principal(made.service)} "
+                             f"({', '.join(made.trust_actions)})",
+                             "its trust policy must allow that service principal to assume it; eksprivate never "
+                             "changes a given role")
+        attached = {str(p["PolicyArn"]) for p in ctx.aws.iam.paginate(
+            "list_attached_role_policies", "AttachedPolicies", RoleName=role_name_of(arn))} if (
+            needs.policies or needs.optional) else set()
+        missing = [" or ".join(names) for names in needs.policies
+                   if not any(ctx.partition.managed_policy(n) in attached for n in names)]
+        if missing:
+            raise UsageError(f"{setting}: role {arn} lacks the AWS managed polic{'y' if len(missing) == 1 else 'ies'} "
+                             f"{', '.join(missing)}, which EKS needs",
+                             "have it attached by your IAM team; eksprivate never changes a given role")
+        for policy, feature in needs.optional:
+            if feature.startswith("the ssm endpoint") and "ssm" not in ctx.settings.endpoints:
+                continue
+            if ctx.partition.managed_policy(policy) not in attached:
+                warnings.append(f"{setting}: role {arn} lacks {policy}, which {feature} needs")
+    return warnings
+
+
+def _check_unchanged(ctx: Context, needs: RoleNeeds, arn: str | None) -> None:
+    """A role the state records for this cluster stays: given → another ARN, given → made and made → given
+    would each hand the cluster (or its node groups, flow log, add-on) a role AWS does not let change."""
+    recorded = ctx.ledger.ids(needs.key)
+    was = recorded.get("role_arn")
+    if not was or was == arn:
+        return
+    setting = needs.setting
+    if recorded.get("given"):
+        say = f"set {setting} = \"{was}\" again" if arn is None else f"set {setting} back to \"{was}\""
+        raise UsageError(f"{setting}: this cluster uses the given role {was} (state {ctx.ledger.path}), not "
+                         f"{arn or 'a role eksprivate makes'}", f"{say}, or `eksprivate down` first")
+    raise UsageError(f"{setting}: this cluster uses the role eksprivate made, {was} (state {ctx.ledger.path})",
+                     f"remove {setting} from the config, or `eksprivate down` first")
+
+
+class GivenRole(Used):
+    """A role an IAM team made, in the place of the step that would make it: read, recorded, never changed."""
+
+    kept_because = "given (made by your IAM team): down leaves it as it is"
+    status_word = "given"
+    vanished_hint = "ask your IAM team, then rerun"
+
+    def __init__(self, made: Step, setting: str, arn: str) -> None:
+        self.key = made.key
+        self.title = f"{made.title} (given)"
+        self.needs = made.needs
+        self.orphan = made.orphan
+        self.setting = setting
+        self.arn = arn
+
+    def preview(self, ctx: Context) -> list[str]:
+        return [f"use {self.arn} ({self.setting}): never modified or deleted"]
+
+    def find(self, ctx: Context) -> Found | None:
+        role = read_role(ctx, self.arn)
+        if role is None:
+            return None
+        return {"role_name": role_name_of(self.arn), "role_arn": self.arn, "given": True}
+
+    def describe(self, found: Found) -> str:
+        return f"{found['role_arn']}, given"
+
+    def ids(self, found: Found) -> dict[str, Any]:
+        return {"role_name": found["role_name"], "role_arn": found["role_arn"], "given": True}
+
+
+def use_given_roles(ctx: Context, steps: list[Step]) -> list[Step]:
+    """Each role step whose role is given (`given_arn`) replaced by a `GivenRole` with the same key and needs."""
+    out: list[Step] = []
+    for step in steps:
+        arn = given_arn(ctx, step.key)
+        out.append(GivenRole(step, NEEDS_BY_KEY[step.key].setting, arn) if arn else step)
+    return out
