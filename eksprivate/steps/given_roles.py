@@ -176,7 +176,7 @@ def _check_unchanged(ctx: Context, needs: RoleNeeds, arn: str | None) -> None:
     would each hand the cluster (or its node groups, flow log, add-on) a role AWS does not let change."""
     recorded = ctx.ledger.ids(needs.key)
     was = recorded.get("role_arn")
-    if not was or was == arn:
+    if not was or was == arn or (arn is None and not recorded.get("given")):
         return
     setting = needs.setting
     if recorded.get("given"):

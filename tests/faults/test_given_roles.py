@@ -164,6 +164,18 @@ def test_a_recorded_role_is_not_swapped(cli: Cli, aws_env: Path, stand_in: Sandb
     assert cli("down", *where, "--config", _config(aws_env, team.arns), "--yes").exit_code == 0
 
 
+def test_a_role_eksprivate_made_is_not_swapped_for_a_given_one(
+        cli: Cli, aws_env: Path, stand_in: SandboxServer, team: Team, cluster_name: str) -> None:
+    where = ("--name", cluster_name, "--region", REGION)
+    assert cli("up", *where).exit_code == 0  # every role made
+    stand_in.clear_calls()
+    given = cli("up", *where, "--config", _config(aws_env, {"node_role_arn": team.arns["node_role_arn"]}))
+    refused_on_input(given, "node_role_arn: this cluster uses the role eksprivate made",
+                     f"{cluster_name}-{REGION}-node", "remove node_role_arn from the config")
+    assert mutating_calls(stand_in.calls()) == []
+    assert cli("down", *where, "--yes").exit_code == 0
+
+
 # -- roles that do not fit: one line naming the key, exit 2, nothing created -------------------------------
 
 
