@@ -447,6 +447,40 @@ def kubeconfig(
 
 
 @app.command()
+def permissions(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False,
+    account: Annotated[str | None, typer.Option(
+        "--account", metavar="ID",
+        help="The 12-digit account to write the policy for (default: the caller's, asked of STS).")] = None,
+    output: OutputOpt = "json", debug: DebugOpt = False,
+) -> None:
+    """Print the IAM policy an operator needs to run every command on this cluster with this config
+    (JSON on stdout; --output text explains it per service). Derived from the steps, not kept by hand."""
+    with boundary(debug):
+        from eksprivate import permissions as policy
+        from eksprivate import ui
+        from eksprivate.target import permissions_context
+
+        _check_output(output)
+        opts = _options(name, region, profile, config, state, sandbox)
+        ctx, s3_state = permissions_context(opts, account)
+        found = policy.entries(policy.sources_for(ctx, s3_state))
+        document = policy.document(found)
+        if output == "json":
+            ui.print_json(document)
+            return
+        size = policy.size(document)
+        header = [f"IAM policy for cluster {ctx.name} in {ctx.region}, account {ctx.account} "
+                  f"(partition {ctx.partition.name}): {len(document['Statement'])} statements, {len(found)} "
+                  f"actions, {size} characters (a managed policy holds {policy.MANAGED_POLICY_LIMIT})",
+                  "Each action: [the verbs that call it: find = every read, create, update = up on an existing "
+                  "resource, remove = down and up --prune], what it may act on, its conditions, and why.",
+                  "`eksprivate permissions` (JSON) prints the document itself."]
+        ui.out.print(policy.explain(found, header), highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
 def image(
     reference: Annotated[str, typer.Argument(metavar="IMAGE", help="e.g. registry.k8s.io/pause:3.10 or nginx:1.27")],
     name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,

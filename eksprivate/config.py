@@ -111,6 +111,8 @@ class Settings:
     upgrade_accept_insights: tuple[str, ...] = ()
     # Roll node groups to the newest EKS-optimized AMI release of their Kubernetes version on `up`.
     refresh_node_amis: bool = False
+    # A managed policy every IAM role eksprivate makes carries as its permissions boundary (docs/permissions.md).
+    permissions_boundary: str | None = None
     # Teams (docs/state.md, docs/configuration.md): a shared state and a network team's own VPC.
     state: str | None = None  # a path or s3://bucket/key; --state overrides it
     vpc_id: str | None = None
@@ -162,6 +164,9 @@ def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
 
 # -- loading ------------------------------------------------------------------------------------
 
+# A managed IAM policy's ARN (customer's, or AWS's): what CreateRole's PermissionsBoundary takes.
+POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,128}$")
+
 _TOP_KEYS: dict[str, str] = {
     "name": "str", "region": "str", "kubernetes_version": "str", "support_type": "str", "vpc_cidr": "str",
     "availability_zones": "int|list[str]", "endpoints": "list[str]", "public_access_cidrs": "list[str]",
@@ -173,6 +178,7 @@ _TOP_KEYS: dict[str, str] = {
     "pull_through_cache": "list[str]", "pull_through_credentials": "table[str]",
     "addons": "table", "upgrade_accept_insights": "list[str]", "refresh_node_amis": "bool",
     "cluster_role_arn": "str", "node_role_arn": "str", "flow_logs_role_arn": "str", "ebs_csi_role_arn": "str",
+    "permissions_boundary": "str",
 }
 # Node group keys: allowed at top level (defaults for every group) and in each [[nodegroups]] entry.
 _NODE_KEYS: dict[str, str] = {
@@ -346,6 +352,7 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         pull_through_cache=pull_through, addons=addons,
         upgrade_accept_insights=tuple(v.texts("upgrade_accept_insights")),
         refresh_node_amis=v.flag("refresh_node_amis", False),
+        permissions_boundary=_permissions_boundary(v),
         **_team_settings(v),
         **_given_roles(v, flow_logs=flow_logs, addons=addons, pull_through=bool(pull_through), warnings=warnings),
         warnings=tuple(warnings),
@@ -688,3 +695,11 @@ def _team_settings(v: _Reader) -> dict[str, Any]:
                          "EKS places the control plane's network interfaces in at least two AZs")
     return {"state": state, "vpc_id": vpc_id, "subnet_ids": subnet_ids,
             "allow_internet_routes": v.flag("allow_internet_routes", False)}
+
+
+def _permissions_boundary(v: _Reader) -> str | None:
+    arn = v.opt_text("permissions_boundary")
+    if arn is not None and not POLICY_ARN_RE.match(arn):
+        raise UsageError(f"permissions_boundary {arn!r} is not an IAM managed policy ARN",
+                         "use the policy's ARN, e.g. arn:aws:iam::123456789012:policy/eks-boundary")
+    return arn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eksprivate.config import NODE_ADDONS
+from eksprivate.grants import Grant, reads
 from eksprivate.steps.addons import Addon, EbsCsiRole, addon_steps
 from eksprivate.steps.base import Change, Context, Found, Step
 from eksprivate.steps.cluster import Cluster, ClusterAdmins
@@ -21,12 +22,14 @@ from eksprivate.steps.used_network import use_network
 __all__ = ["Change", "Context", "Found", "Step", "build_graph"]
 
 
-def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False) -> list[Step]:
+def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False, look: bool = True) -> list[Step]:
     """The steps for this configuration, in an order where needs come first.
 
     `orphans` adds the node groups / launch templates eksprivate made that the config no longer names
     (`plan` shows them, `up --prune` deletes them). `everything` (for `down`) adds those and the optional
     steps the config turned off, so teardown removes all it ever made whatever the config says now.
+    `look` False: orphans only from the state, no AWS call (`eksprivate permissions`: the orphans' steps are
+    of the kinds the config has, their grants the same; `discovery_grants` covers the looking).
     """
     s = ctx.settings
     steps: list[Step] = [Vpc(), Subnets(), EndpointSecurityGroup(), Endpoints(), ClusterRole(), NodeRole()]
@@ -51,8 +54,9 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     groups = planned_nodegroups(ctx)
     if everything or orphans:
         known_specs = {spec.name for spec in s.nodegroups}
-        templates += [LaunchTemplate(spec, orphan=True) for spec in other_launch_template_specs(ctx, known_specs)]
-        groups += [NodeGroup(name, None, None) for name in other_nodegroup_names(ctx, {g.name for g in groups})]
+        if look:
+            templates += [LaunchTemplate(spec, orphan=True) for spec in other_launch_template_specs(ctx, known_specs)]
+            groups += [NodeGroup(name, None, None) for name in other_nodegroup_names(ctx, {g.name for g in groups})]
     # The VPC is the first thing `up` creates, alone: when AWS refuses it (the VPCs-per-Region quota, no EC2
     # permissions) the run stops having made nothing, not a KMS key that takes 7 days to go. Costs nothing:
     # the subnets, and so the cluster, wait for the VPC anyway.
@@ -80,7 +84,7 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     repos = [EcrRepository(r, teardown=everything) for r in s.ecr_repositories]
     if everything or orphans:
         repos += [EcrRepository(r, orphan=True) for r in other_repositories(ctx, set(s.ecr_repositories),
-                                                                              scan=everything)]
+                                                                              scan=everything and look)]
     # Pull-through cache rules and the node role's first-pull policy: after the node role (down: before it).
     # Configured or recorded; and for `down` with a lost (empty) state, since its rules are then found from
     # that policy alone (rules take no tags).
@@ -92,3 +96,13 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     # Teardown only (down, status, plan --destroy): what Kubernetes made, and a first look for resources that
     # are not the cluster's (`down` stops before deleting anything when there are any).
     return with_teardown_steps(graph) if everything else graph
+
+
+def discovery_grants(ctx: Context) -> list[Grant]:
+    """What `build_graph` itself reads, with orphans or for `down`: node groups and launch templates eksprivate
+    made that the config no longer names, and (down) repositories tagged for the cluster."""
+    return [reads("eks:ListNodegroups", on=ctx.arns.eks_cluster(), why="node groups the config no longer names"),
+            reads("eks:DescribeNodegroup", on=ctx.arns.eks_nodegroup(), why="whether such a group is eksprivate's"),
+            reads("ec2:DescribeLaunchTemplates", why="launch templates the config no longer names"),
+            reads("ecr:DescribeRepositories", "ecr:ListTagsForResource", on=ctx.arns.ecr_repository("*"),
+                  why="down: repositories tagged for the cluster that the config no longer lists")]

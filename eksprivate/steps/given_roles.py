@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eksprivate.errors import NotFound, UsageError
+from eksprivate.grants import Grant, reads
 from eksprivate.steps.addons import EBS_CSI, EbsCsiRole
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, Role, policy_document
@@ -30,8 +31,7 @@ from eksprivate.steps.used_network import Used
 class RoleNeeds:
     """What a given role must be for the service that uses it."""
 
-    setting: str  # the config key naming it
-    made: type[Role]  # the step that makes the role when none is given: key, title, trusted service, trust actions
+    made: type[Role]  # the step that makes the role when none is given: key, config key, service, trust actions
     # AWS managed policies the role must carry; each entry is satisfied by any one of its names.
     policies: tuple[tuple[str, ...], ...]
     # Managed policies without which a feature of this config does not work (a warning, not a refusal).
@@ -40,6 +40,23 @@ class RoleNeeds:
     @property
     def key(self) -> str:
         return self.made.key
+
+    @property
+    def setting(self) -> str:
+        return self.made.given_by
+
+    def service_linked(self, ctx: Context) -> list[tuple[str, str]]:
+        """(service, role name) of the service-linked roles AWS would make through the operator on first use in the
+        account (iam:CreateServiceLinkedRole). Where the IAM team gives this role, those are its to make as well:
+        they must exist already, and the operator's policy grants no IAM write."""
+        if self.made is ClusterRole:
+            return [("eks.amazonaws.com", "AWSServiceRoleForAmazonEKS")]
+        if self.made is NodeRole:
+            linked = [("eks-nodegroup.amazonaws.com", "AWSServiceRoleForAmazonEKSNodegroup")]
+            if ctx.settings.pull_through_credentials:  # ECR uses it to read the upstream credentials
+                linked.append(("pullthroughcache.ecr.amazonaws.com", "AWSServiceRoleForECRPullThroughCache"))
+            return linked
+        return []
 
     def used(self, ctx: Context) -> bool:
         """Whether this configuration uses the role (a given flow logs role with flow logs off is not)."""
@@ -52,21 +69,21 @@ class RoleNeeds:
 
 NEEDS: tuple[RoleNeeds, ...] = (
     # EKS User Guide, cluster-iam-role: trusts eks.amazonaws.com; AmazonEKSClusterPolicy.
-    RoleNeeds("cluster_role_arn", ClusterRole, (("AmazonEKSClusterPolicy",),)),
+    RoleNeeds(ClusterRole, (("AmazonEKSClusterPolicy",),)),
     # EKS User Guide, create-node-role: AmazonEKSWorkerNodePolicy; image pulls from ECR through
     # AmazonEC2ContainerRegistryPullOnly (or the older ReadOnly, which includes it); AmazonEKS_CNI_Policy on the
     # node role unless the VPC CNI has a role of its own, which eksprivate does not give it.
-    RoleNeeds("node_role_arn", NodeRole,
+    RoleNeeds(NodeRole,
               (("AmazonEKSWorkerNodePolicy",),
                ("AmazonEC2ContainerRegistryPullOnly", "AmazonEC2ContainerRegistryReadOnly"),
                ("AmazonEKS_CNI_Policy",)),
               optional=(("AmazonSSMManagedInstanceCore", "the ssm endpoint (eksprivate tunnel)"),)),
     # VPC User Guide, flow-logs-iam-role: trusts vpc-flow-logs.amazonaws.com; its delivery permissions are a
     # policy of the account's own (AWS names no managed one): not checked here, CreateFlowLogs says so.
-    RoleNeeds("flow_logs_role_arn", FlowLogsRole, ()),
+    RoleNeeds(FlowLogsRole, ()),
     # EKS User Guide, pod-id-role and ebs-csi: trusts pods.eks.amazonaws.com with sts:AssumeRole and
     # sts:TagSession; AmazonEBSCSIDriverPolicy (under service-role/).
-    RoleNeeds("ebs_csi_role_arn", EbsCsiRole, (("service-role/AmazonEBSCSIDriverPolicy",),)),
+    RoleNeeds(EbsCsiRole, (("service-role/AmazonEBSCSIDriverPolicy",),)),
 )
 NEEDS_BY_KEY = {n.key: n for n in NEEDS}
 
@@ -79,15 +96,20 @@ def role_name_of(arn: str) -> str:
 def read_role(ctx: Context, arn: str) -> dict[str, Any] | None:
     """GetRole for a given role, once per run (the check before the run and the step's `find` share it); None
     when no role has that ARN (none of that name, or one of that name at another path)."""
+    role = _read_role_named(ctx, role_name_of(arn))
+    return role if role is not None and role.get("Arn") == arn else None
+
+
+def _read_role_named(ctx: Context, name: str) -> dict[str, Any] | None:
     def read() -> dict[str, Any] | None:
         try:
-            role: dict[str, Any] = ctx.aws.iam.get_role(RoleName=role_name_of(arn))["Role"]
+            role: dict[str, Any] = ctx.aws.iam.get_role(RoleName=name)["Role"]
         except NotFound:
             return None
         return role
 
-    role: dict[str, Any] | None = ctx.once(f"given-role/{arn}", read)
-    return role if role is not None and role.get("Arn") == arn else None
+    found: dict[str, Any] | None = ctx.once(f"role-named/{name}", read)
+    return found
 
 
 def trusts(document: dict[str, Any] | None, principals: set[str], actions: tuple[str, ...]) -> bool:
@@ -114,16 +136,9 @@ def _principals(ctx: Context, service: str) -> set[str]:
 
 
 def given_arn(ctx: Context, key: str) -> str | None:
-    """The given role for step `key`: the one the state recorded as given (a role it recorded as made stays
-    made, so `down` deletes it), else the config's."""
+    """The given role for step `key` (`Role.given`: the state's record first, else the config), or None."""
     needs = NEEDS_BY_KEY.get(key)
-    if needs is None:
-        return None
-    recorded = ctx.ledger.ids(key)
-    if recorded.get("role_arn"):
-        return str(recorded["role_arn"]) if recorded.get("given") else None
-    value: str | None = getattr(ctx.settings, needs.setting)
-    return value
+    return needs.made().given(ctx) if needs is not None else None
 
 
 def check_given_roles(ctx: Context) -> list[str]:
@@ -163,6 +178,12 @@ def check_given_roles(ctx: Context) -> list[str]:
             raise UsageError(f"{setting}: role {arn} lacks the AWS managed polic{'y' if len(missing) == 1 else 'ies'} "
                              f"{', '.join(missing)}, which EKS needs",
                              "have it attached by your IAM team; eksprivate never changes a given role")
+        for service, name in needs.service_linked(ctx):
+            if _read_role_named(ctx, name) is None:
+                raise UsageError(f"{setting} is given, and the service-linked role {name} does not exist yet: with "
+                                 "roles given, eksprivate has AWS make no role through you",
+                                 f"have your IAM team run `aws iam create-service-linked-role --aws-service-name "
+                                 f"{service}` once in this account")
         for policy, feature in needs.optional:
             if feature.startswith("the ssm endpoint") and "ssm" not in ctx.settings.endpoints:
                 continue
@@ -210,6 +231,19 @@ class GivenRole(Used):
         if role is None:
             return None
         return {"role_name": role_name_of(self.arn), "role_arn": self.arn, "given": True}
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Reads only: the role and its managed policies, the service-linked roles that go with it
+        # (check_given_roles, find). Handing it to a service (iam:PassRole on exactly this ARN) is declared by
+        # the step that hands it over, through `Role.arn`.
+        out = [reads("iam:GetRole", "iam:ListAttachedRolePolicies", on=self.arn,
+                     why=f"the given {self.setting} (never changed)")]
+        linked = NEEDS_BY_KEY[self.key].service_linked(ctx)
+        if linked:
+            out.append(reads("iam:GetRole", on=[ctx.arns.role(f"aws-service-role/{service}/{name}")
+                                                for service, name in linked],
+                             why="the service-linked roles that go with it exist"))
+        return out
 
     def describe(self, found: Found) -> str:
         return f"{found['role_arn']}, given"

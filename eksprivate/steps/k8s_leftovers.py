@@ -23,8 +23,9 @@ from functools import partial
 from typing import Any
 
 from eksprivate.errors import InUse, NotFound, WaitTimeout
+from eksprivate.grants import Grant, grant
 from eksprivate.steps.base import Context, Found, Step, tags_of
-from eksprivate.steps.network import delete_retrying, group_blockers, revoke_group_rules
+from eksprivate.steps.network import SWEEP, delete_retrying, group_blockers, revoke_group_rules
 from eksprivate.steps.vpc_contents import (
     eni_line,
     file_system_line,
@@ -46,6 +47,18 @@ class K8sLeftovers(Step):
     key = KEY
     title = "Kubernetes-made resources"
     needs = ("subnets", "endpoint-sg")
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Found by the tags Kubernetes puts on them (no ARN is known before): resource "*".
+        return [*SWEEP,
+                grant("remove", "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteTargetGroup",
+                      why="load balancers and target groups Kubernetes made for the cluster"),
+                grant("remove", "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",
+                      "ec2:DeleteSecurityGroup", why="security groups Kubernetes made (rules naming them first)"),
+                grant("remove", "elasticfilesystem:DeleteMountTarget",
+                      why="EFS mount targets in the subnets (the data stays)"),
+                grant("remove", "ec2:DeleteVolume", "elasticfilesystem:DeleteFileSystem",
+                      why="only `down --delete-volumes`: volumes and file systems of the cluster's claims")]
 
     def find(self, ctx: Context) -> Found | None:
         vpcs = vpc_ids(ctx)

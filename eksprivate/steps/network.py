@@ -15,8 +15,10 @@ from typing import Any
 
 from eksprivate.config import subnet_cidrs
 from eksprivate.errors import DependencyViolation, EksPrivateError, InUse, InvalidParameter, NotFound
+from eksprivate.grants import Grant, ec2_tag_on_create, grant, reads
 from eksprivate.steps.base import Change, Context, Found, Step, tags_of
 from eksprivate.steps.vpc_contents import (
+    CONTENTS_READS,
     Blocker,
     blocked_error,
     cni_leftover,
@@ -28,6 +30,13 @@ from eksprivate.steps.vpc_contents import (
 )
 
 AZ_TAG = "eksprivate:az"
+
+# `delete_retrying` with a sweep: the detached interfaces the VPC CNI and EKS leave behind are deleted, and on a
+# refusal what is in the way is read (CONTENTS_READS).
+SWEEP: list[Grant] = [
+    *CONTENTS_READS,
+    grant("remove", "ec2:DeleteNetworkInterface", why="interfaces the VPC CNI and EKS left detached in the subnets"),
+]
 
 
 def first_by_tag(items: list[dict[str, Any]], id_key: str, known_id: str | None) -> dict[str, Any] | None:
@@ -172,6 +181,15 @@ class Vpc(Step):
     def preview(self, ctx: Context) -> list[str]:
         return [f"{ctx.settings.vpc_cidr}, DNS support and hostnames on", "no internet gateway, no NAT"]
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", why="find the VPC by its tag"),
+                grant("create", "ec2:CreateVpc", why="the VPC"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateVpc"),
+                grant(("create", "update"), "ec2:ModifyVpcAttribute", why="DNS support and hostnames on"),
+                grant("remove", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup",
+                      why="the VPC, and the groups left in it that are the cluster's"),
+                *SWEEP]
+
     def find(self, ctx: Context) -> Found | None:
         known = ctx.ledger.ids(self.key).get("vpc_id")
         vpcs = list(ctx.aws.ec2.paginate("describe_vpcs", "Vpcs", Filters=ctx.cluster_filter()))
@@ -275,6 +293,16 @@ class Subnets(Step):
         cidrs = ctx.settings.subnet_cidrs()
         return [*(f"{az}: {cidr}" for az, cidr in zip(ctx.azs, cidrs, strict=False)),
                 "a route table each, no default route"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeSubnets", "ec2:DescribeRouteTables", why="find the subnets by their tag"),
+                grant("create", "ec2:CreateSubnet", "ec2:CreateRouteTable", "ec2:AssociateRouteTable",
+                      why="a private subnet and its own route table per AZ"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateSubnet", "ec2:CreateRouteTable"),
+                grant(("create", "update"), "ec2:ModifySubnetAttribute", why="no public IPs on launch"),
+                grant("remove", "ec2:DisassociateRouteTable", "ec2:DeleteSubnet", "ec2:DeleteRouteTable",
+                      why="the subnets and route tables"),
+                *SWEEP]
 
     def find(self, ctx: Context) -> Found | None:
         subnets = list(ctx.aws.ec2.paginate("describe_subnets", "Subnets", Filters=ctx.cluster_filter()))
@@ -443,6 +471,16 @@ class EndpointSecurityGroup(Step):
 
     def preview(self, ctx: Context) -> list[str]:
         return [f"inbound TCP 443 from {ctx.settings.vpc_cidr} only"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeSecurityGroups", "ec2:DescribeVpcs", why="find the group by its tag"),
+                grant("create", "ec2:CreateSecurityGroup", why="the endpoints' security group"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateSecurityGroup"),
+                grant(("create", "update"), "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",
+                      why="HTTPS in from the VPC only; no egress"),
+                grant("remove", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
+                      why="the group (rules naming it first)"),
+                *SWEEP]
 
     def _rule(self, ctx: Context) -> dict[str, Any]:
         return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from eksprivate.errors import AccessDenied, AlreadyExists, EksPrivateError, NotFound, UsageError
+from eksprivate.grants import Grant, grant, reads
 from eksprivate.images import PullThroughRule, credential_problem
 from eksprivate.steps.base import Change, Context, Found, Step
 
@@ -82,6 +83,39 @@ class PullThroughCache(Step):
     key = KEY
     title = "ECR pull-through cache"
     needs = ("node-role",)
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        from eksprivate.steps.cluster import service_linked_role
+        from eksprivate.steps.iam import NodeRole, boundary_condition
+
+        role = NodeRole().arn(ctx)
+        writes = _writes_policy(ctx)  # a given node role: no policy of ours on it, no IAM call about it at all
+        prefixes = sorted({r.prefix for r in ctx.settings.pull_through_cache}
+                          | set(ctx.ledger.ids(KEY).get("rule_prefixes") or []))
+        out = [reads("iam:GetRolePolicy", on=role, why="the node role's first-pull policy (names the rules that are "
+                                                       "eksprivate's)")] if writes else []
+        out += [reads("ecr:DescribePullThroughCacheRules", why="the rules (ECR takes no resource ARN for them)")]
+        if not prefixes:  # `down` with a lost state: reads only, until a rule of ours is found
+            return out
+        secrets = sorted(set(ctx.settings.pull_through_credentials.values()))
+        out += [reads("ecr:DescribeRepositories", on=ctx.arns.ecr_repository("*"),
+                      why="the cache repositories ECR made under the rules' prefixes"),
+                grant(("create", "update"), "ecr:CreatePullThroughCacheRule", "ecr:UpdatePullThroughCacheRule",
+                      "ecr:ValidatePullThroughCacheRule", why="the rules (ECR takes no resource ARN for them)"),
+                grant("remove", "ecr:DeletePullThroughCacheRule", why="the rules"),
+                grant("remove", "ecr:DeleteRepository", on=[ctx.arns.ecr_repository(f"{p}/*") for p in prefixes],
+                      why="the cache repositories under the rules' prefixes")]
+        if writes:
+            out += [grant(("create", "update"), "iam:PutRolePolicy", on=role, when=boundary_condition(ctx),
+                          why="the node role's first-pull policy"),
+                    grant("remove", "iam:DeleteRolePolicy", on=role, when=boundary_condition(ctx),
+                          why="the node role's first-pull policy")]
+        if secrets:
+            out.append(reads("secretsmanager:DescribeSecret", on=secrets, why="the upstream credentials exist"))
+            if writes:  # a given node role: the IAM team's service-linked role, checked to exist (given_roles.py)
+                out.append(service_linked_role(ctx, "pullthroughcache.ecr.amazonaws.com",
+                                               "AWSServiceRoleForECRPullThroughCache"))
+        return out
 
     # -- reading -----------------------------------------------------------------------------------------
     def _policy_prefixes(self, ctx: Context) -> tuple[list[str] | None, dict[str, Any] | None]:

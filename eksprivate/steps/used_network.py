@@ -21,6 +21,7 @@ from typing import Any
 
 from eksprivate.endpoint_services import short_name
 from eksprivate.errors import NotFound, UsageError
+from eksprivate.grants import Grant, reads
 from eksprivate.steps.base import Context, Found, Step, tags_of
 from eksprivate.steps.endpoints import GONE_STATES, Endpoints
 from eksprivate.steps.network import route_table_ids
@@ -47,6 +48,12 @@ class Used(Step):
 
     def remove(self, ctx: Context, found: Found) -> None:
         return None
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Read only, never changed or deleted: what the VPC, its subnets and endpoints are.
+        return [reads("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
+                      "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
+                      why="the network team's VPC, subnets and endpoints (never changed)")]
 
     def destroy_action(self, found: Found) -> str:
         return "keep"
