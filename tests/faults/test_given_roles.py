@@ -69,10 +69,20 @@ class Team:
         return out
 
 
+SERVICE_LINKED = {"eks.amazonaws.com": "AWSServiceRoleForAmazonEKS",
+                  "eks-nodegroup.amazonaws.com": "AWSServiceRoleForAmazonEKSNodegroup"}
+
+
 @pytest.fixture
 def team(sandbox_client: Callable[[str], Any]) -> Team:
     made = Team(sandbox_client("iam"), {})
     made.arns = {setting: made.make(setting) for setting in ROLES}
+    # What AWS makes once per account on first use, made here by the team as AWS would name it.
+    for service, name in SERVICE_LINKED.items():
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
+                                                         "Action": "sts:AssumeRole"}]}
+        made.iam.create_role(RoleName=name, Path=f"/aws-service-role/{service}/",
+                             AssumeRolePolicyDocument=json.dumps(trust))
     return made
 
 
@@ -222,6 +232,49 @@ def test_a_role_that_does_not_fit_is_refused_before_anything_is_made(
         refused_on_input(cli(command, "--name", cluster_name, "--region", REGION, "--config", config), *says)
     assert mutating_calls(stand_in.calls()) == []
     assert not (aws_env / "state" / f"{cluster_name}-{REGION}.json").exists()
+
+
+@pytest.mark.parametrize(("setting", "service"), [("cluster_role_arn", "eks.amazonaws.com"),
+                                                    ("node_role_arn", "eks-nodegroup.amazonaws.com")])
+def test_a_given_role_without_its_service_linked_role_is_refused(
+        cli: Cli, aws_env: Path, stand_in: SandboxServer, team: Team, cluster_name: str, setting: str,
+        service: str) -> None:
+    # The operator's policy has no iam:CreateServiceLinkedRole when roles are given: EKS could not make it.
+    team.iam.delete_role(RoleName=SERVICE_LINKED[service])
+    stand_in.clear_calls()
+    refused_on_input(cli("up", "--name", cluster_name, "--region", REGION, "--config", _config(aws_env, team.arns)),
+                     f"{setting} is given, and the service-linked role {SERVICE_LINKED[service]} does not exist",
+                     f"aws iam create-service-linked-role --aws-service-name {service}")
+    assert mutating_calls(stand_in.calls()) == []
+
+
+def _iam_actions(document: dict[str, Any]) -> dict[str, set[str]]:
+    """IAM action → the resources a policy document allows it on."""
+    out: dict[str, set[str]] = {}
+    for statement in document["Statement"]:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        for action in actions:
+            if action.startswith("iam:"):
+                out.setdefault(action, set()).update(resources)
+    return out
+
+
+def test_with_every_role_given_the_policy_has_no_iam_write(cli: Cli, aws_env: Path, team: Team,
+                                                           cluster_name: str) -> None:
+    where = ("--name", cluster_name, "--region", REGION)
+    given = cli("permissions", *where, "--config", _config(aws_env, team.arns))
+    assert given.exit_code == 0, given.stderr
+    iam = _iam_actions(json.loads(given.stdout))
+    writes = sorted(a for a in iam if not a.split(":")[1].startswith(("Get", "List")) and a != "iam:PassRole")
+    assert writes == []
+    assert iam["iam:PassRole"] == set(team.arns.values())
+    # The same config with the roles made: role writes, and PassRole on eksprivate's own roles.
+    made = cli("permissions", *where, "--config", _config(aws_env, {}))
+    assert made.exit_code == 0, made.stderr
+    iam = _iam_actions(json.loads(made.stdout))
+    assert {"iam:CreateRole", "iam:AttachRolePolicy", "iam:DeleteRole", "iam:CreateServiceLinkedRole"} <= set(iam)
+    assert not iam["iam:PassRole"] & set(team.arns.values())
 
 
 @pytest.mark.parametrize(("values", "says"), [
