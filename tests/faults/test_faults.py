@@ -85,9 +85,52 @@ def test_access_denied_mid_run_names_the_action_and_the_rerun_finishes(
     first = cli("up", "--name", cluster_name, "--region", REGION)
     assert first.exit_code == 1 and first.exception is None
     last = first.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: up failed at ") and "not allowed to call iam:CreateRole" in last, last
+    assert last.startswith("error: up failed at ") and "not allowed to call iam:CreateRole on " in last, last
+    assert "arn:aws:iam::123456789012:role/x" in last and "`eksprivate permissions` prints the whole policy" in last
     assert "Traceback" not in first.stderr
     assert denied == [3]
     again = cli("up", "--name", cluster_name, "--region", REGION)  # the permission is there now
+    assert again.exit_code == 0, again.stderr
+    assert shape(inventory(stand_in.url, cluster_name)) == clean_shape
+
+
+DENIED_MID_RUN = {
+    # EKS checks iam:PassRole on the role CreateCluster hands over: the line names that action and role.
+    "cluster-passrole": ("eks", "CreateCluster", "AccessDeniedException", 403,
+                         "User: arn:aws:sts::123456789012:assumed-role/operator/jane is not authorized to perform: "
+                         "iam:PassRole on resource: arn:aws:iam::123456789012:role/{name}-eu-central-1-cluster "
+                         "because no identity-based policy allows the iam:PassRole action",
+                         "not allowed to call iam:PassRole on arn:aws:iam::123456789012:role/{name}-eu-central-1-"
+                         "cluster", "cluster"),
+    # EC2's form, with its encoded message; the endpoints come after the VPC, subnets and group exist.
+    "endpoints-ec2": ("ec2", "CreateVpcEndpoint", "UnauthorizedOperation", 403,
+                      "You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/"
+                      "operator/jane is not authorized to perform: ec2:CreateVpcEndpoint on resource: "
+                      "arn:aws:ec2:eu-central-1:123456789012:vpc-endpoint/* because no identity-based policy allows "
+                      "the ec2:CreateVpcEndpoint action. Encoded authorization failure message: " + "QmFk" * 100,
+                      "not allowed to call ec2:CreateVpcEndpoint on arn:aws:ec2:eu-central-1:123456789012:"
+                      "vpc-endpoint/*", "endpoint"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DENIED_MID_RUN))
+def test_a_create_refused_mid_run_names_what_to_grant_and_the_rerun_makes_no_duplicate(
+        stand_in: SandboxServer, cli: Cli, hooks: SdkHooks, cluster_name: str, aws_env: Path,
+        clean_shape: dict[str, list[str]], case: str) -> None:
+    service, operation, code, status, message, says, kind = DENIED_MID_RUN[case]
+    denied = hooks.fail(service, operation, code, message.format(name=cluster_name), status=status, times=1)
+    first = cli("up", "--name", cluster_name, "--region", REGION)
+    assert first.exit_code == 1 and first.exception is None, first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: up failed at ") and says.format(name=cluster_name) in last, last
+    assert "`eksprivate permissions` prints the whole policy" in last and "QmFk" not in last
+    assert denied == [1]
+    # The state kept what was made before the refusal (the VPC goes first, alone); the refused kind is short.
+    steps = json.loads((aws_env / "state" / f"{cluster_name}-{REGION}.json").read_text())["steps"]
+    assert steps["vpc"]["ids"]["vpc_id"]
+    made = shape(inventory(stand_in.url, cluster_name))
+    assert len(made.get(kind, [])) < len(clean_shape[kind]), made
+    # Granted: the rerun converges to exactly what an unrefused run makes, nothing twice.
+    again = cli("up", "--name", cluster_name, "--region", REGION)
     assert again.exit_code == 0, again.stderr
     assert shape(inventory(stand_in.url, cluster_name)) == clean_shape
