@@ -87,6 +87,14 @@ def pass_role(role_arn: str, service: str | None, verbs: Verb | Sequence[Verb] =
     return grant(verbs, "iam:PassRole", on=role_arn, when=when, why=why or f"hand the role to {service}")
 
 
+def ec2_write(arns: Arns, verbs: Verb | Sequence[Verb], *actions: str, extra: Sequence[str] = (),
+              why: str = "") -> Grant:
+    """EC2 writes: on this account's resources in this region (their ids are unknown before they exist; what
+    the steps delete they found by the cluster's tag). `extra`: resources of other owners the call also
+    names (an AWS endpoint service)."""
+    return grant(verbs, *actions, on=[arns.ec2("*"), *extra], why=why)
+
+
 def ec2_tag_on_create(arns: Arns, *create_actions: str, verbs: Verb | Sequence[Verb] = "create") -> Grant:
     """`ec2:CreateTags` for tags given at creation (TagSpecifications): EC2 authorises CreateTags too, and
     `ec2:CreateAction` limits it to those creating calls, so it tags nothing that exists."""
@@ -143,3 +151,20 @@ class Arns:
 
     def ecr_repository(self, name: str) -> str:
         return self.arn("ecr", f"repository/{name}")
+
+
+# The IAM action an API operation is authorised as, where it is not `<signing name>:<operation>` (S3's bucket
+# and object operations: Service Authorization Reference for Amazon S3, "Actions" table).
+S3_ACTIONS = {"HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket",
+              "HeadObject": "s3:GetObject", "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+              "DeleteObjects": "s3:DeleteObject"}
+# Operations AWS authorises for every caller, whatever its policies say (sts:GetCallerIdentity: "No permissions
+# are required to perform this operation", STS API Reference).
+ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action of an API call: `service` is its SigV4 signing name (ec2, eks, elasticloadbalancing, ...)."""
+    if service == "s3":
+        return S3_ACTIONS.get(operation, f"s3:{operation}")
+    return f"{service}:{operation}"

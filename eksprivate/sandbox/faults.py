@@ -283,7 +283,7 @@ _UNAVAILABLE: dict[WireProtocol, tuple[int, str, str]] = {
     "rest-xml": (503, "ServiceUnavailable", "Service is unavailable. Please try again later."),
     "rpc-v2-cbor": (503, "", ""),
 }
-_REASONS = {400: "Bad Request", 429: "Too Many Requests", 503: "Service Unavailable"}
+_REASONS = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
 
 
 def fault_response(fault: Fault, protocol: WireProtocol) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -317,6 +317,10 @@ def fault_response(fault: Fault, protocol: WireProtocol) -> tuple[int, list[tupl
 # The middleware
 
 
+# Decides, before moto, whether a request is refused: None, or the (status, headers, body) to answer.
+Gate = Callable[[Environ, RequestInfo], "tuple[int, list[tuple[str, str]], bytes] | None"]
+
+
 class Controller(Protocol):
     """What the control endpoints act on (implemented by SandboxServer)."""
 
@@ -336,11 +340,13 @@ class SandboxMiddleware:
         controller: Controller,
         faults: FaultInjector | None = None,
         log: CallLog | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.app = app
         self.controller = controller
         self.faults = faults or FaultInjector()
         self.log = log or CallLog()
+        self.gate = gate
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -350,6 +356,12 @@ class SandboxMiddleware:
             return self.app(environ, start_response)
 
         info = identify(environ)
+        refusal = self.gate(environ, info) if self.gate is not None else None
+        if refusal is not None:  # refused before moto, as AWS refuses before acting (operator_policy)
+            status, headers, body = refusal
+            self._record(info, status, None)
+            start_response(f"{status} {_REASONS.get(status, 'Forbidden')}", headers)
+            return [body]
         fault = self.faults.draw()
         if fault is not None:
             status, headers, body = fault_response(fault, info.protocol)

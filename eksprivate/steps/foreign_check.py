@@ -16,7 +16,7 @@ from typing import Any
 from eksprivate.grants import Grant
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.k8s_leftovers import K8sLeftovers
-from eksprivate.steps.vpc_contents import CONTENTS_READS, Blocker, blocked_error, foreign_in, vpc_ids
+from eksprivate.steps.vpc_contents import Blocker, blocked_error, contents_reads, foreign_in, vpc_ids
 
 KEY = "foreign-check"
 TEARDOWN_ONLY = (KEY, K8sLeftovers.key)
@@ -30,7 +30,7 @@ class ForeignCheck(Step):
         self.needs = needs
 
     def grants(self, ctx: Context) -> list[Grant]:
-        return list(CONTENTS_READS)
+        return contents_reads(ctx.arns)
 
     def find(self, ctx: Context) -> Found | None:
         vpcs = vpc_ids(ctx)

@@ -15,13 +15,13 @@ from typing import Any
 
 from eksprivate.config import subnet_cidrs
 from eksprivate.errors import DependencyViolation, EksPrivateError, InUse, InvalidParameter, NotFound
-from eksprivate.grants import Grant, ec2_tag_on_create, grant, reads
+from eksprivate.grants import Arns, Grant, ec2_tag_on_create, ec2_write, reads
 from eksprivate.steps.base import Change, Context, Found, Step, tags_of
 from eksprivate.steps.vpc_contents import (
-    CONTENTS_READS,
     Blocker,
     blocked_error,
     cni_leftover,
+    contents_reads,
     eni_line,
     foreign_enis,
     foreign_in,
@@ -32,11 +32,11 @@ from eksprivate.steps.vpc_contents import (
 AZ_TAG = "eksprivate:az"
 
 # `delete_retrying` with a sweep: the detached interfaces the VPC CNI and EKS leave behind are deleted, and on a
-# refusal what is in the way is read (CONTENTS_READS).
-SWEEP: list[Grant] = [
-    *CONTENTS_READS,
-    grant("remove", "ec2:DeleteNetworkInterface", why="interfaces the VPC CNI and EKS left detached in the subnets"),
-]
+# refusal what is in the way is read (`contents_reads`).
+def sweep_grants(arns: Arns) -> list[Grant]:
+    return [*contents_reads(arns),
+            ec2_write(arns, "remove", "ec2:DeleteNetworkInterface",
+                      why="interfaces the VPC CNI and EKS left detached in the subnets")]
 
 
 def first_by_tag(items: list[dict[str, Any]], id_key: str, known_id: str | None) -> dict[str, Any] | None:
@@ -182,13 +182,14 @@ class Vpc(Step):
         return [f"{ctx.settings.vpc_cidr}, DNS support and hostnames on", "no internet gateway, no NAT"]
 
     def grants(self, ctx: Context) -> list[Grant]:
-        return [reads("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", why="find the VPC by its tag"),
-                grant("create", "ec2:CreateVpc", why="the VPC"),
+        return [reads("ec2:DescribeVpcs", why="find the VPC by its tag"),
+                reads("ec2:DescribeVpcAttribute", on=ctx.arns.ec2("vpc/*"), why="its DNS attributes"),
+                ec2_write(ctx.arns, "create", "ec2:CreateVpc", why="the VPC"),
                 ec2_tag_on_create(ctx.arns, "ec2:CreateVpc"),
-                grant(("create", "update"), "ec2:ModifyVpcAttribute", why="DNS support and hostnames on"),
-                grant("remove", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup",
+                ec2_write(ctx.arns, ("create", "update"), "ec2:ModifyVpcAttribute", why="DNS support and hostnames on"),
+                ec2_write(ctx.arns, "remove", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup",
                       why="the VPC, and the groups left in it that are the cluster's"),
-                *SWEEP]
+                *sweep_grants(ctx.arns)]
 
     def find(self, ctx: Context) -> Found | None:
         known = ctx.ledger.ids(self.key).get("vpc_id")
@@ -296,13 +297,13 @@ class Subnets(Step):
 
     def grants(self, ctx: Context) -> list[Grant]:
         return [reads("ec2:DescribeSubnets", "ec2:DescribeRouteTables", why="find the subnets by their tag"),
-                grant("create", "ec2:CreateSubnet", "ec2:CreateRouteTable", "ec2:AssociateRouteTable",
+                ec2_write(ctx.arns, "create", "ec2:CreateSubnet", "ec2:CreateRouteTable", "ec2:AssociateRouteTable",
                       why="a private subnet and its own route table per AZ"),
                 ec2_tag_on_create(ctx.arns, "ec2:CreateSubnet", "ec2:CreateRouteTable"),
-                grant(("create", "update"), "ec2:ModifySubnetAttribute", why="no public IPs on launch"),
-                grant("remove", "ec2:DisassociateRouteTable", "ec2:DeleteSubnet", "ec2:DeleteRouteTable",
+                ec2_write(ctx.arns, ("create", "update"), "ec2:ModifySubnetAttribute", why="no public IPs on launch"),
+                ec2_write(ctx.arns, "remove", "ec2:DisassociateRouteTable", "ec2:DeleteSubnet", "ec2:DeleteRouteTable",
                       why="the subnets and route tables"),
-                *SWEEP]
+                *sweep_grants(ctx.arns)]
 
     def find(self, ctx: Context) -> Found | None:
         subnets = list(ctx.aws.ec2.paginate("describe_subnets", "Subnets", Filters=ctx.cluster_filter()))
@@ -474,13 +475,15 @@ class EndpointSecurityGroup(Step):
 
     def grants(self, ctx: Context) -> list[Grant]:
         return [reads("ec2:DescribeSecurityGroups", "ec2:DescribeVpcs", why="find the group by its tag"),
-                grant("create", "ec2:CreateSecurityGroup", why="the endpoints' security group"),
-                ec2_tag_on_create(ctx.arns, "ec2:CreateSecurityGroup"),
-                grant(("create", "update"), "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",
+                ec2_write(ctx.arns, "create", "ec2:CreateSecurityGroup", why="the endpoints' security group"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress",
+                                  verbs=("create", "update")),  # the rule is tagged too
+                ec2_write(ctx.arns, ("create", "update"), "ec2:AuthorizeSecurityGroupIngress",
+                          "ec2:RevokeSecurityGroupEgress",
                       why="HTTPS in from the VPC only; no egress"),
-                grant("remove", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
+                ec2_write(ctx.arns, "remove", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
                       why="the group (rules naming it first)"),
-                *SWEEP]
+                *sweep_grants(ctx.arns)]
 
     def _rule(self, ctx: Context) -> dict[str, Any]:
         return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,

@@ -62,7 +62,7 @@ class NodeGroup(Step):
                       why="find the node group; follow its updates"),
                 reads("eks:ListNodegroups", on=cluster, why="node groups eksprivate made that the config dropped"),
                 reads("ssm:GetParameter",
-                      on=f"arn:{ctx.arns.partition}:ssm:{ctx.region}::parameter/aws/service/eks/optimized-ami/*",
+                      on=f"arn:{ctx.arns.partition}:ssm:{ctx.region}:*:parameter/aws/service/eks/optimized-ami/*",
                       why="the newest EKS-optimized AMI release (AWS's public parameters)"),
                 grant("create", "eks:CreateNodegroup", on=cluster, why="the node group"),
                 grant("create", "eks:TagResource", on=groups, why="tags given to CreateNodegroup"),

@@ -12,7 +12,7 @@ from typing import Any
 from eksprivate.aws import typed_error
 from eksprivate.config import NodeGroupSpec, ami_family
 from eksprivate.errors import AlreadyExists, AwsApiError, InvalidState, NotFound
-from eksprivate.grants import Grant, ec2_tag_on_create, grant, pass_role, reads
+from eksprivate.grants import Grant, ec2_tag_on_create, ec2_write, grant, pass_role, reads
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step, raise_unsuccessful
 from eksprivate.steps.iam import FlowLogsRole, flow_log_group_name
@@ -202,13 +202,13 @@ class FlowLogs(Step):
 
     def grants(self, ctx: Context) -> list[Grant]:
         return [reads("ec2:DescribeFlowLogs", why="find the flow log by its tag"),
-                grant("create", "ec2:CreateFlowLogs", why="the VPC's flow log"),
+                ec2_write(ctx.arns, "create", "ec2:CreateFlowLogs", why="the VPC's flow log"),
                 ec2_tag_on_create(ctx.arns, "ec2:CreateFlowLogs"),
                 # The VPC User Guide (flow-logs-iam) grants iam:PassRole on the delivery role alone, naming no
                 # service for iam:PassedToService: limited to that one role.
                 pass_role(FlowLogsRole().arn(ctx), None, verbs="create",
                           why="CreateFlowLogs hands the delivery role to VPC flow logs"),
-                grant("remove", "ec2:DeleteFlowLogs", why="the flow log")]
+                ec2_write(ctx.arns, "remove", "ec2:DeleteFlowLogs", why="the flow log")]
 
     def find(self, ctx: Context) -> Found | None:
         logs = ctx.aws.ec2.describe_flow_logs(Filters=ctx.cluster_filter()).get("FlowLogs", [])
@@ -312,9 +312,9 @@ class LaunchTemplate(Step):
     def grants(self, ctx: Context) -> list[Grant]:
         return [reads("ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
                       why="find the nodes' launch template by name"),
-                grant("create", "ec2:CreateLaunchTemplate", why="the nodes' launch template"),
+                ec2_write(ctx.arns, "create", "ec2:CreateLaunchTemplate", why="the nodes' launch template"),
                 ec2_tag_on_create(ctx.arns, "ec2:CreateLaunchTemplate"),
-                grant("remove", "ec2:DeleteLaunchTemplate", why="the launch template")]
+                ec2_write(ctx.arns, "remove", "ec2:DeleteLaunchTemplate", why="the launch template")]
 
     def data(self, ctx: Context) -> dict[str, Any]:
         node_tags = [{"Key": k, "Value": v} for k, v in ctx.tags(ctx.resource_name(self.spec.name)).items()]

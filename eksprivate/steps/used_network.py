@@ -51,9 +51,10 @@ class Used(Step):
 
     def grants(self, ctx: Context) -> list[Grant]:
         # Read only, never changed or deleted: what the VPC, its subnets and endpoints are.
-        return [reads("ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
-                      "ec2:DescribeVpcEndpoints", "ec2:DescribeSecurityGroups",
-                      why="the network team's VPC, subnets and endpoints (never changed)")]
+        return [reads("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeVpcEndpoints",
+                      "ec2:DescribeSecurityGroups",
+                      why="the network team's VPC, subnets and endpoints (never changed)"),
+                reads("ec2:DescribeVpcAttribute", on=ctx.arns.ec2("vpc/*"), why="the VPC's DNS attributes")]
 
     def destroy_action(self, found: Found) -> str:
         return "keep"

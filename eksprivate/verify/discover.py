@@ -236,5 +236,6 @@ def grants(arns: Arns) -> list[Grant]:
             reads("eks:DescribeNodegroup", on=arns.eks_nodegroup(), why="verify: the node groups"),
             reads("eks:DescribeClusterVersions", why="verify: the version's support dates"),
             reads("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeVpcEndpoints",
-                  "ec2:DescribeSecurityGroups", "ec2:DescribeVpcAttribute", "ec2:DescribeLaunchTemplateVersions",
-                  why="verify: the private networking and the nodes' launch templates")]
+                  "ec2:DescribeSecurityGroups", "ec2:DescribeLaunchTemplateVersions",
+                  why="verify: the private networking and the nodes' launch templates"),
+            reads("ec2:DescribeVpcAttribute", on=arns.ec2("vpc/*"), why="verify: the VPC's DNS attributes")]
