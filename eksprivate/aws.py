@@ -41,6 +41,7 @@ from eksprivate.errors import (
     UsageError,
     WaitTimeout,
 )
+from eksprivate.grants import iam_action
 from eksprivate.propagation import is_propagating
 
 # Standard mode retries throttling and 5xx on every call, waiter polls included (aws-facts).
@@ -238,17 +239,6 @@ def typed_error(service: str, operation: str, code: str, message: str, hint: str
     return cls(service, operation, code, message, hint)
 
 
-# An operation whose IAM action is not `<prefix>:<operation>` (Service Authorization Reference, Amazon S3: HEAD
-# requests are authorised as the GET/List action they mirror; GetBucketEncryption as GetEncryptionConfiguration).
-IAM_ACTION_OF: dict[tuple[str, str], str] = {
-    ("s3", "HeadBucket"): "ListBucket",
-    ("s3", "HeadObject"): "GetObject",
-    ("s3", "ListObjectsV2"): "ListBucket",
-    ("s3", "ListObjectVersions"): "ListBucketVersions",
-    ("s3", "GetBucketEncryption"): "GetEncryptionConfiguration",
-    ("s3", "PutBucketEncryption"): "PutEncryptionConfiguration",
-    ("s3", "DeleteObjects"): "DeleteObject",
-}
 # AWS's access-denied messages, in the form the IAM User Guide documents ("Access denied error messages"):
 # "User: <principal> is not authorized to perform: <action> on resource: <arn> because <why>" (or "with an
 # explicit deny in <policy type>"); S3 quotes the resource; EC2 appends "Encoded authorization failure message:".
@@ -258,12 +248,6 @@ DENIAL = re.compile(r"is not authorized to perform: (?P<action>[A-Za-z0-9-]+:[A-
 ENCODED = re.compile(r"Encoded authorization failure message: (?P<encoded>\S+)")
 
 
-def iam_action(prefix: str, operation: str) -> str:
-    """The IAM action an API call is authorised as: `<prefix>:<operation>` (the prefix is the service's
-    signing name: elasticloadbalancing for elbv2, elasticfilesystem for efs), S3's exceptions aside."""
-    return f"{prefix}:{IAM_ACTION_OF.get((prefix, operation), operation)}"
-
-
 def access_denied(service: str, operation: str, code: str, message: str, *, prefix: str = "",
                   action_of: str = "") -> AccessDenied:
     """The typed refusal of a call the caller may not make, saying in one line what to grant: the action AWS
@@ -271,7 +255,7 @@ def access_denied(service: str, operation: str, code: str, message: str, *, pref
     resource when AWS names it, and AWS's reason. `action_of` is the API operation the action comes from (a
     waiter's is its underlying Describe call, not the waiter's name)."""
     said = DENIAL.search(message)
-    action = said["action"] if said else iam_action(prefix or service, action_of or operation)
+    action = said["action"] if said else iam_action(prefix or service, action_of or operation)  # grants.py
     resource = said["resource"] if said else None
     reason = said["reason"].strip() if said and said["reason"] else None
     encoded = ENCODED.search(message)
