@@ -220,7 +220,12 @@ def _resource(req: Request) -> str | None:
     s, p = req.service, req.params
     if s == "iam":
         if "RoleName" in p and req.operation != "RemoveRoleFromInstanceProfile":
-            return _arn("iam", "", f"role/{p['RoleName']}", regional=False)
+            # IAM authorises a call on a role by the role's ARN, its path included (a role an IAM team made
+            # under /platform/ is arn:...:role/platform/<name>); one not made yet by the path CreateRole gives.
+            role = _role(p["RoleName"])
+            if role is not None:
+                return str(role.arn)
+            return _arn("iam", "", f"role{p.get('Path') or '/'}{p['RoleName']}", regional=False)
         if "InstanceProfileName" in p:
             return _arn("iam", "", f"instance-profile/{p['InstanceProfileName']}", regional=False)
         return None
@@ -297,8 +302,9 @@ def checks(req: Request) -> list[Check]:
         out.append(Check("iam:PassRole", str(p[passed[0]]), {"iam:PassedToService": passed[1]}))
     if req.service == "eks" and req.operation == "CreateAddon":
         for association in p.get("podIdentityAssociations") or []:
-            out.append(Check("eks:CreatePodIdentityAssociation", _arn("eks", req.region, f"cluster/{p['clusterName']}"
-                                                                     if "clusterName" in p else resource or "")))
+            # The cluster's ARN: from the body when it names the cluster, else the one the URI gave (`resource`).
+            cluster = _arn("eks", req.region, f"cluster/{p['clusterName']}") if "clusterName" in p else resource
+            out.append(Check("eks:CreatePodIdentityAssociation", cluster or ""))
             out.append(Check("iam:PassRole", str(association.get("roleArn", "")),
                              {"iam:PassedToService": "pods.eks.amazonaws.com"}))
     if req.service == "eks" and req.operation == "CreateCluster":

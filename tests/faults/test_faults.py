@@ -134,3 +134,43 @@ def test_a_create_refused_mid_run_names_what_to_grant_and_the_rerun_makes_no_dup
     again = cli("up", "--name", cluster_name, "--region", REGION)
     assert again.exit_code == 0, again.stderr
     assert shape(inventory(stand_in.url, cluster_name)) == clean_shape
+
+
+def _without(policy: dict[str, Any], action: str) -> dict[str, Any]:
+    """The policy with `action` taken out of every statement (a statement left with none goes)."""
+    out = []
+    for statement in policy["Statement"]:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        kept = [a for a in actions if a != action]
+        if kept:
+            out.append({**statement, "Action": kept})
+    return {**policy, "Statement": out}
+
+
+def test_under_a_policy_lacking_one_action_up_names_it_and_the_rerun_after_the_grant_converges(
+        stand_in: SandboxServer, cli: Cli, cluster_name: str, aws_env: Path,
+        clean_shape: dict[str, list[str]]) -> None:
+    """The sandbox enforces the printed policy without eks:CreateNodegroup, as an operator's policy might be:
+    `up` makes everything before the node groups, stops with the action and the resource named, keeps the
+    state; once the action is granted the rerun makes the node groups and nothing twice."""
+    where = ("--name", cluster_name, "--region", REGION)
+    printed = cli("permissions", *where)
+    assert printed.exit_code == 0, printed.stderr
+    policy = json.loads(printed.stdout)
+    stand_in.enforce(_without(policy, "eks:CreateNodegroup"))
+    first = cli("up", *where)
+    assert first.exit_code == 1 and first.exception is None, first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert (f"not allowed to call eks:CreateNodegroup on arn:aws:eks:{REGION}:123456789012:cluster/{cluster_name}"
+            in last), last
+    assert "`eksprivate permissions` prints the whole policy" in last
+    assert {c.action for c in stand_in.refused()} == {"eks:CreateNodegroup"}
+    state = json.loads((aws_env / "state" / f"{cluster_name}-{REGION}.json").read_text())["steps"]
+    assert state["cluster"]["ids"] and not any(k.startswith("nodegroup/") and v.get("ids")
+                                               for k, v in state.items())
+    stand_in.enforce(policy)  # granted
+    again = cli("up", *where)
+    assert again.exit_code == 0, again.stderr
+    assert stand_in.refused() == []
+    stand_in.enforce(None)
+    assert shape(inventory(stand_in.url, cluster_name)) == clean_shape

@@ -277,6 +277,25 @@ def test_with_every_role_given_the_policy_has_no_iam_write(cli: Cli, aws_env: Pa
     assert not iam["iam:PassRole"] & set(team.arns.values())
 
 
+def test_under_the_printed_policy_with_every_role_given_the_whole_life_works(
+        cli: Cli, aws_env: Path, stand_in: SandboxServer, team: Team, cluster_name: str) -> None:
+    """The sandbox enforces exactly what `permissions` prints (no IAM write in it): up, a no-op rerun, status,
+    plan, down; no call refused, and the team's roles as they were."""
+    before = team.snapshot()
+    config = _config(aws_env, team.arns)
+    where = ("--name", cluster_name, "--region", REGION, "--config", config)
+    printed = cli("permissions", *where)
+    assert printed.exit_code == 0, printed.stderr
+    stand_in.enforce(json.loads(printed.stdout))
+    for command in (("up",), ("up",), ("status",), ("plan",), ("plan", "--destroy"), ("down", "--yes")):
+        result = cli(*command, *where)
+        assert result.exit_code == 0, (command, stand_in.refused(), result.stderr[-300:])
+    assert stand_in.refused() == []
+    stand_in.enforce(None)  # the test's own look around is not the operator's
+    assert inventory(stand_in.url, cluster_name) == []
+    assert team.snapshot() == before
+
+
 @pytest.mark.parametrize(("values", "says"), [
     ({"node_role_arn": "arn:aws:iam::123456789012:user/platform"}, "node_role_arn 'arn:aws:iam::123456789012:user/"),
     ({"cluster_role_arn": "eks-cluster"}, "cluster_role_arn 'eks-cluster' is not an IAM role ARN"),
