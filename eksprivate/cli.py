@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from eksprivate.aws import Aws
     from eksprivate.config import Settings
     from eksprivate.engine import Outcome
+    from eksprivate.permission_check import PermissionCheck
     from eksprivate.steps.base import Context
     from eksprivate.target import Options
 
@@ -316,12 +317,25 @@ def _kept_data(ctx: Context, outcomes: list[Outcome]) -> list[str]:
             for line in (kept_lines(found) if found else [])]
 
 
+def _check_permissions(ctx: Context, opts: Options) -> PermissionCheck:
+    """What of `eksprivate permissions`' policy the caller lacks (IAM's policy simulator)."""
+    from eksprivate import permission_check, permissions
+    from eksprivate.state_s3 import is_s3_url
+
+    where = opts.state if opts.state is not None else ctx.settings.state
+    s3_state = str(where) if where is not None and is_s3_url(str(where)) else None
+    return permission_check.check(ctx, permissions.entries(permissions.sources_for(ctx, s3_state)))
+
+
 @app.command()
 def plan(
     name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
     state: StateOpt = None, sandbox: SandboxOpt = False,
     destroy: Annotated[bool, typer.Option("--destroy", help="Show what `down` would delete.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Show what `up --prune` would delete.")] = False,
+    check_permissions: Annotated[bool, typer.Option(
+        "--check-permissions", help="Also list the permissions you lack, asked of IAM's policy simulator "
+        "(needs iam:SimulatePrincipalPolicy on yourself; says so when it cannot check).")] = False,
     output: OutputOpt = "text", debug: DebugOpt = False,
 ) -> None:
     """Show what `up` (or `down`, with --destroy) would do. Reads only; writes nothing."""
@@ -342,15 +356,20 @@ def plan(
         items = Engine(ctx, steps, _Quiet()).plan(destroy=destroy)
         # What the cluster costs once `up` has run (not for --destroy: that lists what goes away).
         estimate = None if destroy else cost_of(ctx, items, PLANNED_ACTIONS)
+        checked = _check_permissions(ctx, opts) if check_permissions else None
         if output == "json":
             ui.print_json({**describe_target(ctx), "skipped_zones": describe_skipped_zones(ctx),
                            "destroy": destroy, "steps": [asdict(i) for i in items],
-                           **({"cost": estimate.to_dict()} if estimate else {})})
+                           **({"cost": estimate.to_dict()} if estimate else {}),
+                           **({"permissions": checked.to_dict()} if checked else {})})
         else:
             ui.print_plan(items, destroy)
             ui.print_skipped_zones(ctx.skipped_zones)
             if estimate:
                 ui.print_cost(estimate, f"estimated cost of {ctx.name} after `up` ({ctx.region})")
+            if checked:
+                ui.out.print("\n".join(_spell(line) for line in checked.lines()), highlight=False, markup=False,
+                             soft_wrap=True)
         _report_calls(ctx, debug)
 
 

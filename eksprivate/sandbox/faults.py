@@ -283,7 +283,7 @@ _UNAVAILABLE: dict[WireProtocol, tuple[int, str, str]] = {
     "rest-xml": (503, "ServiceUnavailable", "Service is unavailable. Please try again later."),
     "rpc-v2-cbor": (503, "", ""),
 }
-_REASONS = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
 
 
 def fault_response(fault: Fault, protocol: WireProtocol) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -317,7 +317,8 @@ def fault_response(fault: Fault, protocol: WireProtocol) -> tuple[int, list[tupl
 # The middleware
 
 
-# Decides, before moto, whether a request is refused: None, or the (status, headers, body) to answer.
+# Decides, before moto, whether a request is refused (or answered where moto cannot: the IAM policy simulator):
+# None, or the (status, headers, body) to answer.
 Gate = Callable[[Environ, RequestInfo], "tuple[int, list[tuple[str, str]], bytes] | None"]
 
 

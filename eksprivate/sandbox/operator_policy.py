@@ -110,19 +110,25 @@ def _statement_matches(statement: Mapping[str, Any], check: Check) -> bool:
     return True
 
 
-def allowed(policy: Mapping[str, Any], check: Check) -> bool:
-    """IAM's evaluation of one identity policy: explicit Deny, else Allow, else implicit deny."""
+def decision(policy: Mapping[str, Any], check: Check) -> str:
+    """IAM's evaluation of one identity policy, in the policy simulator's words: "explicitDeny" (a Deny matches),
+    else "allowed" (an Allow matches), else "implicitDeny"."""
     statements = _as_list(policy.get("Statement", []))
     matching = [s for s in statements if _statement_matches(s, check)]
     if any(s.get("Effect") == "Deny" for s in matching):
-        return False
-    return any(s.get("Effect") == "Allow" for s in matching)
+        return "explicitDeny"
+    return "allowed" if any(s.get("Effect") == "Allow" for s in matching) else "implicitDeny"
+
+
+def allowed(policy: Mapping[str, Any], check: Check) -> bool:
+    """IAM's evaluation of one identity policy: explicit Deny, else Allow, else implicit deny."""
+    return decision(policy, check) == "allowed"
 
 
 # -- reading a request ----------------------------------------------------------------------------------------
 
 
-def _body(environ: Environ) -> bytes:
+def request_body(environ: Environ) -> bytes:
     """The request body, put back for moto."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -153,7 +159,7 @@ class Request:
 def read_request(environ: Environ, service: str, operation: str, region: str | None, protocol: str) -> Request:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
     path, _, query = str(raw).partition("?")
-    body = _body(environ)
+    body = request_body(environ)
     params: dict[str, Any] = {}
     if protocol in ("ec2", "query"):
         form = parse_qs(body.decode("utf-8", "replace")) or parse_qs(query)

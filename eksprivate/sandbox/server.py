@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from eksprivate.sandbox import eks_updates, lifecycle
+from eksprivate.sandbox import eks_updates, iam_simulation, lifecycle
 from eksprivate.sandbox.faults import (
     FAULT_FIELDS,
     CallLog,
@@ -111,7 +111,10 @@ class SandboxServer:
         policy = self._policy
 
         def gate(environ: Environ, info: RequestInfo) -> tuple[int, list[tuple[str, str]], bytes] | None:
-            return policy.authorise(environ, info.service, info.operation, info.region, info.protocol)
+            refused = policy.authorise(environ, info.service, info.operation, info.region, info.protocol)
+            if refused is None and (info.service, info.operation) == ("iam", "SimulatePrincipalPolicy"):
+                return iam_simulation.answer(environ, policy.policy)  # moto has no policy simulator
+            return refused
 
         app = SandboxMiddleware(patched_moto, self, self._faults, self._log, gate)
         self._server = make_server(self.host, self._requested_port, app, threaded=True, request_handler=RequestHandler)

@@ -174,3 +174,37 @@ def test_under_a_policy_lacking_one_action_up_names_it_and_the_rerun_after_the_g
     assert stand_in.refused() == []
     stand_in.enforce(None)
     assert shape(inventory(stand_in.url, cluster_name)) == clean_shape
+
+
+SIMULATE = {"Effect": "Allow", "Action": "iam:SimulatePrincipalPolicy", "Resource": "*"}
+
+
+def test_plan_check_permissions_lists_what_the_caller_lacks_before_anything_is_made(
+        stand_in: SandboxServer, cli: Cli, cluster_name: str, aws_env: Path) -> None:
+    """IAM's policy simulator, asked by `plan --check-permissions` (the sandbox answers it from the enforced
+    policy): the one action taken out is named with its resource and what needs it; nothing is made."""
+    where = ("--name", cluster_name, "--region", REGION)
+    policy = json.loads(cli("permissions", *where).stdout)
+    lacking = _without(policy, "eks:CreateNodegroup")
+    stand_in.enforce({**lacking, "Statement": [*lacking["Statement"], SIMULATE]})
+    stand_in.clear_calls()
+    plan = cli("plan", *where, "--check-permissions", "-o", "json")
+    assert plan.exit_code == 0, plan.stderr
+    checked = json.loads(plan.stdout)["permissions"]
+    assert checked["checked"] is True
+    assert checked["missing"] == [{"action": "eks:CreateNodegroup", "decision": "implicitDeny", "verbs": ["create"],
+                                   "resource": f"arn:aws:eks:{REGION}:123456789012:cluster/{cluster_name}"}]
+    text = cli("plan", *where, "--check-permissions")
+    assert "lacks 1" in text.stdout and "missing eks:CreateNodegroup on arn:aws:eks:" in text.stdout, text.stdout
+    assert [c for c in stand_in.calls() if not c.operation.startswith(("Describe", "List", "Get", "Simulate"))] == []
+    assert stand_in.refused() == []
+
+    # Everything granted: nothing missing. Without iam:SimulatePrincipalPolicy (the printed policy has none):
+    # plan says it could not check, and still plans.
+    stand_in.enforce({**policy, "Statement": [*policy["Statement"], SIMULATE]})
+    full = json.loads(cli("plan", *where, "--check-permissions", "-o", "json").stdout)["permissions"]
+    assert full["checked"] is True and full["missing"] == []
+    stand_in.enforce(policy)
+    unable = cli("plan", *where, "--check-permissions")
+    assert unable.exit_code == 0, unable.stderr
+    assert "permissions not checked: the caller may not call iam:SimulatePrincipalPolicy" in unable.stdout
