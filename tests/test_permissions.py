@@ -316,3 +316,37 @@ def test_create_role_is_refused_without_the_boundary_the_policy_demands(sandbox_
         iam.create_role(RoleName="free", AssumeRolePolicyDocument=trust)
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
     iam.create_role(RoleName="bounded", AssumeRolePolicyDocument=trust, PermissionsBoundary=BOUNDARY)
+
+
+CONFIGS = {
+    "default": "",
+    "network team's VPC": 'vpc_id = "vpc-0a1b2c3d4e5f60718"\n'
+                          'subnet_ids = ["subnet-0a1b2c3d4e5f60711", "subnet-0a1b2c3d4e5f60722"]\n',
+    "EBS CSI driver": '[addons]\nvpc-cni = "default"\nkube-proxy = "default"\ncoredns = "default"\n'
+                      'eks-pod-identity-agent = "default"\naws-ebs-csi-driver = "default"\n',
+    "own key, nothing optional": 'kms_key_arn = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-'
+                                 '1234567890ab"\ncontrol_plane_logging = false\nflow_logs = false\n',
+    "everything": RICH,
+}
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_every_step_declares_what_it_calls_and_the_policy_lints_clean(cli: Cli, aws_env: Path, config: str) -> None:
+    from eksprivate.permissions import sources_for
+    from eksprivate.target import Options, permissions_context
+
+    path = write(aws_env, CONFIGS[config])
+    ctx, s3_state = permissions_context(Options(name="demo", region=REGION, config=path), ACCOUNT)
+    sources = sources_for(ctx, s3_state)
+    steps = [s for s in sources if not s.name.startswith("command:")]
+    assert steps and [s.name for s in steps if not any("find" in g.verbs for g in s.grants)] == []
+    policy = printed(cli, "--name", "demo", "--account", ACCOUNT, "--config", str(path))
+    assert lint(policy) == []
+    documents = json.loads(ok(cli("permissions", "--name", "demo", "--account", ACCOUNT, "--config", str(path),
+                                  "--split")).stdout)
+    assert all(size_of(d) <= 6144 and lint(d) == [] for d in documents)
+    assert [s for d in documents for s in d["Statement"]] == policy["Statement"]
+
+
+def size_of(document: dict[str, Any]) -> int:
+    return len(re.sub(r"\s+", "", json.dumps(document)))
