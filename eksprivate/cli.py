@@ -472,6 +472,9 @@ def permissions(
     account: Annotated[str | None, typer.Option(
         "--account", metavar="ID",
         help="The 12-digit account to write the policy for (default: the caller's, asked of STS).")] = None,
+    split: Annotated[bool, typer.Option(
+        "--split", help="Print a JSON list of documents of at most 6144 characters each (IAM's managed-policy "
+                        "size), to attach together.")] = False,
     output: OutputOpt = "json", debug: DebugOpt = False,
 ) -> None:
     """Print the IAM policy an operator needs to run every command on this cluster with this config
@@ -487,7 +490,7 @@ def permissions(
         found = policy.entries(policy.sources_for(ctx, s3_state))
         document = policy.document(found)
         if output == "json":
-            ui.print_json(document)
+            ui.print_json(policy.split(document) if split else document)
             return
         size = policy.size(document)
         header = [f"IAM policy for cluster {ctx.name} in {ctx.region}, account {ctx.account} "
@@ -495,7 +498,8 @@ def permissions(
                   f"actions, {size} characters (a managed policy holds {policy.MANAGED_POLICY_LIMIT})",
                   "Each action: [the verbs that call it: find = every read, create, update = up on an existing "
                   "resource, remove = down and up --prune], what it may act on, its conditions, and why.",
-                  "`eksprivate permissions` (JSON) prints the document itself."]
+                  "`eksprivate permissions` (JSON) prints the document itself; with --split, as documents of at "
+                  "most 6144 characters (managed policies) to attach together."]
         ui.out.print(policy.explain(found, header), highlight=False, markup=False, soft_wrap=True)
 
 

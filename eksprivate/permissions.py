@@ -217,3 +217,15 @@ def sources_for(ctx: Context, s3_state: str | None) -> list[Source]:
 
 def policy_for(ctx: Context, s3_state: str | None) -> dict[str, Any]:
     return document(entries(sources_for(ctx, s3_state)))
+
+
+def split(policy: dict[str, Any], limit: int = MANAGED_POLICY_LIMIT) -> list[dict[str, Any]]:
+    """The policy as documents of at most `limit` characters each (IAM's managed-policy size), statements
+    kept whole and in order: attach them all to the operator's role."""
+    documents: list[dict[str, Any]] = []
+    for statement in policy["Statement"]:
+        if documents and size({**documents[-1], "Statement": [*documents[-1]["Statement"], statement]}) <= limit:
+            documents[-1]["Statement"].append(statement)
+        else:
+            documents.append({"Version": policy["Version"], "Statement": [statement]})
+    return documents

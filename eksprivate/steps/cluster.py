@@ -258,7 +258,7 @@ class ClusterAdmins(Step):
                 grant("create", "eks:CreateAccessEntry", on=ctx.arns.eks_cluster(), why="an admin's access entry"),
                 grant("create", "eks:TagResource", on=entries, why="tags given to CreateAccessEntry"),
                 grant("create", "eks:AssociateAccessPolicy", on=entries,
-                      when=[equals("eks:policyArn", self.policy_arn(ctx))],
+                      when=[Condition("ArnEquals", "eks:policyArn", (self.policy_arn(ctx),))],
                       why="the cluster-admin access policy, only that one"),
                 grant(("update", "remove"), "eks:DeleteAccessEntry", on=entries,
                       why="entries of admins removed from the config")]

@@ -302,9 +302,10 @@ class FlowLogsRole(Role):
 
 
 def boundary_condition(ctx: Context) -> list[Condition]:
-    """`iam:PermissionsBoundary` equal to the configured boundary (none without one)."""
+    """`iam:PermissionsBoundary` equal to the configured boundary (none without one). ArnEquals: the key's value
+    is a policy ARN (AWS's own AWSCODAPermissionsBoundary policy compares it with ArnLike)."""
     boundary = ctx.settings.permissions_boundary
-    return [Condition("StringEquals", "iam:PermissionsBoundary", (boundary,))] if boundary else []
+    return [Condition("ArnEquals", "iam:PermissionsBoundary", (boundary,))] if boundary else []
 
 
 def policy_document(value: Any) -> dict[str, Any] | None:
