@@ -129,7 +129,7 @@ def trusts(document: dict[str, Any] | None, principals: set[str], actions: tuple
     return False
 
 
-def _principals(ctx: Context, service: str) -> set[str]:
+def service_principals(ctx: Context, service: str) -> set[str]:
     """The service's principal in this partition; in China also the ".amazonaws.com" spelling, which IAM there
     accepts for some services (partitions.PRINCIPAL_EXCEPTIONS has the ones that differ)."""
     return {ctx.partition.principal(service), f"{service}.amazonaws.com"}
@@ -163,7 +163,7 @@ def check_given_roles(ctx: Context) -> list[str]:
         if role is None:
             raise UsageError(f"{setting}: role {arn} does not exist",
                              "check the ARN (path included) with your IAM team; eksprivate never makes a given role")
-        principals = _principals(ctx, made.service)
+        principals = service_principals(ctx, made.service)
         if not trusts(policy_document(role.get("AssumeRolePolicyDocument")), principals, made.trust_actions):
             raise UsageError(f"{setting}: role {arn} does not trust {ctx.partition.principal(made.service)} "
                              f"({', '.join(made.trust_actions)})",
