@@ -32,10 +32,9 @@ class RoleNeeds:
     """What a given role must be for the service that uses it."""
 
     made: type[Role]  # the step that makes the role when none is given: key, config key, service, trust actions
-    # AWS managed policies the role must carry; each entry is satisfied by any one of its names.
+    # AWS managed policies the role must carry; each entry is satisfied by any one of its names. The others the
+    # made role would get for this config (AmazonSSMManagedInstanceCore with the ssm endpoint) are warned about.
     policies: tuple[tuple[str, ...], ...]
-    # Managed policies without which a feature of this config does not work (a warning, not a refusal).
-    optional: tuple[tuple[str, str], ...] = ()  # (policy, what needs it)
 
     @property
     def key(self) -> str:
@@ -76,8 +75,7 @@ NEEDS: tuple[RoleNeeds, ...] = (
     RoleNeeds(NodeRole,
               (("AmazonEKSWorkerNodePolicy",),
                ("AmazonEC2ContainerRegistryPullOnly", "AmazonEC2ContainerRegistryReadOnly"),
-               ("AmazonEKS_CNI_Policy",)),
-              optional=(("AmazonSSMManagedInstanceCore", "the ssm endpoint (eksprivate tunnel)"),)),
+               ("AmazonEKS_CNI_Policy",))),
     # VPC User Guide, flow-logs-iam-role: trusts vpc-flow-logs.amazonaws.com; its delivery permissions are a
     # policy of the account's own (AWS names no managed one): not checked here, CreateFlowLogs says so.
     RoleNeeds(FlowLogsRole, ()),
@@ -169,11 +167,13 @@ def check_given_roles(ctx: Context) -> list[str]:
                              f"({', '.join(made.trust_actions)})",
                              "its trust policy must allow that service principal to assume it; eksprivate never "
                              "changes a given role")
+        wanted = [[ctx.partition.managed_policy(n) for n in names] for names in needs.policies]
+        would_get = [policy for policy in made().policies(ctx) if not any(policy in names for names in wanted)]
         attached = {str(p["PolicyArn"]) for p in ctx.aws.iam.paginate(
             "list_attached_role_policies", "AttachedPolicies", RoleName=role_name_of(arn))} if (
-            needs.policies or needs.optional) else set()
-        missing = [" or ".join(names) for names in needs.policies
-                   if not any(ctx.partition.managed_policy(n) in attached for n in names)]
+            wanted or would_get) else set()
+        missing = [" or ".join(names) for names, arns in zip(needs.policies, wanted, strict=True)
+                   if not attached & set(arns)]
         if missing:
             raise UsageError(f"{setting}: role {arn} lacks the AWS managed polic{'y' if len(missing) == 1 else 'ies'} "
                              f"{', '.join(missing)}, which EKS needs",
@@ -184,11 +184,9 @@ def check_given_roles(ctx: Context) -> list[str]:
                                  "roles given, eksprivate has AWS make no role through you",
                                  f"have your IAM team run `aws iam create-service-linked-role --aws-service-name "
                                  f"{service}` once in this account")
-        for policy, feature in needs.optional:
-            if feature.startswith("the ssm endpoint") and "ssm" not in ctx.settings.endpoints:
-                continue
-            if ctx.partition.managed_policy(policy) not in attached:
-                warnings.append(f"{setting}: role {arn} lacks {policy}, which {feature} needs")
+        # E.g. AmazonSSMManagedInstanceCore with the ssm endpoint: `eksprivate tunnel` needs it, EKS does not.
+        warnings += [f"{setting}: role {arn} lacks {policy.rsplit('/', 1)[-1]}, which eksprivate attaches to the "
+                     "role it makes for this config" for policy in would_get if policy not in attached]
     return warnings
 
 

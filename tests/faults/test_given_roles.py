@@ -248,6 +248,18 @@ def test_a_given_role_without_its_service_linked_role_is_refused(
     assert mutating_calls(stand_in.calls()) == []
 
 
+def test_a_policy_only_a_feature_needs_is_warned_about_not_refused(
+        cli: Cli, aws_env: Path, stand_in: SandboxServer, team: Team, cluster_name: str) -> None:
+    # The ssm endpoint: eksprivate's own node role gets AmazonSSMManagedInstanceCore (eksprivate tunnel); EKS runs
+    # without it, so a given role lacking it is said, and up goes on.
+    where = ("--name", cluster_name, "--region", REGION, "--config",
+             _config(aws_env, team.arns, 'endpoints = ["ssm", "ssmmessages", "ec2messages"]\n'))
+    built = cli("up", *where)
+    assert built.exit_code == 0, built.stderr
+    assert f"node_role_arn: role {team.arns['node_role_arn']} lacks AmazonSSMManagedInstanceCore" in built.stderr
+    assert cli("down", *where, "--yes").exit_code == 0
+
+
 def _iam_actions(document: dict[str, Any]) -> dict[str, set[str]]:
     """IAM action → the resources a policy document allows it on."""
     out: dict[str, set[str]] = {}
