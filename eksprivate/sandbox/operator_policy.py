@@ -110,19 +110,25 @@ def _statement_matches(statement: Mapping[str, Any], check: Check) -> bool:
     return True
 
 
-def allowed(policy: Mapping[str, Any], check: Check) -> bool:
-    """IAM's evaluation of one identity policy: explicit Deny, else Allow, else implicit deny."""
+def decision(policy: Mapping[str, Any], check: Check) -> str:
+    """IAM's evaluation of one identity policy, in the policy simulator's words: "explicitDeny" (a Deny matches),
+    else "allowed" (an Allow matches), else "implicitDeny"."""
     statements = _as_list(policy.get("Statement", []))
     matching = [s for s in statements if _statement_matches(s, check)]
     if any(s.get("Effect") == "Deny" for s in matching):
-        return False
-    return any(s.get("Effect") == "Allow" for s in matching)
+        return "explicitDeny"
+    return "allowed" if any(s.get("Effect") == "Allow" for s in matching) else "implicitDeny"
+
+
+def allowed(policy: Mapping[str, Any], check: Check) -> bool:
+    """IAM's evaluation of one identity policy: explicit Deny, else Allow, else implicit deny."""
+    return decision(policy, check) == "allowed"
 
 
 # -- reading a request ----------------------------------------------------------------------------------------
 
 
-def _body(environ: Environ) -> bytes:
+def request_body(environ: Environ) -> bytes:
     """The request body, put back for moto."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -153,7 +159,7 @@ class Request:
 def read_request(environ: Environ, service: str, operation: str, region: str | None, protocol: str) -> Request:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
     path, _, query = str(raw).partition("?")
-    body = _body(environ)
+    body = request_body(environ)
     params: dict[str, Any] = {}
     if protocol in ("ec2", "query"):
         form = parse_qs(body.decode("utf-8", "replace")) or parse_qs(query)
@@ -220,7 +226,12 @@ def _resource(req: Request) -> str | None:
     s, p = req.service, req.params
     if s == "iam":
         if "RoleName" in p and req.operation != "RemoveRoleFromInstanceProfile":
-            return _arn("iam", "", f"role/{p['RoleName']}", regional=False)
+            # IAM authorises a call on a role by the role's ARN, its path included (a role an IAM team made
+            # under /platform/ is arn:...:role/platform/<name>); one not made yet by the path CreateRole gives.
+            role = _role(p["RoleName"])
+            if role is not None:
+                return str(role.arn)
+            return _arn("iam", "", f"role{p.get('Path') or '/'}{p['RoleName']}", regional=False)
         if "InstanceProfileName" in p:
             return _arn("iam", "", f"instance-profile/{p['InstanceProfileName']}", regional=False)
         return None
@@ -297,8 +308,9 @@ def checks(req: Request) -> list[Check]:
         out.append(Check("iam:PassRole", str(p[passed[0]]), {"iam:PassedToService": passed[1]}))
     if req.service == "eks" and req.operation == "CreateAddon":
         for association in p.get("podIdentityAssociations") or []:
-            out.append(Check("eks:CreatePodIdentityAssociation", _arn("eks", req.region, f"cluster/{p['clusterName']}"
-                                                                     if "clusterName" in p else resource or "")))
+            # The cluster's ARN: from the body when it names the cluster, else the one the URI gave (`resource`).
+            cluster = _arn("eks", req.region, f"cluster/{p['clusterName']}") if "clusterName" in p else resource
+            out.append(Check("eks:CreatePodIdentityAssociation", cluster or ""))
             out.append(Check("iam:PassRole", str(association.get("roleArn", "")),
                              {"iam:PassedToService": "pods.eks.amazonaws.com"}))
     if req.service == "eks" and req.operation == "CreateCluster":
