@@ -357,3 +357,33 @@ def test_every_step_declares_what_it_calls_and_the_policy_lints_clean(cli: Cli, 
 
 def size_of(document: dict[str, Any]) -> int:
     return len(re.sub(r"\s+", "", json.dumps(document)))
+
+
+ADDONS = ('[addons]\nvpc-cni = "default"\nkube-proxy = "default"\ncoredns = "default"\n'
+          'eks-pod-identity-agent = "default"\n')
+BEFORE = f'per_az = false\nkubernetes_version = "1.32"\n{ADDONS}aws-ebs-csi-driver = "default"\n'
+AFTER = ('per_az = false\nkubernetes_version = "1.33"\npublic_access_cidrs = ["203.0.113.0/24"]\nmax_size = 3\n'
+         f'log_retention_days = 30\nendpoints = ["ssm"]\n{ADDONS}')
+
+
+def test_config_changes_an_upgrade_and_a_pruned_addon_run_under_the_printed_policy(
+        cli: Cli, stand_in: SandboxServer, cluster_name: str, aws_env: Path) -> None:
+    """The policy is the config's: printed again after the config changed (a Kubernetes upgrade, public API
+    access, sizes, retention, an endpoint and its node-role policy, an add-on dropped and pruned), every
+    change `up` applies is allowed by it, and `down` too."""
+    before, after = aws_env / "before.toml", aws_env / "after.toml"
+    before.write_text(BEFORE)
+    after.write_text(AFTER)
+    name = ["--name", cluster_name]
+    stand_in.enforce(printed(cli, *name, "--config", str(before)))
+    ok(cli("up", *name, "--config", str(before)))  # with the EBS CSI driver: a Pod Identity association
+    assert stand_in.refused() == []
+    policy = printed(cli, *name, "--config", str(after))
+    stand_in.enforce(policy)
+    mark = len(stand_in.calls())
+    ok(cli("up", *name, "--config", str(after), "--prune"))
+    ok(cli("down", *name, "--config", str(after), "--yes"))
+    actions = assert_every_call_allowed(stand_in, stand_in.calls()[mark:], policy)
+    assert {"eks:UpdateClusterVersion", "eks:UpdateNodegroupVersion", "eks:UpdateClusterConfig",
+            "eks:UpdateNodegroupConfig", "eks:DeleteAddon", "logs:PutRetentionPolicy",
+            "iam:AttachRolePolicy"} <= actions
