@@ -193,19 +193,19 @@ def sources_for(ctx: Context, s3_state: str | None) -> list[Source]:
     import eksprivate.state_s3 as state_s3
     import eksprivate.target as target
     import eksprivate.tunnel as tunnel
-    from eksprivate.steps import build_graph, discovery_grants
+    from eksprivate.steps import build_graph
     from eksprivate.steps.foreign_check import TEARDOWN_ONLY
     # By name: the package `eksprivate.verify` exports a function `discover` that hides the module.
     verify_reads = importlib.import_module("eksprivate.verify.discover")
 
-    up = build_graph(ctx, orphans=True, look=False)
-    down = build_graph(ctx, everything=True, look=False)
+    up = build_graph(ctx, orphans=True)
+    down = build_graph(ctx, everything=True)
     configured = {s.key for s in up}
     steps = [(s.key, s.grants(ctx), True) for s in up]
     steps += [(s.key, s.grants(ctx), s.key in configured or bool(ctx.ledger.ids(s.key)) or s.key in TEARDOWN_ONLY)
               for s in down]
     arns = ctx.arns
-    commands = [("graph", discovery_grants(ctx)), ("checks", target.grants(ctx.settings)),
+    commands = [("checks", target.grants(ctx.settings)),
                 ("kubeconfig", kube.grants(arns)), ("tunnel", tunnel.grants(arns)),
                 ("verify", verify_reads.grants(arns)),
                 ("cost", cost.grants())]

@@ -23,7 +23,8 @@ from eksprivate.errors import NotFound, UsageError
 from eksprivate.grants import Grant, reads
 from eksprivate.steps.addons import EBS_CSI, EbsCsiRole
 from eksprivate.steps.base import Context, Found, Step
-from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, Role, policy_document
+from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, Role
+from eksprivate.steps.policies import policy_document
 from eksprivate.steps.used_network import Used
 
 

@@ -25,6 +25,7 @@ from eksprivate.errors import AccessDenied, AlreadyExists, EksPrivateError, NotF
 from eksprivate.grants import Grant, grant, reads
 from eksprivate.images import PullThroughRule, credential_problem
 from eksprivate.steps.base import Change, Context, Found, Step
+from eksprivate.steps.policies import WrittenPolicy, policy_document
 
 KEY = "pull-through-cache"
 POLICY_NAME = "pull-through-cache"
@@ -126,8 +127,6 @@ class PullThroughCache(Step):
             live = ctx.aws.iam.get_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
         except NotFound:
             return None, None
-        from eksprivate.steps.iam import policy_document
-
         document = policy_document(live.get("PolicyDocument")) or {}
         head = ctx.partition.arn("ecr", ctx.region, ctx.account, "repository/")
         prefixes = []
@@ -310,6 +309,11 @@ class PullThroughCache(Step):
             return
         with contextlib.suppress(NotFound):
             ctx.aws.iam.delete_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
+
+    def written(self, ctx: Context) -> list[WrittenPolicy]:
+        """The policy this step writes (on the node role): the first-pull policy for the configured rules."""
+        first_pull = pull_through_policy(ctx)
+        return [] if first_pull is None else [WrittenPolicy("node-role", "identity", first_pull)]
 
     def describe(self, found: Found) -> str:
         rules = ", ".join(f"{p}/ → {r['url']}" for p, r in sorted(found.get("rules", {}).items())) or "no rules"
