@@ -433,8 +433,8 @@ def export(
         check_output(output, force)  # before any AWS call: nothing read, nothing written
         opts = _options(name, region, profile, config, state, sandbox)
         ctx = open_context(opts, mutate=False)
+        exported = run_export(ctx, fmt)  # a cluster that is not there: its one error line, nothing before it
         ui.info(_header(f"export --format {fmt}", ctx))
-        exported = run_export(ctx, fmt)
         write_dir(output, exported.files, force)
         inventory = exported.inventory
         ui.info(f"wrote {len(inventory.resources)} resources of {ctx.name} to {output}/ "
