@@ -432,8 +432,10 @@ def export(
             raise UsageError(f"--format {fmt!r}: use cloudformation or terraform")
         check_output(output, force)  # before any AWS call: nothing read, nothing written
         opts = _options(name, region, profile, config, state, sandbox)
+        started = time.monotonic()
         ctx = open_context(opts, mutate=False)
         exported = run_export(ctx, fmt)  # a cluster that is not there: its one error line, nothing before it
+        _write_metrics(ctx, "export", time.monotonic() - started)
         ui.info(_header(f"export --format {fmt}", ctx))
         write_dir(output, exported.files, force)
         inventory = exported.inventory

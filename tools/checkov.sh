@@ -31,13 +31,15 @@ admins = ["arn:aws:iam::123456789012:role/platform-admins"]
 ecr_repositories = ["mirror/nginx"]
 pull_through_cache = ["ecr-public", "k8s"]
 endpoints = ["ssm"]
+# CKV_AWS_338 wants a year of logs; eksprivate's default is 90 days (docs/security.md, "checkov").
+log_retention_days = 365
 TOML
   )
   eks="$PWD/.venv/bin/eksprivate"
-  (cd "$work" && "$eks" up --sandbox --time-scale 0.002 -c checkov.toml >/dev/null \
+  (cd "$work" && "$eks" up --sandbox --time-scale 0.002 -c checkov.toml >/dev/null 2>&1 \
      && "$eks" export --sandbox -c checkov.toml --format cloudformation --output cfn \
      && "$eks" export --sandbox -c checkov.toml --format terraform --output tf \
-     ; status=$?; "$eks" down --sandbox -c checkov.toml --yes >/dev/null; "$eks" sandbox stop >/dev/null; exit $status)
+     ; status=$?; "$eks" down --sandbox -c checkov.toml --yes >/dev/null 2>&1; "$eks" sandbox stop >/dev/null; exit $status)
   dirs=("$work/cfn" "$work/tf")
 fi
 

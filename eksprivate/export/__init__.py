@@ -106,9 +106,10 @@ def _common(inv: Inventory) -> str:
 
 
 def _readme_cloudformation(inv: Inventory) -> str:
-    from eksprivate.export.cloudformation import NOT_IMPORTABLE, TYPES
+    from eksprivate.export.cloudformation import LEFT_OUT, NOT_IMPORTABLE, TYPES
 
-    types = sorted({TYPES[r.kind][0] for r in inv.resources})
+    types = sorted({TYPES[r.kind][0] for r in inv.resources if r.kind in TYPES})
+    left_out = "".join(f"- {LEFT_OUT[r.kind]} (`{r.id}`)\n" for r in inv.resources if r.kind in LEFT_OUT)
     blocked = [t for t in types if t in NOT_IMPORTABLE]
     return (
         f"# CloudFormation import of EKS cluster {inv.cluster}\n\n" + _common(inv) + "\n"
@@ -133,6 +134,7 @@ def _readme_cloudformation(inv: Inventory) -> str:
                    for t in blocked) if blocked else
            "None: every type in this template (" + ", ".join(f"`{t}`" for t in types) + ") supports resource "
            "import (CloudFormation's \"Resource type support\" list).\n")
+        + ("\n## Not in the template\n\n" + left_out if left_out else "")
         + "\nReview `template.yaml` first: it is what CloudFormation will hold from now on.\n")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from eksprivate.export.inventory import Inventory, Resource
+from eksprivate.export.inventory import Inventory, References, Resource
 
 # kind -> (CloudFormation type, logical-id suffix, the identifier properties of an import)
 TYPES: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -43,6 +43,11 @@ TYPES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # Every type above is in CloudFormation's "Resource type support" list for import; a type added here that is
 # not goes in this set, and the README of the export says what to do about it.
 NOT_IMPORTABLE: frozenset[str] = frozenset()
+# What CloudFormation has no resource type for, and why leaving it out is right.
+LEFT_OUT = {
+    "default_security_group": "the VPC's default security group: CloudFormation has no resource for it (EC2 makes "
+                              "it with the VPC and deletes it with the VPC); `eksprivate up` left it without rules",
+}
 
 
 class Ref(str):
@@ -66,24 +71,11 @@ def logical_id(resource: Resource) -> str:
     return camel + TYPES[resource.kind][1]
 
 
-class _Refs:
-    """Literal ids -> references to the exported resource that answers to them."""
-
-    def __init__(self, inv: Inventory) -> None:
-        self.index = inv.index()
-
-    def __call__(self, value: Any) -> Any:
-        hit = self.index.get(str(value)) if isinstance(value, str) else None
-        if hit is None:
-            return value
-        resource, attribute = hit
+class _Refs(References):
+    def reference(self, resource: Resource, attribute: str) -> Any:
+        # Ref of every exported type answers its id or name (the attribute indexed); ARNs are GetAtt Arn.
         name = logical_id(resource)
-        if attribute == "arn":
-            return GetAtt(f"{name}.Arn")
-        return Ref(name)  # Ref of every exported type answers its id or name (the attribute indexed)
-
-    def all(self, values: list[Any]) -> list[Any]:
-        return [self(v) for v in values]
+        return GetAtt(f"{name}.Arn") if attribute == "arn" else Ref(name)
 
 
 def _tags(tags: Any, key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
@@ -320,6 +312,8 @@ def template(inv: Inventory) -> dict[str, Any]:
     ref = _Refs(inv)
     resources: dict[str, Any] = {}
     for r in inv.resources:
+        if r.kind in LEFT_OUT:
+            continue
         props = _drop_none(BUILDERS[r.kind](r, ref))
         resources[logical_id(r)] = {"Type": TYPES[r.kind][0], "DeletionPolicy": "Retain",
                                     "UpdateReplacePolicy": "Retain", "Properties": props}
@@ -333,7 +327,7 @@ def template(inv: Inventory) -> dict[str, Any]:
 
 def imports(inv: Inventory) -> list[dict[str, Any]]:
     return [{"ResourceType": TYPES[r.kind][0], "LogicalResourceId": logical_id(r), "ResourceIdentifier": identifier(r)}
-            for r in inv.resources if TYPES[r.kind][0] not in NOT_IMPORTABLE]
+            for r in inv.resources if r.kind not in LEFT_OUT and TYPES[r.kind][0] not in NOT_IMPORTABLE]
 
 
 def render(inv: Inventory, readme: str) -> dict[str, str]:

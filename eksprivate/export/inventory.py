@@ -86,8 +86,8 @@ class Inventory:
         "id", "name" or "arn"): how the renderers turn a literal into a reference."""
         out: dict[str, tuple[Resource, str]] = {}
         for r in self.resources:
-            if r.kind in ("vpc", "subnet", "route_table", "security_group", "vpc_endpoint", "launch_template",
-                          "kms_key"):
+            if r.kind in ("vpc", "subnet", "route_table", "security_group", "default_security_group", "vpc_endpoint",
+                          "launch_template", "kms_key"):
                 out[r.id] = (r, "id")
             if r.kind in ("iam_role", "log_group", "eks_cluster"):
                 out[r.id] = (r, "name")
@@ -95,6 +95,24 @@ class Inventory:
             if r.kind in ("iam_role", "kms_key", "log_group") and arn:
                 out[str(arn)] = (r, "arn")
         return out
+
+
+class References:
+    """Turns a literal id, name or ARN into a reference to the exported resource that answers to it; each
+    renderer says how a reference is written (`reference`). Anything else stays as it is."""
+
+    def __init__(self, inv: Inventory) -> None:
+        self.index = inv.index()
+
+    def reference(self, resource: Resource, attribute: str) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, literal: Any) -> Any:
+        hit = self.index.get(literal) if isinstance(literal, str) else None
+        return literal if hit is None else self.reference(*hit)
+
+    def all(self, literals: list[Any]) -> list[Any]:
+        return [self(v) for v in literals]
 
 
 def snake(text: str) -> str:
@@ -143,7 +161,7 @@ def _differences(items: list[PlanItem]) -> list[str]:
             out.append(f"{item.title}: missing (`eksprivate up` would create it)")
             continue
         lines = "; ".join(d.removeprefix("! ") for d in item.details) or item.action
-        out.append(f"{item.title}: {lines}")
+        out.append(f"{item.title} (`plan` says: {lines})")
     return out
 
 
@@ -171,6 +189,10 @@ def _vpc(ctx: Context, step: Vpc, inv: Inventory) -> None:
         answer = ctx.aws.ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
         vpc[attribute[0].upper() + attribute[1:]] = answer[attribute[0].upper() + attribute[1:]]["Value"]
     inv.add("vpc", "vpc", vpc_id, vpc, step.key)
+    default = ctx.aws.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                           {"Name": "group-name", "Values": ["default"]}])
+    for group in default.get("SecurityGroups", []):  # EC2 made it with the VPC; `up` empties it
+        inv.add("default_security_group", "default", group["GroupId"], group, step.key)
 
 
 def _zone_label(ctx: Context, az: str) -> str:

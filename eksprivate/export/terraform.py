@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eksprivate.export.inventory import Inventory, Resource
+from eksprivate.export.inventory import Inventory, References, Resource
 
 # kind -> Terraform type
 TYPES: dict[str, str] = {
     "vpc": "aws_vpc", "subnet": "aws_subnet", "route_table": "aws_route_table",
     "route_table_association": "aws_route_table_association", "security_group": "aws_security_group",
+    "default_security_group": "aws_default_security_group",
     "security_group_ingress": "aws_vpc_security_group_ingress_rule",
     "security_group_egress": "aws_vpc_security_group_egress_rule", "vpc_endpoint": "aws_vpc_endpoint",
     "iam_role": "aws_iam_role", "kms_key": "aws_kms_key", "kms_alias": "aws_kms_alias",
@@ -33,7 +34,8 @@ TYPES: dict[str, str] = {
 ATTRIBUTES = {("kms_key", "id"): "key_id"}
 # Which file each kind goes to.
 FILES = {"vpc": "network", "subnet": "network", "route_table": "network", "route_table_association": "network",
-         "security_group": "network", "security_group_ingress": "network", "security_group_egress": "network",
+         "security_group": "network", "default_security_group": "network", "security_group_ingress": "network",
+         "security_group_egress": "network",
          "vpc_endpoint": "network", "flow_log": "network", "iam_role": "iam", "kms_key": "security",
          "kms_alias": "security", "log_group": "security", "launch_template": "eks", "eks_cluster": "eks",
          "eks_nodegroup": "eks", "eks_addon": "eks", "eks_access_entry": "eks", "ecr_repository": "ecr",
@@ -128,19 +130,9 @@ def _json(document: Any) -> Expr:
     return Expr(f"jsonencode({value(parsed, 1)})")
 
 
-class _Refs:
-    def __init__(self, inv: Inventory) -> None:
-        self.index = inv.index()
-
-    def __call__(self, literal: Any) -> Any:
-        hit = self.index.get(str(literal)) if isinstance(literal, str) else None
-        if hit is None:
-            return literal
-        resource, attribute = hit
+class _Refs(References):
+    def reference(self, resource: Resource, attribute: str) -> Any:
         return Expr(f"{TYPES[resource.kind]}.{resource.label}.{ATTRIBUTES.get((resource.kind, attribute), attribute)}")
-
-    def all(self, literals: list[Any]) -> list[Any]:
-        return [self(v) for v in literals]
 
 
 def _tags(tags: Any, key: str = "Key", val: str = "Value") -> dict[str, str] | None:
@@ -186,6 +178,26 @@ def _security_group(r: Resource, ref: _Refs) -> Built:
     v = r.live
     return [("aws_security_group", r.label, {"name": v["GroupName"], "description": v["Description"],
                                              "vpc_id": ref(v["VpcId"]), "tags": _tags(v.get("Tags"))}, r.id)]
+
+
+def _default_group(r: Resource, ref: _Refs) -> Built:
+    """The VPC's default group, adopted as it is (`up` leaves it without rules; Terraform then keeps it so)."""
+    v = r.live
+
+    def rules(permissions: list[dict[str, Any]] | None) -> list[Block] | None:
+        return [Block({"protocol": p["IpProtocol"], "from_port": p.get("FromPort", 0), "to_port": p.get("ToPort", 0),
+                       "cidr_blocks": [x["CidrIp"] for x in p.get("IpRanges") or []] or None,
+                       "ipv6_cidr_blocks": [x["CidrIpv6"] for x in p.get("Ipv6Ranges") or []] or None,
+                       "prefix_list_ids": [x["PrefixListId"] for x in p.get("PrefixListIds") or []] or None,
+                       "self": any(x.get("GroupId") == v["GroupId"] for x in p.get("UserIdGroupPairs") or [])
+                       or None,
+                       "security_groups": [ref(x["GroupId"]) for x in p.get("UserIdGroupPairs") or []
+                                           if x.get("GroupId") != v["GroupId"]] or None})
+                for p in permissions or []] or None
+
+    return [("aws_default_security_group", r.label, {
+        "vpc_id": ref(v["VpcId"]), "ingress": rules(v.get("IpPermissions")),
+        "egress": rules(v.get("IpPermissionsEgress")), "tags": _tags(v.get("Tags"))}, r.id)]
 
 
 def _rule(r: Resource, ref: _Refs) -> Built:
@@ -397,8 +409,9 @@ def _pull_through(r: Resource, ref: _Refs) -> Built:
 
 BUILDERS: dict[str, Callable[[Resource, _Refs], Built]] = {
     "vpc": _vpc, "subnet": _subnet, "route_table": _route_table, "route_table_association": _association,
-    "security_group": _security_group, "security_group_ingress": _rule, "security_group_egress": _rule,
-    "vpc_endpoint": _endpoint, "iam_role": _role, "kms_key": _kms_key, "kms_alias": _alias, "log_group": _log_group,
+    "security_group": _security_group, "default_security_group": _default_group, "security_group_ingress": _rule,
+    "security_group_egress": _rule, "vpc_endpoint": _endpoint, "iam_role": _role, "kms_key": _kms_key,
+    "kms_alias": _alias, "log_group": _log_group,
     "flow_log": _flow_log, "launch_template": _template, "eks_cluster": _cluster, "eks_nodegroup": _nodegroup,
     "eks_addon": _addon, "eks_access_entry": _access_entry, "ecr_repository": _repository,
     "ecr_pull_through_rule": _pull_through,
