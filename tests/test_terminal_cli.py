@@ -136,7 +136,7 @@ def test_answering_no_to_down_is_a_cancel_not_an_error(cli: Cli, cluster_name: s
 
 def test_help_shows_no_bool_after_switches(cli: Cli) -> None:
     """`--sandbox <bool>` made users type `--sandbox true`, which fails."""
-    for command in (["up"], ["down"], ["plan"], ["status"], ["verify"], ["kubeconfig"], ["tunnel"],
+    for command in (["up"], ["down"], ["plan"], ["status"], ["verify"], ["kubeconfig"], ["tunnel"], ["export"],
                     ["sandbox", "start"], []):
         text = ok(cli(*command, "--help")).stdout
         assert "<bool>" not in text and "<str>" not in text, text
