@@ -101,8 +101,10 @@ def _common(inv: Inventory) -> str:
         "- the access entry EKS made for the identity that created the cluster "
         "(`bootstrapClusterCreatorAdminPermissions`) and the node role's entry EKS adds for the node groups;\n"
         "- load balancers, volumes and other resources Kubernetes creates.\n\n"
-        "After the import, stop running `eksprivate up`/`down` on this cluster (two tools would fight over it); "
-        "`eksprivate verify` stays useful (read-only). The full recipe: docs/export.md in eksprivate.\n")
+        "After the import, stop running `eksprivate up`/`down` on this cluster (two tools would fight over it). "
+        "`eksprivate down` finds these resources by their `eksprivate:cluster` tag even without the state file: "
+        "remove that tag in the IaC once the import is done. `eksprivate verify` stays useful (read-only). The "
+        "full recipe: docs/export.md in eksprivate.\n")
 
 
 def _readme_cloudformation(inv: Inventory) -> str:
