@@ -141,10 +141,10 @@ def _endpoint(r: Resource, ref: _Refs) -> dict[str, Any]:
     v = r.live
     interface = v["VpcEndpointType"] == "Interface"
     return {"ServiceName": v["ServiceName"], "VpcEndpointType": v["VpcEndpointType"], "VpcId": ref(v["VpcId"]),
-            "SubnetIds": ref.all(sorted(v.get("SubnetIds") or [])) if interface else None,
-            "SecurityGroupIds": ref.all(sorted(g["GroupId"] for g in v.get("Groups") or [])) if interface else None,
+            "SubnetIds": ref.sorted(v.get("SubnetIds") or []) if interface else None,
+            "SecurityGroupIds": ref.sorted([g["GroupId"] for g in v.get("Groups") or []]) if interface else None,
             "PrivateDnsEnabled": v.get("PrivateDnsEnabled", False) if interface else None,
-            "RouteTableIds": ref.all(sorted(v.get("RouteTableIds") or [])) or None,
+            "RouteTableIds": ref.sorted(v.get("RouteTableIds") or []) or None,
             "PolicyDocument": _json(v.get("PolicyDocument")), "Tags": _tags(v.get("Tags"))}
 
 

@@ -114,6 +114,10 @@ class References:
     def all(self, literals: list[Any]) -> list[Any]:
         return [self(v) for v in literals]
 
+    def sorted(self, literals: list[Any]) -> list[Any]:
+        """A set AWS answers in no particular order, in the order of what is written (private_a, private_b)."""
+        return sorted(self.all(literals), key=str)
+
 
 def snake(text: str) -> str:
     """A label from any name: lower-case letters, digits and underscores, starting with a letter."""

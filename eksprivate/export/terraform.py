@@ -217,10 +217,10 @@ def _endpoint(r: Resource, ref: _Refs) -> Built:
     interface = v["VpcEndpointType"] == "Interface"
     return [("aws_vpc_endpoint", r.label, {
         "vpc_id": ref(v["VpcId"]), "service_name": v["ServiceName"], "vpc_endpoint_type": v["VpcEndpointType"],
-        "subnet_ids": ref.all(sorted(v.get("SubnetIds") or [])) if interface else None,
-        "security_group_ids": ref.all(sorted(g["GroupId"] for g in v.get("Groups") or [])) if interface else None,
+        "subnet_ids": ref.sorted(v.get("SubnetIds") or []) if interface else None,
+        "security_group_ids": ref.sorted([g["GroupId"] for g in v.get("Groups") or []]) if interface else None,
         "private_dns_enabled": v.get("PrivateDnsEnabled", False) if interface else None,
-        "route_table_ids": ref.all(sorted(v.get("RouteTableIds") or [])) or None,
+        "route_table_ids": ref.sorted(v.get("RouteTableIds") or []) or None,
         "policy": _json(v["PolicyDocument"]) if v.get("PolicyDocument") else None,
         "tags": _tags(v.get("Tags"))}, r.id)]
 
