@@ -65,8 +65,16 @@ def test_export_writes_the_live_cluster_for_both_tools_with_imports_and_says_wha
         cli: Cli, aws_env: Path, stand_in: SandboxServer, cluster_name: str,
         sandbox_client: Callable[[str], Any]) -> None:
     config = _up(cli, aws_env, cluster_name)
-    # Changed by hand since `up`: the control-plane log group's retention.
+    # Changed by hand since `up`: the control-plane log group's retention, and the sts endpoint's policy.
     sandbox_client("logs").put_retention_policy(logGroupName=f"/aws/eks/{cluster_name}/cluster", retentionInDays=30)
+    ec2 = sandbox_client("ec2")
+    ours = [{"Name": "tag:eksprivate:cluster", "Values": [cluster_name]}]
+    sts = next(e for e in ec2.describe_vpc_endpoints(Filters=ours)["VpcEndpoints"] if e["ServiceName"].endswith(".sts"))
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:*",
+                                                      "Resource": "*",
+                                                      "Condition": {"StringEquals": {"aws:PrincipalAccount":
+                                                                                     "123456789012"}}}]}
+    ec2.modify_vpc_endpoint(VpcEndpointId=sts["VpcEndpointId"], PolicyDocument=json.dumps(policy))
     mark = len(stand_in.calls())
 
     cfn = cli("export", "--config", str(config), "--format", "cloudformation", "--output", "cfn")
@@ -76,8 +84,6 @@ def test_export_writes_the_live_cluster_for_both_tools_with_imports_and_says_wha
     assert _mutating(stand_in, mark) == []  # reads only
     for result in (cfn, tf):
         assert "differs from the config" in result.stderr and "Control-plane log group" in result.stderr
-    ec2 = sandbox_client("ec2")
-    ours = [{"Name": "tag:eksprivate:cluster", "Values": [cluster_name]}]
     vpc_id = ec2.describe_vpcs(Filters=ours)["Vpcs"][0]["VpcId"]
 
     # -- CloudFormation: cfn-lint finds no error; every resource retained; ids only where they must be -----------
@@ -104,8 +110,7 @@ def test_export_writes_the_live_cluster_for_both_tools_with_imports_and_says_wha
     assert cluster["RoleArn"] == {"Fn::GetAtt": ["ClusterRole", "Arn"]}
     group = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::EKS::Nodegroup")
     assert group["Taints"] == [{"Key": "dedicated", "Value": "batch", "Effect": "NO_SCHEDULE"}]
-    endpoint = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint")
-    assert endpoint["PolicyDocument"]["Statement"]  # the live endpoint policy, carried
+    assert resources["StsEndpoint"]["Properties"]["PolicyDocument"] == policy  # the live endpoint policy
 
     imports = json.loads((aws_env / "cfn" / "import.json").read_text())
     assert {i["LogicalResourceId"] for i in imports} == set(resources)
@@ -139,6 +144,8 @@ def test_export_writes_the_live_cluster_for_both_tools_with_imports_and_says_wha
     assert vpc_id not in hcl and not re.search(r'"(subnet|sg|rtb|lt|vpce)-[0-9a-f]+"', hcl)
     assert "role_arn = aws_iam_role.cluster_role.arn" in re.sub(r" +", " ", hcl)
     assert "retention_in_days = 30" in re.sub(r" +", " ", hcl)
+    sts_block = next(body for kind, name, body in blocks if kind == "aws_vpc_endpoint" and name == "sts")
+    assert '"aws:PrincipalAccount"' in sts_block["policy"]  # carried as jsonencode({...}) of the live document
 
 
 def _primary_identifier(resource_type: str) -> list[str]:
