@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from eksprivate.engine import Engine, PlanItem
-from eksprivate.errors import NotFound, UsageError
+from eksprivate.errors import EksPrivateError, NotFound, UsageError
 from eksprivate.steps import Context, Step, build_graph
 from eksprivate.steps.addons import Addon, EbsCsiRole
 from eksprivate.steps.base import CLUSTER_TAG
@@ -135,8 +135,14 @@ class _Quiet:
 
 def read_inventory(ctx: Context) -> Inventory:
     """Find everything (plan's walk, which also lists what differs from the config), then describe it."""
-    steps = build_graph(ctx, orphans=True)
-    items = Engine(ctx, steps, _Quiet()).plan()
+    engine = Engine(ctx, build_graph(ctx, orphans=True), _Quiet())
+    items = engine.plan()
+    steps = engine.steps  # with the orphans the discoveries found (node groups, launch templates)
+    unread = [i for i in items if i.action == "unknown"]
+    if unread:  # plan lists a step it could not read as unknown; an export missing it would be wrong
+        raise EksPrivateError(f"export stopped: {unread[0].title} could not be read: {'; '.join(unread[0].details)}"
+                              + (f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""),
+                              "fix the cause (often a missing read permission) and rerun; nothing was written")
     if not ctx.ledger.ids("cluster").get("cluster_name"):
         raise UsageError(f"no EKS cluster {ctx.name} made by eksprivate in {ctx.region} (account {ctx.account}): "
                          "nothing to export", "check --name, --region and --state")
