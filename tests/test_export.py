@@ -75,6 +75,8 @@ def test_export_writes_the_live_cluster_for_both_tools_with_imports_and_says_wha
                                                       "Condition": {"StringEquals": {"aws:PrincipalAccount":
                                                                                      "123456789012"}}}]}
     ec2.modify_vpc_endpoint(VpcEndpointId=sts["VpcEndpointId"], PolicyDocument=json.dumps(policy))
+    # The config now names another node group: the old ones (orphans eksprivate made) are exported all the same.
+    config.write_text(config.read_text().replace('name = "work"', 'name = "batch"'))
     mark = len(stand_in.calls())
 
     cfn = cli("export", "--config", str(config), "--format", "cloudformation", "--output", "cfn")
@@ -122,6 +124,8 @@ def test_export_writes_the_live_cluster_for_both_tools_with_imports_and_says_wha
         assert set(item["ResourceIdentifier"]) == set(_primary_identifier(item["ResourceType"]))
     readme = (aws_env / "cfn" / "README.md").read_text()
     assert "Control-plane log group" in readme and "cannot import" in readme
+    assert "Node group batch-a: missing" in readme and "Node group work-a (`plan` says:" in readme
+    assert {"WorkANodegroup", "WorkBNodegroup", "WorkCNodegroup", "WorkLaunchTemplate"} <= set(resources)
 
     # -- Terraform: parses as HCL; an import block per resource with the documented id formats ------------------
     parsed = {p.name: hcl2.loads(p.read_text()) for p in (aws_env / "tf").glob("*.tf")}
