@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from eksprivate.engine import Engine, PlanItem
 from eksprivate.errors import EksPrivateError, NotFound, UsageError
+from eksprivate.grants import Grant, reads
 from eksprivate.steps import Context, Step, build_graph
 from eksprivate.steps.addons import Addon, EbsCsiRole
 from eksprivate.steps.base import CLUSTER_TAG
@@ -32,19 +33,40 @@ from eksprivate.steps.nodegroups import NodeGroup
 from eksprivate.steps.pull_through import PullThroughCache
 from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup, kms_alias
 
-# The read calls this module makes, beside those of `plan` (every step's `find` and `diff`). `eksprivate
-# export` needs these allowed as well as plan's.
-READ_ACTIONS = (
-    "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
-    "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules", "ec2:DescribeVpcEndpoints",
-    "ec2:DescribeFlowLogs", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
-    "iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
-    "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:ListAliases",
-    "logs:DescribeLogGroups", "logs:ListTagsForResource",
-    "eks:DescribeCluster", "eks:DescribeNodegroup", "eks:DescribeAddon", "eks:DescribePodIdentityAssociation",
-    "eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies",
-    "ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:DescribePullThroughCacheRules",
-)
+
+def grants(ctx: Context) -> list[Grant]:
+    """What `eksprivate export` reads beside `plan`'s walk (whose reads the steps declare): one describe per
+    resource, on this cluster's resources (`eksprivate permissions` includes them)."""
+    graph = build_graph(ctx, orphans=True)
+    arns, why = ctx.arns, "export: describe what eksprivate made, as it is now"
+    roles = [step.arn(ctx) for step in graph if isinstance(step, Role)]
+    logs = [arn for step in graph if isinstance(step, LogGroup) for arn in arns.log_group(step.group_name)]
+    repositories = [arns.ecr_repository(step.name) for step in graph if isinstance(step, EcrRepository)]
+    out = [reads("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+                 "ec2:DescribeSecurityGroupRules", "ec2:DescribeVpcEndpoints", "ec2:DescribeFlowLogs",
+                 "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", why=why),
+           reads("ec2:DescribeVpcAttribute", on=arns.ec2("vpc/*"), why=why),
+           reads("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags",
+                 on=arns.kms_key(), why=why),
+           reads("kms:ListAliases", why=why),  # KMS takes no resource ARN for it
+           reads("logs:DescribeLogGroups", why=why),
+           reads("eks:DescribeCluster", on=arns.eks_cluster(), why=why),
+           reads("eks:DescribeNodegroup", on=arns.eks_nodegroup(), why=why),
+           reads("eks:DescribeAddon", on=arns.eks_addon(), why=why),
+           reads("eks:DescribePodIdentityAssociation", on=arns.arn("eks", f"podidentityassociation/{ctx.name}/*"),
+                 why=why),
+           reads("eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies", on=arns.eks_access_entry(),
+                 why=why)]
+    if roles:
+        out.append(reads("iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy",
+                         on=roles, why=why))
+    if logs:
+        out.append(reads("logs:ListTagsForResource", on=logs, why=why))
+    if repositories:
+        out.append(reads("ecr:DescribeRepositories", "ecr:ListTagsForResource", on=repositories, why=why))
+    if any(isinstance(step, PullThroughCache) for step in graph):
+        out.append(reads("ecr:DescribePullThroughCacheRules", why=why))  # the registry's rules: no ARN
+    return out
 
 
 @dataclass

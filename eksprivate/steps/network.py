@@ -187,6 +187,9 @@ class Vpc(Step):
                 ec2_write(ctx.arns, "create", "ec2:CreateVpc", why="the VPC"),
                 ec2_tag_on_create(ctx.arns, "ec2:CreateVpc"),
                 ec2_write(ctx.arns, ("create", "update"), "ec2:ModifyVpcAttribute", why="DNS support and hostnames on"),
+                reads("ec2:DescribeSecurityGroups", why="the VPC's default security group and its rules"),
+                ec2_write(ctx.arns, ("create", "update"), "ec2:RevokeSecurityGroupIngress",
+                          "ec2:RevokeSecurityGroupEgress", why="empty the VPC's default security group"),
                 ec2_write(ctx.arns, "remove", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup",
                       why="the VPC, and the groups left in it that are the cluster's"),
                 *sweep_grants(ctx.arns)]
