@@ -461,12 +461,14 @@ class Aws:
         raise ResourceFailed(f"{what} failed: {_failure_detail(last) or reason}") from exc
 
     def wait_update(self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None,
-                    delay: float, timeout: float, what: str, expected: str | None = None) -> dict[str, Any]:
+                    delay: float, timeout: float, what: str, expected: str | None = None,
+                    progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
         """Poll EKS DescribeUpdate (botocore has no waiter for it) until the update leaves InProgress.
 
         Successful: returns the update. Failed or Cancelled: ResourceFailed naming the update id, its type
         and AWS's error details (the change was not made, though the cluster reads ACTIVE again). Still
-        InProgress after `timeout`: WaitTimeout (a rerun waits on the same update)."""
+        InProgress after `timeout`: WaitTimeout (a rerun waits on the same update). `progress(status,
+        seconds waited)` is told after every poll that did not end the wait."""
         args: dict[str, Any] = {"name": cluster, "updateId": update_id}
         if nodegroup is not None:
             args["nodegroupName"] = nodegroup
@@ -484,6 +486,8 @@ class Aws:
                 raise ResourceFailed(f"{what}: update {update_id} ({update.get('type', 'unknown type')}) "
                                      f"{status}: {update_errors(update)}",
                                      "the change was not made; fix what AWS names, then rerun to try again")
+            if progress is not None:
+                progress(status, time.monotonic() - start)
             pause = _pause_at(phases, time.monotonic() - start)
             if time.monotonic() + pause > end:  # InProgress (or a status this code does not know yet)
                 raise WaitTimeout(f"{what}: update {update_id} did not finish within {timeout / 60:.0f} min",

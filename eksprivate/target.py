@@ -23,13 +23,16 @@ from eksprivate.config import (
     ami_architecture,
     ami_family,
     build_settings,
+    kubernetes_minor,
     load_file,
     version_tuple,
 )
 from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
+from eksprivate.kube_versions import new_cluster_version, offered_versions
+from eksprivate.kube_versions import version_status as _status
 from eksprivate.state import Ledger, StateStore, close_folder, default_path
 from eksprivate.state_s3 import S3Store, is_s3_url, parse_url
-from eksprivate.steps.base import Context
+from eksprivate.steps.base import CLUSTER_VERSIONS, Context
 from eksprivate.steps.used_network import check_vpc
 from eksprivate.zones import EKS_REFUSES, SkippedZone, eks_refuses, why_unusable
 
@@ -338,41 +341,80 @@ def _instance_fits(spec: NodeGroupSpec, name: str, instance: dict[str, Any]) -> 
 
 def check_kubernetes_version(ctx: Context) -> list[str]:
     """`kubernetes_version` against what EKS offers in the region (DescribeClusterVersions), and AL2 node
-    groups against the version a cluster made without one gets. Skipped with a warning when the call is not
-    allowed or not known; a cluster that exists already is only warned about."""
+    groups against the version a cluster made without one gets.
+
+    A version EKS does not offer is refused for an existing cluster too: naive code would upgrade the control
+    plane minor by minor (each a one-way change) until EKS refused one. The only exception is the version
+    the cluster already runs (past extended support: EKS upgrades it itself), which is warned about.
+    Without DescribeClusterVersions (not allowed, or unknown to the installed botocore) nothing can be
+    judged: a new cluster's CreateCluster, or a one-minor upgrade, is refused by EKS before it changes
+    anything, so both go ahead with a warning; an upgrade of more than one minor is refused (it could stop
+    part-way, with no way back)."""
     try:
         offered = _cluster_versions(ctx)
     except (AwsApiError, AttributeError) as exc:  # AttributeError: a botocore older than the operation
         why = exc.code if isinstance(exc, AwsApiError) else "the installed botocore does not know it"
-        return [f"kubernetes_version not checked: DescribeClusterVersions is not available ({why})"]
+        return _unchecked_version(ctx, why)
     if not offered:  # nothing to judge by (an empty answer): never refuse on it
         return ["kubernetes_version not checked: DescribeClusterVersions listed no versions"]
+    ctx.run_cache[CLUSTER_VERSIONS] = offered  # the cluster step picks a new cluster's version from it
     exists = bool(ctx.ledger.ids("cluster"))
     wanted = ctx.settings.kubernetes_version
-    default = next((v for v, info in offered.items() if info.get("defaultVersion")), None)
     warnings = []
     if wanted is not None:
         info = offered.get(wanted)
         status = _status(info) if info else "UNKNOWN"
         if status in ("UNKNOWN", "UNSUPPORTED"):
-            usable = [v for v, i in offered.items() if _status(i) in ("STANDARD_SUPPORT", "EXTENDED_SUPPORT")]
             why = (f"reached end of extended support on {_date(info, 'endOfExtendedSupportDate')}" if info
                    else "is not a Kubernetes version EKS offers")
             message = f"kubernetes_version \"{wanted}\" {why} in {ctx.region}"
-            if not exists:
-                raise UsageError(message, f"use one of {', '.join(sorted(usable, key=version_tuple))}")
-            warnings.append(message)
+            current = _live_cluster_minor(ctx) if exists else None
+            if current == wanted:  # EKS upgrades such a cluster itself; refusing would only block other changes
+                warnings.append(f"{message}: EKS upgrades the cluster's control plane automatically; raise "
+                                "kubernetes_version to a supported version")
+            else:
+                raise UsageError(message, offered_versions(offered, current))
         elif status == "EXTENDED_SUPPORT":
             since, until = _date(info, "endOfStandardSupportDate"), _date(info, "endOfExtendedSupportDate")
             warnings.append(f"kubernetes_version \"{wanted}\" is in EKS extended support (since {since}, until "
                             f"{until}): the control plane costs the extended-support rate")
-    elif default is not None and not exists and version_tuple(default) > AL2_LAST_VERSION:
+    elif not exists and (default := new_cluster_version(offered)) is not None \
+            and version_tuple(default) > AL2_LAST_VERSION:
         for spec in ctx.settings.nodegroups:
             if ami_family(spec.ami_type) == "AL2":
                 raise UsageError(f"node group {spec.name}: ami_type {spec.ami_type} has no AMIs for Kubernetes "
-                                 f"{default}, the version EKS gives a new cluster in {ctx.region}",
+                                 f"{default}, the version eksprivate gives a new cluster in {ctx.region}",
                                  f"use {AL2_SUCCESSOR[spec.ami_type]}, or set kubernetes_version = \"1.32\"")
     return warnings
+
+
+def _live_cluster_minor(ctx: Context) -> str | None:
+    """The minor the cluster runs now (one DescribeCluster), None when there is no cluster."""
+    from eksprivate.errors import NotFound
+
+    try:
+        version = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version")
+    except NotFound:
+        return None
+    return kubernetes_minor(str(version)) if version else None
+
+
+def _unchecked_version(ctx: Context, why: str) -> list[str]:
+    """No DescribeClusterVersions: what can still be said safely (see check_kubernetes_version)."""
+    skipped = f"kubernetes_version not checked: DescribeClusterVersions is not available ({why})"
+    wanted = ctx.settings.kubernetes_version
+    current = _live_cluster_minor(ctx) if wanted else None
+    if not wanted or current is None or version_tuple(wanted) <= version_tuple(current):
+        return [skipped]
+    steps = version_tuple(wanted)[1] - version_tuple(current)[1]
+    if steps > 1:
+        raise UsageError(f"kubernetes_version \"{wanted}\" is {steps} minors above the cluster's {current}, and "
+                         f"the versions EKS offers cannot be read (DescribeClusterVersions: {why}): the upgrade "
+                         "could stop part-way, on a version there is no way back from",
+                         "allow eks:DescribeClusterVersions, or raise kubernetes_version one minor at a time (EKS "
+                         "refuses a version it does not offer before changing anything)")
+    return [f"{skipped}: EKS itself refuses the upgrade to {wanted} before changing anything if it does not offer "
+            "it"]
 
 
 def _cluster_versions(ctx: Context) -> dict[str, dict[str, Any]]:
@@ -382,11 +424,6 @@ def _cluster_versions(ctx: Context) -> dict[str, dict[str, Any]]:
         if item.get("clusterType", "eks") == "eks" and item.get("clusterVersion"):
             out[str(item["clusterVersion"])] = item
     return out
-
-
-def _status(info: dict[str, Any]) -> str:
-    """`versionStatus` (the current field), else the deprecated `status` (`standard-support`, ...)."""
-    return str(info.get("versionStatus") or info.get("status") or "").upper().replace("-", "_")
 
 
 def _date(info: dict[str, Any] | None, key: str) -> str:

@@ -108,9 +108,9 @@ class Upgrade(Step):
         found = self._live(ctx, found)
         groups = ", ".join(sorted(found["nodegroups"])) or "none"
         addons = ", ".join(sorted(found["addons"])) or "none"
-        for step in path(current, wanted):
-            before = kubernetes_minor(current) if step == path(current, wanted)[0] else _before(step)
-            out.append(f"upgrade {before} -> {step}: "
+        steps = path(current, wanted)
+        for number, step in enumerate(steps, 1):  # one line per minor: `up` says them before it starts
+            out.append(f"upgrade {_before(step)} -> {step} ({number}/{len(steps)}, one-way): "
                        f"control plane (~8-10 min), then add-ons ({addons}) to EKS's default for {step}, then node "
                        f"groups ({groups}) in parallel to the latest AMI release for {step}")
         first = path(current, wanted)[0]
@@ -145,7 +145,7 @@ class Upgrade(Step):
                 if key.startswith(PREFIX + "/") and not (entry.get("ids") or {}).get("update_id"):
                     ctx.ledger.forget(key)
             return done
-        found = self._live(ctx, found)
+        found.update(self._live(ctx, found))  # in place: the engine describes this `found` once done
         while True:
             done += self._catch_up(ctx, found)
             current = found["version"]
