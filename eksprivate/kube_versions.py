@@ -4,9 +4,17 @@ offer instead of a version that cannot be used."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eksprivate.config import version_tuple
+from eksprivate.config import kubernetes_minor, version_tuple
+from eksprivate.errors import AwsApiError
+
+if TYPE_CHECKING:
+    from eksprivate.aws import Aws
+    from eksprivate.steps.base import Context
+
+# Context.run_cache key: every version DescribeClusterVersions lists (version -> info), read once per run
+CLUSTER_VERSIONS = "cluster-versions"
 
 STANDARD, EXTENDED, UNSUPPORTED = "STANDARD_SUPPORT", "EXTENDED_SUPPORT", "UNSUPPORTED"
 
@@ -36,3 +44,31 @@ def new_cluster_version(offered: dict[str, dict[str, Any]]) -> str | None:
     standard = [v for v, i in offered.items() if version_status(i) == STANDARD]
     default = next((v for v in standard if offered[v].get("defaultVersion")), None)
     return default or max(standard, key=version_tuple, default=None)
+
+
+def read_cluster_versions(aws: Aws) -> dict[str, dict[str, Any]]:
+    """Every version EKS knows in the region (includeAll: unsupported ones too, to say why one is refused).
+    Raises AwsApiError (not allowed), AttributeError (a botocore older than the operation)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in aws.eks.paginate("describe_cluster_versions", "clusterVersions", includeAll=True):
+        if item.get("clusterType", "eks") == "eks" and item.get("clusterVersion"):
+            out[str(item["clusterVersion"])] = item
+    return out
+
+
+def cluster_versions(ctx: Context) -> dict[str, dict[str, Any]]:
+    """`read_cluster_versions` once per run (target's check may have read it already); {} when not readable."""
+    def read() -> dict[str, dict[str, Any]]:
+        try:
+            return read_cluster_versions(ctx.aws)
+        except (AwsApiError, AttributeError):
+            return {}
+
+    found: dict[str, dict[str, Any]] = ctx.once(CLUSTER_VERSIONS, read)
+    return found
+
+
+def version_info(ctx: Context, version: str | None) -> dict[str, Any] | None:
+    """What DescribeClusterVersions says of `version` today (its support status and dates); None when it
+    cannot be read or does not list it."""
+    return cluster_versions(ctx).get(kubernetes_minor(version)) if version else None

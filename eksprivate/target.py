@@ -28,11 +28,11 @@ from eksprivate.config import (
     version_tuple,
 )
 from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
-from eksprivate.kube_versions import new_cluster_version, offered_versions
+from eksprivate.kube_versions import CLUSTER_VERSIONS, new_cluster_version, offered_versions, read_cluster_versions
 from eksprivate.kube_versions import version_status as _status
 from eksprivate.state import Ledger, StateStore, close_folder, default_path
 from eksprivate.state_s3 import S3Store, is_s3_url, parse_url
-from eksprivate.steps.base import CLUSTER_VERSIONS, Context
+from eksprivate.steps.base import Context
 from eksprivate.steps.used_network import check_vpc
 from eksprivate.zones import EKS_REFUSES, SkippedZone, eks_refuses, why_unusable
 
@@ -351,9 +351,10 @@ def check_kubernetes_version(ctx: Context) -> list[str]:
     anything, so both go ahead with a warning; an upgrade of more than one minor is refused (it could stop
     part-way, with no way back)."""
     try:
-        offered = _cluster_versions(ctx)
+        offered = read_cluster_versions(ctx.aws)
     except (AwsApiError, AttributeError) as exc:  # AttributeError: a botocore older than the operation
         why = exc.code if isinstance(exc, AwsApiError) else "the installed botocore does not know it"
+        ctx.run_cache[CLUSTER_VERSIONS] = {}  # not readable: not asked again this run
         return _unchecked_version(ctx, why)
     if not offered:  # nothing to judge by (an empty answer): never refuse on it
         return ["kubernetes_version not checked: DescribeClusterVersions listed no versions"]
@@ -415,15 +416,6 @@ def _unchecked_version(ctx: Context, why: str) -> list[str]:
                          "refuses a version it does not offer before changing anything)")
     return [f"{skipped}: EKS itself refuses the upgrade to {wanted} before changing anything if it does not offer "
             "it"]
-
-
-def _cluster_versions(ctx: Context) -> dict[str, dict[str, Any]]:
-    """Every version EKS knows in the region (includeAll: unsupported ones too, to say why one is refused)."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in ctx.aws.eks.paginate("describe_cluster_versions", "clusterVersions", includeAll=True):
-        if item.get("clusterType", "eks") == "eks" and item.get("clusterVersion"):
-            out[str(item["clusterVersion"])] = item
-    return out
 
 
 def _date(info: dict[str, Any] | None, key: str) -> str:

@@ -52,8 +52,6 @@ class Timeouts:
 
 
 CLUSTER_MINOR = "cluster-minor"  # Context.run_cache key: the cluster's Kubernetes minor this run
-# Context.run_cache key: DescribeClusterVersions as target.check_kubernetes_version read it (version -> info)
-CLUSTER_VERSIONS = "cluster-versions"
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any
 from eksprivate.aws import retry_transient
 from eksprivate.config import kubernetes_minor
 from eksprivate.errors import EksPrivateError, InUse, NotFound, ResourceFailed
-from eksprivate.kube_versions import new_cluster_version
+from eksprivate.kube_versions import cluster_versions, new_cluster_version
 from eksprivate.propagation import retry_while_propagating
-from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, CLUSTER_VERSIONS, Change, Context, Found, Step
+from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
@@ -33,7 +33,7 @@ def new_cluster_kubernetes(ctx: Context) -> str | None:
     offers (`kube_versions.new_cluster_version`; EKS's own default may be in extended support already)."""
     if ctx.settings.kubernetes_version:
         return ctx.settings.kubernetes_version
-    return new_cluster_version(ctx.run_cache.get(CLUSTER_VERSIONS) or {})
+    return new_cluster_version(cluster_versions(ctx))
 
 
 def _version_text(ctx: Context) -> str:

@@ -242,10 +242,12 @@ def kubernetes_support(ctx: Context) -> tuple[str, str] | None:
     from eksprivate.verify.discover import utc_today
 
     try:
-        version = kubernetes_minor(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
+        cluster = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
+        version = kubernetes_minor(cluster.get("version", ""))
         infos = list(ctx.aws.eks.paginate("describe_cluster_versions", "clusterVersions", clusterVersions=[version],
                                           includeAll=True))
     except AwsApiError:
         return None
     info = next((i for i in infos if i.get("clusterVersion") == version), None)
-    return support_judgement(version, info, utc_today()) if info else None
+    support_type = (cluster.get("upgradePolicy") or {}).get("supportType")
+    return support_judgement(version, info, utc_today(), support_type) if info else None

@@ -8,9 +8,11 @@ Naive code checked the version only for a new cluster: on an existing one, `plan
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,12 @@ TODAY = date(2026, 12, 7)
 
 
 @pytest.fixture
-def user(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer) -> Iterator[User]:
+def user(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[User]:
+    import importlib
+
+    discover = importlib.import_module("eksprivate.verify.discover")  # the package exports a function so named
+    monkeypatch.setattr(discover, "utc_today", lambda: TODAY)  # the client's date, as the sandbox's
     eks_versions.set_calendar(today=TODAY)
     yield User(cli, cluster_name, aws_env, stand_in)
     eks_versions.reset()
@@ -101,3 +108,51 @@ def test_a_control_plane_upgrade_is_not_silent(
     result = user.run("up")
     ticks = [line for line in result.stderr.splitlines() if "upgrade to 1.35: InProgress for 0:0" in line]
     assert ticks, result.stderr
+
+
+# -- a new cluster's version, support type and cost ----------------------------------------------------------
+
+def test_a_new_cluster_gets_the_newest_version_in_standard_support(user: User) -> None:
+    """EKS's default is flagged on 1.34, in extended support since 2026-12-02: a cluster made without
+    kubernetes_version gets 1.35, and neither `status` nor `verify` warns about its version (naive code
+    omitted the version and got a cluster already in extended support)."""
+    user.write("per_az = false\n")
+    plan = json.loads(user.run("plan", "--output", "json").stdout)
+    assert "Kubernetes 1.35 (in standard support)" in _step(plan, "cluster")["details"]
+    user.run("up")
+    assert user.cluster()["version"] == "1.35"
+    status = user.run("status", "--output", "json")
+    assert json.loads(status.stdout)["kubernetes_support"]["status"] == "PASS"
+    report = json.loads(user.run("verify", "--output", "json", expect=1).stdout)  # FAIL: LEAN has no KMS key
+    support = next(c for c in report["checks"] if c["id"] == "cluster.version-support")
+    assert support["status"] == "PASS", support
+
+
+def test_standard_support_type_past_standard_support_says_eks_upgrades_it(user: User) -> None:
+    user.write(BASE.format("1.34") + 'support_type = "STANDARD"\n')
+    user.run("up")
+    status = user.run("status")
+    assert "support type STANDARD: EKS upgrades the control plane automatically" in status.stderr, status.stderr
+    report = json.loads(user.run("verify", "--output", "json", expect=1).stdout)  # FAIL: LEAN has no KMS key
+    checks = {c["id"]: c for c in report["checks"]}
+    assert "EKS upgrades the control plane automatically" in checks["cluster.version-support"]["detail"]
+    assert "EKS upgrades the control plane automatically" in checks["cluster.support-type"]["detail"]
+    assert "no extended-support charge" not in checks["cluster.support-type"]["detail"]
+
+
+@pytest.mark.parametrize(("version", "rate", "says"), [
+    ("1.33", 0.60, "is past standard support, billed at the extended-support rate"),
+    ("1.35", 0.10, "this price applies until Kubernetes 1.35 leaves standard support, then $0.60/h"),
+], ids=["in-extended-support-now", "in-standard-support"])
+def test_the_control_plane_cost_follows_the_version_support_today(
+        user: User, version: str, rate: float, says: str) -> None:
+    """Naive: $0.10/h "until the version leaves standard support" for a version that already has."""
+    user.write(BASE.format(version) + 'support_type = "EXTENDED"\n')
+    plan = json.loads(user.run("plan", "--output", "json").stdout)
+    line = next(x for x in plan["cost"]["lines"] if x["item"] == "EKS control plane")
+    assert line["unit_price"] == pytest.approx(rate) and says in line["note"], line
+
+
+def _step(plan: dict[str, Any], key: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in plan["steps"] if s["key"] == key)
+    return found
