@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from rich.cells import cell_len, set_cell_size
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleDimensions, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -36,8 +36,30 @@ REPEAT_SECONDS = 60.0  # a step that keeps waiting says so at most once a minute
 STATUS_WIDTH = max(len(word) for word in STYLE)
 MIN_TITLE = 8  # titles shrink below their length only when even an empty detail does not fit
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+OFF_TERMINAL_WIDTH = 10_000  # columns off a terminal: a table row is one line, whatever it holds
+
+
+class _Console(Console):
+    """A rich Console that, off a terminal (a file, a pipe, a CI log), is wide enough for every row: rich
+    would otherwise lay tables out in 80 columns (or the width of a terminal the output is not going to)
+    and cut `subnet-…/rtb-…` and `vpc-…` ids mid-token. Tables never stretch to the width (expand=False),
+    so a row is as long as its content. On a terminal: the terminal's width, as rich measures it. (COLUMNS,
+    which rich reads once at start, describes a terminal, so it does not apply off one either.)"""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = super().size
+        if not self.is_terminal:
+            return ConsoleDimensions(OFF_TERMINAL_WIDTH, measured.height)
+        return measured
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+out = _Console(soft_wrap=True)
+err = _Console(stderr=True, soft_wrap=True)
 
 
 def _now() -> float:
