@@ -89,6 +89,17 @@ class _Row:
         return f"{rest}: {text}" if rest and text else rest or text
 
 
+SETTLED = ("ACTIVE", "AVAILABLE", "PENDING")  # AWS's words the step's own lines say: done, or just made
+
+
+def _echo(word: str, text: str) -> bool:
+    """An AWS status seen by a waiter that plain lines need not repeat: the step's own word ("CREATING" while
+    creating), the end state its outcome line ("created: …") says next, or one endpoint's `vpce-… pending`
+    / `available`, which the group's lines say for all of them."""
+    words = text.split()
+    return 0 < len(words) <= 2 and words[-1].upper() in (word.upper(), *SETTLED)
+
+
 class Progress:
     """Collects step phases from the engine's threads; renders them live or as plain lines.
 
@@ -151,11 +162,13 @@ class Progress:
                 return  # plain lines: what `find` saw is not a change; the outcome line says it
             now = _now()
             if any(text in said for said in row.said):  # same news ("CREATING" after "CREATING: EKS takes…")
-                if now - row.last_line < REPEAT_SECONDS:
-                    return
+                if now - row.last_line < REPEAT_SECONDS or row.word not in (*BUSY, "waiting"):
+                    return  # a finished step's resource read again by another step is no news
                 line = f"still {row.word}: {text}" + (f" ({_clock(now - row.started)})" if row.started else "")
             else:
                 row.said.append(text)
+                if _echo(row.word, text):
+                    return  # remembered (a long wait still repeats it), said by the lines around it
                 line = text
             row.last_line = now
         self._line(key, line, "dim")

@@ -63,3 +63,26 @@ def test_plan_and_verify_keep_their_ids_whole_too(made: Callable[..., CliResult]
         assert ids, command
         text = made(command).stdout
         assert not sorted(i for i in ids if i not in text), (command, text)
+
+
+# -- plain progress: each thing once --------------------------------------------------------------------
+
+PLAIN_LIMIT = 60  # lines of the default `up` (issue 21: 75 before, each phase said twice)
+
+
+def test_default_up_says_each_thing_once_in_at_most_60_lines(
+        cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer) -> None:
+    """The default configuration (three AZs, a node group per AZ): no `cluster: CREATING` beside `cluster:
+    CREATING: EKS takes ~9 min`, no `ACTIVE` before `created`, no line per endpoint (naive: 16 for seven
+    endpoints)."""
+    stand_in.configure(time_scale=0.002)  # slow enough that every wait is seen polling
+    result = cli("up", "--name", cluster_name)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= PLAIN_LIMIT, f"{len(lines)} lines:\n{result.stderr}"
+    said = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
+    bare = [line for line in said if line.split(": ", 1)[1] in ("CREATING", "ACTIVE")]
+    assert not bare, said
+    assert not [line for line in said if re.match(r"endpoints: (\S+: )?vpce-\S+ (pending|available)$", line)], said
+    endpoint_lines = [line for line in said if line.startswith("endpoints: ")]
+    assert len(endpoint_lines) <= 3, endpoint_lines  # creating, waiting (ids and states), created
