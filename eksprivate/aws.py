@@ -589,6 +589,23 @@ def partition_dns_suffix(name: str) -> str:
     return "amazonaws.com"
 
 
+def _partition_of(region: str) -> dict[str, Any] | None:
+    """botocore's partition `region` belongs to (listed in it, or matching its region pattern)."""
+    for part in _partitions():
+        if region in part.get("regions", {}) or re.match(str(part.get("regionRegex", "^$")), region):
+            return part
+    return None
+
+
+def same_partition(region: str, names: list[str]) -> list[str]:
+    """The `names` in the partition of `region` (a DescribeRegions answer may list others: moto lists every
+    partition's; a suggestion must never send an aws caller to aws-cn)."""
+    part = _partition_of(region) or _partition_of(home_region(region))  # no pattern matches: as asked, aws
+    if part is None:
+        return names
+    return [n for n in names if _partition_of(n) is part]
+
+
 def home_region(region: str) -> str:
     """A region of `region`'s partition that botocore knows and every account has enabled (the
     partition's implicit global region: us-east-1, cn-northwest-1, us-gov-west-1, ...), matched by the

@@ -62,6 +62,23 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and API
 OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="text|json", help="text or json.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"eksprivate {version('eksprivate')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("eksprivate (not installed: no version recorded)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_print_version, is_eager=True)] = False) -> None:
+    """Build and tear down an Amazon EKS cluster whose nodes have no internet access."""
+
+
 def main() -> None:
     import signal
 

@@ -322,11 +322,26 @@ class Estimate:
         }
 
 
-def _line(item: str, quantity: float, kind: str, price: Price | None, *, unknown: str, note: str = "") -> CostLine:
+# Where a price eksprivate does not know is published (an unknown line says where to look).
+PRICING_PAGES = {
+    "eks_cluster_hour": "https://aws.amazon.com/eks/pricing/",
+    "eks_extended_cluster_hour": "https://aws.amazon.com/eks/pricing/",
+    "interface_endpoint_az_hour": "https://aws.amazon.com/privatelink/pricing/",
+    "nat_gateway_hour": "https://aws.amazon.com/vpc/pricing/",
+    "kms_key_month": "https://aws.amazon.com/kms/pricing/",
+    "ebs_gp3_gib_month": "https://aws.amazon.com/ebs/pricing/",
+    "instance_hour": "https://aws.amazon.com/ec2/pricing/on-demand/",
+    "spot": "https://aws.amazon.com/ec2/spot/pricing/",
+}
+
+
+def _line(item: str, quantity: float, kind: str, price: Price | None, *, unknown: str, note: str = "",
+          pricing: str | None = None) -> CostLine:
     per, unit = KINDS[kind]
     hours = HOURS_PER_MONTH if per == "hour" else 0.0
     if price is None:
-        return CostLine(item, quantity, unit, None, hours, None, None, note=f"unknown: {unknown}")
+        where = pricing or PRICING_PAGES[kind]
+        return CostLine(item, quantity, unit, None, hours, None, None, note=f"unknown: {unknown}; see {where}")
     if per == "hour":
         hourly = quantity * price.amount
         monthly = hourly * HOURS_PER_MONTH
@@ -394,7 +409,7 @@ def estimate(fp: Footprint, prices: PriceSource, spot: SpotLookup | None = None)
             spot_price = spot(group.instance_type, region, group.azs) if spot else None
             lines.append(_line(label, group.count, "instance_hour", spot_price,
                                unknown=f"no Spot price history for {group.instance_type} in {region}",
-                               note="Spot: median of the last day's prices, varies"))
+                               note="Spot: median of the last day's prices, varies", pricing=PRICING_PAGES["spot"]))
         else:
             lines.append(_line(label, group.count, "instance_hour", price("instance_hour", group.instance_type),
                                unknown=f"no price for {group.instance_type} in {region}"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from eksprivate import endpoint_services, partitions
-from eksprivate.aws import Aws, home_region, known_regions, poll_interval
+from eksprivate.aws import Aws, home_region, known_regions, poll_interval, same_partition
 from eksprivate.config import (
     AL2_LAST_VERSION,
     AL2_SUCCESSOR,
@@ -90,15 +90,24 @@ def confirm_region(aws: Aws) -> None:
         listed = aws.regional_client("ec2", home_region(region)).describe_regions(AllRegions=True)["Regions"]
     except EksPrivateError as exc:
         raise UsageError(f"unknown region {region!r}: the installed botocore does not know it and AWS could "
-                         f"not be asked ({exc.message})", "check the region name, or upgrade boto3") from exc
+                         f"not be asked ({exc.message})",
+                         _did_you_mean(region, known_regions()) or "check the region name, or upgrade boto3") from exc
     entry = next((r for r in listed if r.get("RegionName") == region), None)
     if entry is None:
         names = sorted(str(r.get("RegionName")) for r in listed)
         raise UsageError(f"unknown region {region!r}: the account's partition has no such region",
-                         f"regions: {', '.join(names)}")
+                         _did_you_mean(region, names) or f"regions: {', '.join(same_partition(region, names))}")
     if entry.get("OptInStatus") == "not-opted-in":
         raise UsageError(f"region {region!r} is not enabled for this account",
                          "enable it (AWS console: Account > AWS Regions), or choose another region")
+
+
+def _did_you_mean(region: str, names: list[str]) -> str | None:
+    """The closest region name of `region`'s own partition (a typo of eu-central-1 is never sent to cn-…)."""
+    import difflib
+
+    close = difflib.get_close_matches(region, same_partition(region, names), n=1, cutoff=0.75)
+    return f"did you mean {close[0]}?" if close else None
 
 
 def _profile_region(profile: str | None) -> str | None:
