@@ -24,14 +24,15 @@ import datetime as dt
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from eksprivate.sandbox import eks_versions
-from eksprivate.sandbox.lifecycle import _now, current_timing
+from eksprivate.sandbox.core import updates, versions
+from eksprivate.sandbox.core.clock import current_timing, now
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 # -- versions -----------------------------------------------------------------------------------------
 NEEDS_NODES = ("coredns", "aws-ebs-csi-driver")  # Deployments: DEGRADED until a node can run their pods
@@ -39,7 +40,7 @@ NEEDS_NODES = ("coredns", "aws-ebs-csi-driver")  # Deployments: DEGRADED until a
 
 def minors() -> list[str]:
     """Every Kubernetes minor the sandbox's EKS knows at its date (eks_versions: the table and projections)."""
-    return [v.version for v in eks_versions.versions()]
+    return [v.version for v in versions.versions()]
 
 
 def _versions(addon: str, minor: str) -> list[tuple[str, bool]]:
@@ -99,7 +100,7 @@ class Addon:
     pod_identity: list[dict[str, str]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     token: str | None = None
-    born: float = field(default_factory=_now)
+    born: float = field(default_factory=now)
     dying: float | None = None
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
@@ -109,12 +110,10 @@ class Addon:
     def phase(self) -> str:
         timing = current_timing()
         if self.dying is not None:
-            return "gone" if _now() - self.dying >= timing.scaled(timing.addon_delete) else "DELETING"
-        if _now() - self.born < timing.scaled(timing.addon_create):
+            return "gone" if now() - self.dying >= timing.scaled(timing.addon_delete) else "DELETING"
+        if now() - self.born < timing.scaled(timing.addon_create):
             return "CREATING"
-        from eksprivate.sandbox import eks_updates
-
-        if eks_updates.running(self) is not None:
+        if updates.running(self) is not None:
             return "UPDATING"
         if self.name in NEEDS_NODES and not self._nodes():
             return "DEGRADED"
@@ -125,9 +124,7 @@ class Addon:
         return self.phase()
 
     def as_dict(self) -> dict[str, Any]:
-        from eksprivate.sandbox import eks_updates
-
-        eks_updates.settle(self)
+        updates.settle(self)
         status = self.phase()
         issues = []
         if status == "DEGRADED":
@@ -273,24 +270,22 @@ def _delete_addon_response(self: Any) -> Any:
     with _lock:
         _, addon = _addon(self.eks_backend, self._get_param("name"), self._get_param("addonName"))
         if addon.dying is None:
-            addon.dying = _now()
+            addon.dying = now()
         return ActionResult({"addon": addon.as_dict()})
 
 
 def _update_addon_response(self: Any) -> Any:
     from moto.core.responses import ActionResult
 
-    from eksprivate.sandbox import eks_updates
-
     cluster_name, name = self._get_param("name"), self._get_param("addonName")
     token = self._get_param("clientRequestToken")
     with _lock:
         cluster, addon = _addon(self.eks_backend, cluster_name, name)
-        again = eks_updates._by_token(addon, token)
+        again = updates.by_token(addon, token)
         if again is not None:
             return ActionResult({"update": again.as_dict()})
         _active_cluster(self.eks_backend, cluster_name, name)
-        busy = eks_updates.running(addon)
+        busy = updates.running(addon)
         if busy is not None or addon.phase() not in ("ACTIVE", "DEGRADED"):
             raise _in_use(cluster_name, name, f"Addon {name} is {addon.phase()}"
                           + (f": update {busy.id} is in progress" if busy else ""))
@@ -308,7 +303,7 @@ def _update_addon_response(self: Any) -> Any:
         def apply() -> None:
             addon.version, addon.configuration_values = new_version, new_values
 
-        update = eks_updates._start(addon, cluster_name, "AddonUpdate", params, lambda t: t.addon_update, apply, token)
+        update = updates.start(addon, cluster_name, "AddonUpdate", params, lambda t: t.addon_update, apply, token)
         return ActionResult({"update": update.as_dict()})
 
 
@@ -323,10 +318,20 @@ def _describe_addon_versions_response(self: Any) -> Any:
     return ActionResult({"addons": [i for i in items if i["addonVersions"]], "nextToken": None})
 
 
-def describe_update_resource(backend: Any, cluster_name: str, addon_name: str) -> Any:
-    """The add-on an update with `addonName` belongs to (for eks_updates' DescribeUpdate)."""
-    with _lock:
-        return _addon(backend, cluster_name, addon_name)[1]
+def _describe_update(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """DescribeUpdate with `addonName` (an UpdateAddon's update); any other is `previous`'s (eks_updates)."""
+
+    def describe_update(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        cluster_name, addon_name = self._get_param("name"), self._get_param("addonName")
+        if not addon_name:
+            return previous(self)
+        with _lock:
+            addon = _addon(self.eks_backend, cluster_name, addon_name)[1]
+        return ActionResult({"update": updates.described(addon, cluster_name, self._get_param("updateId"))})
+
+    return describe_update
 
 
 _RESPONSES = {
@@ -346,11 +351,14 @@ _URL_PATHS = (
 
 
 def install(patcher: Patcher) -> None:
-    """Add the add-on operations to moto's EKS responses and URL map (called by lifecycle.install)."""
+    """Add the add-on operations to moto's EKS responses and URL map (after eks_updates, whose DescribeUpdate
+    it extends)."""
     from moto.eks import urls
     from moto.eks.responses import EKSResponse
 
     for name, method in _RESPONSES.items():
         patcher.set_attr(EKSResponse, name, method)
+    # eks_updates put describe_update on the class (moto has none).
+    patcher.set_attr(EKSResponse, "describe_update", _describe_update(vars(EKSResponse)["describe_update"]))
     for path in _URL_PATHS:
         patcher.set_item(urls.url_paths, path, urls.response.dispatch)
