@@ -609,7 +609,7 @@ def sandbox_bucket(
     with boundary(debug):
         from eksprivate import ui
         from eksprivate.aws import Aws
-        from eksprivate.errors import AwsApiError
+        from eksprivate.errors import AwsApiError, NotFound
         from eksprivate.sandbox.process import ensure_running
         from eksprivate.target import SANDBOX_CREDENTIALS, SANDBOX_REGION
 
@@ -621,12 +621,11 @@ def sandbox_bucket(
             args["CreateBucketConfiguration"] = {"LocationConstraint": where}
         try:
             try:
+                s3.head_bucket(Bucket=bucket)
+                made = "already there"  # a rerun: versioning as asked all the same
+            except NotFound:
                 s3.create_bucket(**args)
                 made = "made"
-            except AwsApiError as exc:
-                if exc.code != "BucketAlreadyOwnedByYou":
-                    raise
-                made = "already there"  # a rerun: versioning as asked all the same
             if versioning:
                 s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         except AwsApiError as exc:
