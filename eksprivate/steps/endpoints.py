@@ -8,6 +8,7 @@ from typing import Any
 from eksprivate import endpoint_services
 from eksprivate.endpoint_services import EndpointService, short_name
 from eksprivate.errors import NotFound
+from eksprivate.grants import Grant, ec2_tag_on_create, ec2_write, grant, reads
 from eksprivate.steps.base import Change, Context, Found, Step, raise_unsuccessful
 from eksprivate.steps.network import route_table_ids, subnet_ids
 
@@ -31,6 +32,22 @@ class Endpoints(Step):
     def preview(self, ctx: Context) -> list[str]:
         return [f"interface, private DNS: {', '.join(ctx.settings.interface_endpoints)}",
                 "gateway: s3, on every route table"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeVpcEndpoints", "ec2:DescribeVpcEndpointServices",
+                      why="find the endpoints by their tag; each service's full name and zones"),
+                ec2_write(ctx.arns, "create", "ec2:CreateVpcEndpoint",
+                          extra=[ctx.arns.arn("ec2", "vpc-endpoint-service/*").replace(f":{ctx.account}:", ":*:")],
+                          why="the interface endpoints and the S3 gateway (the endpoint service is AWS's)"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateVpcEndpoint"),
+                # Private DNS: EC2 associates the VPC with the service's private hosted zone on the caller's
+                # behalf, and authorises that too (Service Authorization Reference: a dependent action of
+                # CreateVpcEndpoint and ModifyVpcEndpoint).
+                grant(("create", "update"), "route53:AssociateVPCWithHostedZone",
+                      why="private DNS of the interface endpoints (checked by EC2 beside CreateVpcEndpoint)"),
+                ec2_write(ctx.arns, "update", "ec2:ModifyVpcEndpoint",
+                          why="add subnets, turn on private DNS, add route tables"),
+                ec2_write(ctx.arns, "remove", "ec2:DeleteVpcEndpoints", why="the endpoints")]
 
     def wanted(self, ctx: Context) -> dict[str, str]:
         """Service short name → endpoint type, for this configuration."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from eksprivate.endpoint_services import short_name
 from eksprivate.errors import NotFound, UsageError
+from eksprivate.grants import Grant, reads
 from eksprivate.steps.base import Context, Found, Step, tags_of
 from eksprivate.steps.endpoints import GONE_STATES, Endpoints
 from eksprivate.steps.network import route_table_ids
@@ -31,31 +32,41 @@ EKS_MIN_FREE = 6  # EKS: each control-plane subnet needs at least six free addre
 KEEP = "not made by eksprivate (vpc_id in the config): down leaves it as it is"
 
 
-class _Used(Step):
-    """A resource eksprivate uses and never changes or deletes."""
+class Used(Step):
+    """A resource eksprivate uses and never changes or deletes (also the roles of steps/given_roles.py)."""
 
     deleted_as = "kept"
+    kept_because = KEEP  # what `plan --destroy` says of it
+    status_word = "used"
+    vanished_hint = "check vpc_id and subnet_ids, then rerun"
 
     def create(self, ctx: Context) -> Found:
         found = self.find(ctx)
-        if found is None:  # check_vpc refused this before the run: it vanished meanwhile
-            raise UsageError(f"{self.title}: not found any more", "check vpc_id and subnet_ids, then rerun")
+        if found is None:  # checked before the run (check_vpc, check_given_roles): it vanished meanwhile
+            raise UsageError(f"{self.title}: not found any more", self.vanished_hint)
         return found
 
     def remove(self, ctx: Context, found: Found) -> None:
         return None
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Read only, never changed or deleted: what the VPC, its subnets and endpoints are.
+        return [reads("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeVpcEndpoints",
+                      "ec2:DescribeSecurityGroups",
+                      why="the network team's VPC, subnets and endpoints (never changed)"),
+                reads("ec2:DescribeVpcAttribute", on=ctx.arns.ec2("vpc/*"), why="the VPC's DNS attributes")]
+
     def destroy_action(self, found: Found) -> str:
         return "keep"
 
     def destroy_details(self, ctx: Context, found: Found) -> list[str]:
-        return [KEEP]
+        return [self.kept_because]
 
     def status(self, found: Found) -> str:
-        return "used"
+        return self.status_word
 
 
-class UsedVpc(_Used):
+class UsedVpc(Used):
     key = "vpc"
     title = "VPC (yours)"
 
@@ -76,7 +87,7 @@ class UsedVpc(_Used):
         return f"{found['vpc_id']} ({found['cidr']}), used"
 
 
-class UsedSubnets(_Used):
+class UsedSubnets(Used):
     key = "subnets"
     title = "Private subnets (yours)"
     needs = ("vpc",)
@@ -101,7 +112,7 @@ class UsedSubnets(_Used):
         return ", ".join(f"{az}: {p['subnet_id']}/{p['route_table_id']}" for az, p in sorted(found["parts"].items()))
 
 
-class UsedEndpoints(_Used):
+class UsedEndpoints(Used):
     """The VPC's own endpoints that already serve what the nodes need (not eksprivate's)."""
 
     key = USED_KEY
