@@ -370,9 +370,9 @@ def check_kubernetes_version(ctx: Context) -> list[str]:
         why = exc.code if isinstance(exc, AwsApiError) else "the installed botocore does not know it"
         ctx.run_cache[CLUSTER_VERSIONS] = {}  # not readable: not asked again this run
         return _unchecked_version(ctx, why)
+    ctx.run_cache[CLUSTER_VERSIONS] = offered  # the cluster step picks a new cluster's version from it
     if not offered:  # nothing to judge by (an empty answer): never refuse on it
         return ["kubernetes_version not checked: DescribeClusterVersions listed no versions"]
-    ctx.run_cache[CLUSTER_VERSIONS] = offered  # the cluster step picks a new cluster's version from it
     exists = bool(ctx.ledger.ids("cluster"))
     wanted = ctx.settings.kubernetes_version
     warnings = []
