@@ -201,6 +201,9 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
         ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + checked)
         given = check_given_roles(ctx)  # an IAM team's roles: exist, trust their service, carry EKS's policies
         ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + tuple(given))
+        from eksprivate.steps.endpoints import check_perimeter
+
+        check_perimeter(ctx)  # a perimeter that would keep the nodes from their add-on images is refused
         if settings.pull_through_cache:  # a wrong credential ARN is refused before anything is made
             from eksprivate.steps.pull_through import check_credentials
 

@@ -22,7 +22,9 @@ from typing import Any
 from eksprivate.endpoint_services import short_name
 from eksprivate.errors import NotFound, UsageError
 from eksprivate.grants import Grant, reads
-from eksprivate.steps.base import Context, Found, Step, tags_of
+from eksprivate.perimeter import openings
+from eksprivate.policy_eval import Unjudged
+from eksprivate.steps.base import Change, Context, Found, Step, tags_of
 from eksprivate.steps.endpoints import GONE_STATES, Endpoints
 from eksprivate.steps.network import route_table_ids
 from eksprivate.steps.vpc_contents import made_by_eksprivate
@@ -120,8 +122,30 @@ class UsedEndpoints(Used):
     needs = ("subnets",)
 
     def find(self, ctx: Context) -> Found | None:
-        interface, gateway = used_endpoints(ctx)
-        return {"endpoint_ids": interface, "gateway_tables": gateway, "uses": True}
+        listed = _endpoints_in(ctx)
+        interface, gateway = used_endpoints(ctx, listed)
+        used = {*interface.values(), *gateway.values()}
+        policies = {e["VpcEndpointId"]: e.get("PolicyDocument") for e in listed if e["VpcEndpointId"] in used}
+        return {"endpoint_ids": interface, "gateway_tables": gateway, "policies": policies, "uses": True}
+
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        """The used endpoints whose policy is open: said by plan and, every run, by up; never changed."""
+        out = []
+        services = {**{vpce: svc for svc, vpce in found["endpoint_ids"].items()},
+                    **{vpce: "s3" for vpce in found["gateway_tables"].values()}}
+        why = ("not eksprivate's (vpc_id): its policy is never changed; ask its owner for a data perimeter "
+               "(docs/security.md)")
+        for vpce, svc in sorted(services.items()):
+            policy = found.get("policies", {}).get(vpce)
+            try:
+                opened = openings(policy, svc, ctx.account, ctx.partition, ctx.region)
+            except (Unjudged, ValueError) as exc:
+                out.append(Change(f"the VPC's {svc} endpoint {vpce}: its policy is not judged ({exc})", blocked=why))
+                continue
+            if opened:
+                out.append(Change(f"the VPC's {svc} endpoint {vpce} is open: {'; '.join(o.text for o in opened)}",
+                                  blocked=why))
+        return out
 
     def ids(self, found: Found) -> dict[str, Any]:
         return {"endpoint_ids": found["endpoint_ids"], "gateway_tables": found["gateway_tables"], "uses": True}
@@ -186,13 +210,14 @@ def _route_tables(ctx: Context, subnets: list[dict[str, Any]]) -> dict[str, dict
     return out
 
 
-def used_endpoints(ctx: Context) -> tuple[dict[str, str], dict[str, str]]:
+def used_endpoints(ctx: Context, listed: list[dict[str, Any]] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """The VPC's endpoints that are not eksprivate's and serve what the nodes need: interface endpoints with
-    private DNS (service → id), and S3 gateway endpoints (route table → id)."""
+    private DNS (service → id), and S3 gateway endpoints (route table → id). `listed`: the VPC's endpoints, when
+    already read."""
     wanted = set(ctx.settings.interface_endpoints)
     interface: dict[str, str] = {}
     gateway: dict[str, str] = {}
-    for ep in _endpoints_in(ctx):
+    for ep in _endpoints_in(ctx) if listed is None else listed:
         if made_by_eksprivate(tags_of(ep), ctx.name):
             continue
         svc = short_name(str(ep.get("ServiceName", "")), ctx.region)
