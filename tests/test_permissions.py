@@ -132,6 +132,7 @@ def test_the_whole_life_runs_under_exactly_the_printed_policy(cli: Cli, stand_in
     ok(cli("plan", *name))
     ok(cli("plan", *name, "--destroy"))
     ok(cli("verify", *name))
+    ok(cli("export", *name, "--format", "terraform", "--output", str(aws_env / "export")))
     ok(cli("kubeconfig", *name, "--kubeconfig", str(aws_env / "kubeconfig")))
     ok(cli("down", *name, "--yes"))
     actions = assert_every_call_allowed(stand_in, stand_in.calls()[mark:], policy)
@@ -161,6 +162,7 @@ def test_a_config_with_every_feature_runs_under_its_printed_policy(cli: Cli, sta
     mark = len(stand_in.calls())
     ok(cli("up", *args))
     ok(cli("status", *args))
+    ok(cli("export", *args, "--format", "cloudformation", "--output", str(aws_env / "export")))
     ok(cli("down", *args, "--yes"))
     actions = assert_every_call_allowed(stand_in, calls + stand_in.calls()[mark:], policy)
     assert {"ecr:CreatePullThroughCacheRule", "s3:PutObject", "eks:CreateAccessEntry", "iam:PutRolePolicy"} <= actions

@@ -93,7 +93,7 @@ def test_plan_details_say_what_will_be_made(cli: Cli, cluster_name: str) -> None
 
 def test_help_shows_no_bool_after_switches(cli: Cli) -> None:
     """`--sandbox <bool>` made users type `--sandbox true`, which fails."""
-    for command in (["up"], ["down"], ["plan"], ["status"], ["verify"], ["kubeconfig"], ["tunnel"],
+    for command in (["up"], ["down"], ["plan"], ["status"], ["verify"], ["kubeconfig"], ["tunnel"], ["export"],
                     ["sandbox", "start"], []):
         text = ok(cli(*command, "--help")).stdout
         assert "<bool>" not in text and "<str>" not in text, text
