@@ -161,7 +161,7 @@ def _program() -> str:
     import shutil
 
     argv0 = sys.argv[0] if sys.argv else ""
-    if Path(argv0).name == "__main__.py":  # python -m eksprivate: the interpreter as typed
+    if Path(argv0).name == "__main__.py" and Path(argv0).parent.name == "eksprivate":  # python -m eksprivate
         python = getattr(sys, "orig_argv", [sys.executable])[0] or "python3"
         return f"{shlex.quote(python)} -m eksprivate"
     if Path(argv0).name != "eksprivate":

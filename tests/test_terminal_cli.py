@@ -205,6 +205,9 @@ def test_up_prints_one_line_per_change_and_a_rerun_one_line_per_step(built: Buil
     ("/opt/tools/venv/bin/eksprivate", None, "/opt/tools/venv/bin/eksprivate"),
     ("/work/x/eksprivate/__main__.py", [".venv/bin/python", "-m", "eksprivate", "up"],
      ".venv/bin/python -m eksprivate"),
+    # Another program's `python -m` (here pytest, run serially): eksprivate is embedded, not invoked.
+    ("/work/x/.venv/lib/python3.11/site-packages/pytest/__main__.py", [".venv/bin/python", "-m", "pytest"],
+     "eksprivate"),
 ])
 def test_next_hints_are_spelled_the_way_the_program_was_invoked(
         cli: Cli, on_built: Built, monkeypatch: pytest.MonkeyPatch, argv0: str, orig: list[str] | None,
