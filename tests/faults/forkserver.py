@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import socket
 import sys
 from typing import Any
@@ -91,6 +92,10 @@ def become(request: dict[str, Any]) -> None:
         os.dup2(source, target)
         os.close(source)
     os.chdir(request["cwd"])
+    # Ctrl-C raises KeyboardInterrupt, as in a command started from a terminal: a test run started in the
+    # background of a non-interactive shell has SIGINT ignored, the server inherits that and so would every
+    # child (tests/faults/test_crash.py's Ctrl-C test then waited out its hang guard, 300 s).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.clear()
     os.environ.update(request["env"])
     # As the interpreter makes them for pipes: stdout block-buffered, stderr line-buffered, both written
