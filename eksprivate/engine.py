@@ -1,7 +1,9 @@
 """The graph runner behind `up`, `down`, `plan` and `status`.
 
 Each step runs in its own thread as soon as the steps it needs are done (the work is waiting on AWS,
-so threads are enough). `down` walks the same graph reversed: a step is removed once every step that
+so threads are enough). A step may also need another one only *created* (its create call returned, its
+readiness still awaited elsewhere), and may wait for others only before its own `ready` (`Step.needs_created`,
+`Step.ready_needs`). `down` walks the same graph reversed: a step is removed once every step that
 needs it is gone. Every change is in the state file before the engine moves on, so a kill at any
 instant leaves a ledger that the next `up` or `down` resumes from.
 """
@@ -68,39 +70,60 @@ class RunFailed(EksPrivateError):
         self.outcomes = outcomes
 
 
+# Called by `up`'s work once the step's resource exists: releases the steps that need it created, then waits
+# for what its readiness needs; returns those that failed (its `ready` is then not attempted).
+Made = Callable[[], list[str]]
+
+
+@dataclass(frozen=True)
+class Edges:
+    """What each step waits for, by key: `start` ready before it starts, `created` created (or found) before it
+    starts, `ready` ready before its own `ready`. `down`, `plan` and `status` use `start` only."""
+
+    start: dict[str, tuple[str, ...]]
+    created: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ready: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 class Engine:
     def __init__(self, ctx: Context, steps: list[Step], reporter: Reporter) -> None:
         self.ctx = ctx
         self.steps = steps
         self.reporter = reporter
         keys = {s.key for s in steps}
-        # Needs on steps the configuration left out (e.g. no KMS step with a user key) are satisfied.
-        self.needs = {s.key: tuple(n for n in s.needs if n in keys) for s in steps}
+
+        def kept(needs: tuple[str, ...]) -> tuple[str, ...]:
+            # Needs on steps the configuration left out (e.g. no KMS step with a user key) are satisfied.
+            return tuple(n for n in needs if n in keys)
+
+        self.needs = {s.key: kept(s.needs) for s in steps}
+        self.needs_created = {s.key: kept(s.needs_created) for s in steps}
+        self.ready_needs = {s.key: kept(s.ready_needs) for s in steps}
         ctx.say = reporter.note
         ctx.aws.on_status(self._saw_status)
 
     # -- the verbs -------------------------------------------------------------------------------
     def up(self) -> list[Outcome]:
-        return self._run(self.needs, self._up_one, "up")
+        return self._run(Edges(self.needs, self.needs_created, self.ready_needs), self._up_one, "up")
 
     def down(self) -> list[Outcome]:
-        return self._run(self._reverse_needs(), self._down_one, "down")
+        return self._run(Edges(self._reverse_needs()), lambda step, _: self._down_one(step), "down")
 
     def plan(self, destroy: bool = False) -> list[PlanItem]:
         items: dict[str, PlanItem] = {}
 
-        def one(step: Step) -> Outcome:
+        def one(step: Step, _: Made) -> Outcome:
             found = step.find(self.ctx)
             items[step.key] = self._plan_item(step, found, destroy)
             return Outcome(step.key, step.title, "ready")
 
-        outcomes = self._run(self.needs, one, "plan", quiet=True)
+        outcomes = self._run(Edges(self._all_needs()), one, "plan", quiet=True)
         return [items.get(o.key) or PlanItem(o.key, o.title, "unknown", details=[o.detail]) for o in outcomes]
 
     def status(self) -> list[PlanItem]:
         items: dict[str, PlanItem] = {}
 
-        def one(step: Step) -> Outcome:
+        def one(step: Step, _: Made) -> Outcome:
             found = step.find(self.ctx)
             if found is None:
                 items[step.key] = PlanItem(step.key, step.title, "absent", status="absent")
@@ -110,11 +133,11 @@ class Engine:
                                            status=step.status(found))
             return Outcome(step.key, step.title, "ready")
 
-        outcomes = self._run(self.needs, one, "status", quiet=True)
+        outcomes = self._run(Edges(self._all_needs()), one, "status", quiet=True)
         return [items.get(o.key) or PlanItem(o.key, o.title, "unknown", details=[o.detail]) for o in outcomes]
 
     # -- one step --------------------------------------------------------------------------------
-    def _up_one(self, step: Step) -> Outcome:
+    def _up_one(self, step: Step, made: Made) -> Outcome:
         ctx, say = self.ctx, self.reporter.phase
         say(step.key, step.title, "checking")
         found = step.find(ctx)
@@ -141,6 +164,11 @@ class Engine:
             phase = "updated" if changes else "ready"
             if changes:
                 say(step.key, step.title, "updating", "; ".join(changes))
+        ctx.check_cancel()
+        failed_needs = made()  # it exists: steps that need it created start now
+        if failed_needs:
+            return Outcome(step.key, step.title, "skipped", f"{step.describe(found)}: made, not waited for "
+                           f"(waits for {', '.join(failed_needs)})", changes, warnings=warnings, found=found)
         ctx.check_cancel()
         say(step.key, step.title, "waiting", step.describe(found))
         step.ready(ctx, found)
@@ -186,19 +214,40 @@ class Engine:
                         step.describe(found), [c.line for c in changes], step.status(found))
 
     # -- the runner ------------------------------------------------------------------------------
-    def _reverse_needs(self) -> dict[str, tuple[str, ...]]:
-        return {s.key: tuple(o.key for o in self.steps if s.key in self.needs[o.key]) for s in self.steps}
+    def _all_needs(self) -> dict[str, tuple[str, ...]]:
+        """Every edge as a plain need: what a step depends on in any way (down's reverse order, plan, status)."""
+        return {s.key: tuple(dict.fromkeys((*self.needs[s.key], *self.needs_created[s.key],
+                                            *self.ready_needs[s.key]))) for s in self.steps}
 
-    def _run(self, deps: dict[str, tuple[str, ...]], work: Callable[[Step], Outcome], verb: str,
+    def _reverse_needs(self) -> dict[str, tuple[str, ...]]:
+        every = self._all_needs()
+        return {s.key: tuple(o.key for o in self.steps if s.key in every[o.key]) for s in self.steps}
+
+    def _run(self, edges: Edges, work: Callable[[Step, Made], Outcome], verb: str,
              quiet: bool = False) -> list[Outcome]:
         done = {s.key: threading.Event() for s in self.steps}
+        created = {s.key: threading.Event() for s in self.steps}
+        made_keys: set[str] = set()  # steps whose resource exists this run (their `made` was called)
         outcomes: dict[str, Outcome] = {}
 
         def worker(step: Step) -> None:
-            try:
-                for dep in deps[step.key]:
+            key = step.key
+
+            def made() -> list[str]:
+                made_keys.add(key)
+                created[key].set()
+                for dep in edges.ready.get(key, ()):
                     done[dep].wait()
-                blocked = [d for d in deps[step.key] if not outcomes[d].ok]
+                return [d for d in edges.ready.get(key, ()) if not outcomes[d].ok]
+
+            try:
+                for dep in edges.start[key]:
+                    done[dep].wait()
+                for dep in edges.created.get(key, ()):
+                    created[dep].wait()
+                # A step set `created` without `made` only once it ended: then its outcome judges it.
+                blocked = [d for d in edges.start[key] if not outcomes[d].ok] + [
+                    d for d in edges.created.get(key, ()) if d not in made_keys and not outcomes[d].ok]
                 start = time.monotonic()
                 if blocked:
                     outcome = Outcome(step.key, step.title, "skipped", f"waits for {', '.join(blocked)}")
@@ -206,7 +255,7 @@ class Engine:
                     outcome = Outcome(step.key, step.title, "skipped", "interrupted")
                 else:
                     try:
-                        outcome = work(step)
+                        outcome = work(step, made)
                     except EksPrivateError as exc:
                         outcome = Outcome(step.key, step.title, "failed", str(exc), error=exc)
                     except Exception as exc:  # a bug: keep the other steps going, report it plainly
@@ -220,7 +269,8 @@ class Engine:
                 if not quiet or outcome.phase == "failed":
                     self.reporter.phase(step.key, step.title, outcome.phase, outcome.detail)
             finally:
-                done[step.key].set()
+                created[key].set()
+                done[key].set()
 
         threads = [threading.Thread(target=worker, args=(s,), name=s.key, daemon=True) for s in self.steps]
         for s in self.steps:
