@@ -108,18 +108,27 @@ def test_an_addon_removed_from_the_config_is_shown_and_removed_only_with_prune(u
 
 
 def test_a_two_minor_upgrade_end_to_end(user: User) -> None:
-    """1.32 -> 1.34: control plane, add-ons, node groups, per minor. Naive code calls UpdateClusterVersion with
-    1.34 (EKS refuses the skip), or upgrades the control plane twice before the nodes (refused too)."""
+    """1.32 -> 1.34: per minor the control plane, then add-ons and node groups side by side. Naive code calls
+    UpdateClusterVersion with 1.34 (EKS refuses the skip), upgrades the control plane twice before the nodes
+    (refused too), or rolls the nodes only once every add-on update finished (longer than it need be)."""
     user.write(BASE)
     user.run("up")
     user.write(BASE.replace("1.32", "1.34"))
     plan = json.loads(user.run("plan", "--output", "json").stdout)
     details = " ".join(_step(plan, "upgrade")["details"])  # type: ignore[arg-type]
     assert "1.32 -> 1.33" in details and "1.33 -> 1.34" in details
-    _, mutations = user.mutations("up")
-    upgrades = [m for m in mutations if m in ("UpdateClusterVersion", "UpdateNodegroupVersion", "UpdateAddon")]
-    assert upgrades == ["UpdateClusterVersion", "UpdateAddon", "UpdateAddon", "UpdateAddon", "UpdateAddon",
-                        "UpdateNodegroupVersion"] * 2
+    user.sandbox.configure(addon_update=2000.0)  # x 0.0005 = 1 s: a node roll waiting on it would show
+    user.sandbox.clear_calls()
+    user.run("up")
+    kinds = ("UpdateClusterVersion", "UpdateNodegroupVersion", "UpdateAddon")
+    upgrades = [c for c in user.sandbox.calls() if c.operation in kinds]
+    ops = [c.operation for c in upgrades]
+    assert ops[0] == "UpdateClusterVersion" and ops.count("UpdateClusterVersion") == 2
+    second = ops.index("UpdateClusterVersion", 1)
+    for minor in (upgrades[1:second], upgrades[second + 1:]):  # after each control plane: 4 add-ons + the nodes
+        assert sorted(c.operation for c in minor) == ["UpdateAddon"] * 4 + ["UpdateNodegroupVersion"]
+        roll = next(c.timestamp for c in minor if c.operation == "UpdateNodegroupVersion")
+        assert roll - min(c.timestamp for c in minor) < 0.5  # sent beside the add-on updates, not after them
     assert user.cluster()["version"] == "1.34"
     ng = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]
     assert ng["version"] == "1.34" and ng["releaseVersion"] == eks_upgrades.latest_release("1.34")
