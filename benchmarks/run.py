@@ -548,7 +548,7 @@ def print_table(runs: list[Run], summary: dict[str, Any], base: int, help_: dict
         print(f"  up against cluster + node group alone (IAM propagation counted as the tool's): "
               f"{real['up']['ratio_without_iam_in_floor']:.4f}")
     for i, load in enumerate(summary.get("machine_load", [])):
-        print(f"machine load {('before', 'after the first scale', 'after the second scale')[i]}: load average "
+        print(f"machine load {'before' if i == 0 else f'after repeat {i}'}: load average "
               f"{load['load_1m']}/{load['load_5m']}/{load['load_15m']}, a fixed CPU loop "
               f"{load['cpu_loop_wall_s']:.2f} s wall for {load['cpu_loop_cpu_s']:.2f} s CPU")
     print("\ngoals:")
@@ -604,32 +604,32 @@ def main(argv: list[str] | None = None) -> int:
         stand_in.settle()
         load = [machine_load()]
         runs: list[Run] = []
+        second_runs: list[Run] = []
+        second_timing = {**timing, "time_scale": second}
+        # The same stand-in, its clock compressed less, so only the scaled phases grow; the poll scales with it.
+        second_env = {**env, "EKSPRIVATE_POLL_INTERVAL": f"{poll * second / args.time_scale:g}"}
         for i in range(args.repeat):
             for n in (args.nodegroups, 2 * args.nodegroups):
                 batch = cycle(stand_in, workdir, env, n, args.cli_sandbox, timing, upgrade=n == args.nodegroups)
                 runs += batch
                 print(f"repeat {i + 1}/{args.repeat}, {n} node groups: " + ", ".join(
                     f"{r.label} {r.makespan:.2f} s" for r in batch), flush=True)
-        load.append(machine_load())
+            if not args.no_real_terms:  # interleaved with the first scale: a load that drifts weighs on both
+                stand_in.configure(time_scale=second)  # nothing exists between cycles: no lifecycle jumps
+                batch = cycle(stand_in, workdir, second_env, args.nodegroups, args.cli_sandbox, second_timing,
+                              upgrade=True)
+                stand_in.configure(time_scale=args.time_scale)
+                second_runs += batch
+                print(f"repeat {i + 1}/{args.repeat}, time scale {second:g}: " + ", ".join(
+                    f"{r.label} {r.makespan:.2f} s" for r in batch), flush=True)
+            load.append(machine_load())
         help_ = help_figures(workdir)
         summary = summarise(runs, args.nodegroups, floor, help_)
         real: dict[str, Any] = {}
-        if not args.no_real_terms:
-            # The same stand-in, its clock compressed less: only the scaled phases grow.
-            second_poll = poll * second / args.time_scale
-            stand_in.configure(time_scale=second)
-            second_timing = stand_in.timing()
-            second_env = {**env, "EKSPRIVATE_POLL_INTERVAL": f"{second_poll:g}"}
-            second_runs: list[Run] = []
-            for i in range(args.repeat):
-                batch = cycle(stand_in, workdir, second_env, args.nodegroups, args.cli_sandbox, second_timing,
-                              upgrade=True)
-                second_runs += batch
-                print(f"time scale {second:g}, repeat {i + 1}/{args.repeat}: " + ", ".join(
-                    f"{r.label} {r.makespan:.2f} s" for r in batch), flush=True)
-            load.append(machine_load())
+        if second_runs:
             real = real_terms_summary(runs, second_runs, args.nodegroups, timing, second_timing)
-            summary["goals"].update({f"real terms: {label} <= {goal} x floor": real[label]["ratio"] <= goal
+            # Below 1 no tool can be: the noise between the scales was larger than their difference.
+            summary["goals"].update({f"real terms: {label} <= {goal} x floor": 0.99 <= real[label]["ratio"] <= goal
                                      for label, goal in REAL_GOALS.items()})
             runs += second_runs
         summary["machine_load"] = load

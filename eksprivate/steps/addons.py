@@ -128,6 +128,10 @@ class Addon(Step):
             a = ctx.aws.eks.describe_addon(clusterName=ctx.name, addonName=self.name)["addon"]
         except NotFound:  # no add-on, or no cluster
             return None
+        return self._found(ctx, a)
+
+    def _found(self, ctx: Context, a: dict[str, Any]) -> Found:
+        """What DescribeAddon (or CreateAddon, which answers the same shape) says of it."""
         return {"addon_name": self.name, "addon_arn": a.get("addonArn", ""), "status": a.get("status", ""),
                 "version": a.get("addonVersion", ""), "configuration_values": a.get("configurationValues") or "",
                 "ours": (a.get("tags") or {}).get(CLUSTER_TAG) == ctx.name,
@@ -162,7 +166,8 @@ class Addon(Step):
                                                 "roleArn": ctx.ledger.ids(EBS_CSI_ROLE_KEY)["role_arn"]}]
         a = ctx.aws.eks.create_addon(**args)["addon"]
         ctx.ledger.record(self.key, addon_name=self.name, addon_arn=a.get("addonArn", ""))
-        return self.find(ctx) or {"addon_name": self.name, "status": a.get("status", "CREATING"), "ours": True}
+        # CreateAddon answers the add-on itself: no DescribeAddon between it and the node groups that wait for it.
+        return self._found(ctx, a)
 
     @property
     def _nodeless(self) -> bool:
