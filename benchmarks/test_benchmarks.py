@@ -55,6 +55,10 @@ def test_real_terms_separate_stretched_phases_from_fixed_seconds() -> None:
     assert got["ratio"] == pytest.approx(1.02 + 3.0 / 730, abs=1e-4)
     one_scale = span(0.02)[1] / span(0.02)[0]
     assert one_scale > got["ratio"] + 0.15  # one compressed scale overstates it: 3 s against a 14.6 s floor
+    # A lead-in taken out of both makespans comes back in the fixed seconds: the same answer.
+    (fa, sa), (fb, sb) = span(0.02), span(0.05)
+    apart = bench.real_terms((fa, sa - 2.0), (fb, sb - 2.0), real_floor, lead_in=2.0)
+    assert apart == got
 
 
 def test_machine_load_names_the_load_and_a_fixed_loop() -> None:

@@ -32,7 +32,7 @@ def measure(time_scale: float, paced: bool) -> dict[str, Any]:
     import eksprivate.aws as aws_mod
     from eksprivate.cli import app
     from eksprivate.sandbox import SandboxServer, Timing, eks_updates
-    from eksprivate.sandbox.lifecycle import current_timing
+    from eksprivate.sandbox.core.clock import current_timing
 
     saved = dict(aws_mod.EXPECTED)
     if not paced:

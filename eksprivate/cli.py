@@ -340,8 +340,10 @@ def plan(
         ui.info(_header("plan" + (" --destroy" if destroy else ""), ctx))
         steps = build_graph(ctx, everything=destroy, orphans=True)
         items = Engine(ctx, steps, _Quiet()).plan(destroy=destroy)
-        # What the cluster costs once `up` has run (not for --destroy: that lists what goes away).
-        estimate = None if destroy else cost_of(ctx, items, PLANNED_ACTIONS)
+        unread = [i for i in items if i.action == "unknown"]
+        # What the cluster costs once `up` has run (not for --destroy: that lists what goes away; nor when some
+        # steps could not be read: a part would be priced as the whole).
+        estimate = None if destroy or unread else cost_of(ctx, items, PLANNED_ACTIONS)
         if output == "json":
             ui.print_json({**describe_target(ctx), "skipped_zones": describe_skipped_zones(ctx),
                            "destroy": destroy, "steps": [asdict(i) for i in items],
@@ -352,6 +354,10 @@ def plan(
             if estimate:
                 ui.print_cost(estimate, f"estimated cost of {ctx.name} after `up` ({ctx.region})")
         _report_calls(ctx, debug)
+        if unread:  # every step was listed; the ones marked "unknown" say why they could not be read
+            raise EksPrivateError(f"plan could not read {len(unread)} of {len(items)} step(s) "
+                                  f"({', '.join(i.key for i in unread[:3])}{', ...' if len(unread) > 3 else ''}): "
+                                  "the plan above is incomplete", "fix what the unknown steps name, then rerun")
 
 
 @app.command()

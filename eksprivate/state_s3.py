@@ -179,27 +179,16 @@ class _Released(StateError):
     """The lock object vanished between a refused create and reading it: its holder just finished."""
 
 
-class S3Store:
-    """One ledger document in S3 (see the module docstring); a `StateStore`."""
-
-    renew_every: float = RENEW_SECONDS
+class S3Objects:
+    """Object IO on the state's bucket: the checks before anything is written (and the bucket's default
+    encryption, which every write then names), GetObject, and conditional PutObject / DeleteObject."""
 
     def __init__(self, s3: Client, where: S3Location, region: str) -> None:
         self.s3 = s3
         self.where = where
         self.region = region
-        self._etag: str | None = None  # of the state as this run last read or wrote it; None: none exists
-        self._lock_etag: str | None = None
-        self._lock_info: LockInfo | None = None
-        self._lock_lost: str | None = None  # why this run no longer holds its lock
-        self._lock_mutex = threading.Lock()  # the renewal thread and the release never overlap
-        self._encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
+        self.encryption: dict[str, str] = {"ServerSideEncryption": "AES256"}
 
-    @property
-    def location(self) -> str:
-        return self.where.url
-
-    # -- checks (before anything is written) ------------------------------------------------------------
     def check(self) -> list[str]:
         """Refuse a bucket that is missing, not ours to use or in another region; returns warnings
         (versioning off). Learns the bucket's default encryption, which every write then names."""
@@ -230,17 +219,174 @@ class S3Store:
             default = rules[0]["ApplyServerSideEncryptionByDefault"] if rules else {}
             if str(default.get("SSEAlgorithm", "")).startswith("aws:kms"):
                 # Name the bucket's own KMS key: a bucket policy may require it, and SSE-S3 would bypass it.
-                self._encryption = {"ServerSideEncryption": default["SSEAlgorithm"]}
+                self.encryption = {"ServerSideEncryption": default["SSEAlgorithm"]}
                 if default.get("KMSMasterKeyID"):
-                    self._encryption["SSEKMSKeyId"] = default["KMSMasterKeyID"]
+                    self.encryption["SSEKMSKeyId"] = default["KMSMasterKeyID"]
         except (AwsApiError, KeyError, IndexError):
             pass  # no readable default: SSE-S3, which every bucket accepts
         return warnings
 
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        """The object's body and ETag; None when there is none."""
+        try:
+            answer = self.s3.get_object(Bucket=self.where.bucket, Key=key)
+        except NotFound:
+            return None
+        return answer["Body"].read(), answer["ETag"]
+
+    def put(self, key: str, body: bytes, condition: dict[str, str],
+            stale: Callable[[], StateError]) -> dict[str, Any]:
+        """A conditional PutObject: 409 retried as AWS advises; 412 (or 404 for If-Match on a deleted
+        object) raises `stale()` unless the object already holds exactly `body` (a retried request whose
+        first attempt had succeeded)."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                answer: dict[str, Any] = self.s3.put_object(
+                    Bucket=self.where.bucket, Key=key, Body=body, ContentType="application/json",
+                    **self.encryption, **condition)
+                return answer
+            except ConditionalConflict:
+                time.sleep(0.1 * (attempt + 1))
+            except (PreconditionFailed, NotFound):
+                current = self.get(key)
+                if current is not None and current[0] == body:
+                    return {"ETag": current[1]}
+                raise stale() from None
+            except AccessDenied:
+                raise UsageError(f"no permission to write {SCHEME}{self.where.bucket}/{key}",
+                                 f"grant {PERMISSIONS} on the bucket and its objects") from None
+        raise stale()
+
+    def delete(self, key: str, condition: dict[str, str]) -> None:
+        """DeleteObject, conditional when `condition` names an ETag (PreconditionFailed, NotFound raised)."""
+        self.s3.delete_object(Bucket=self.where.bucket, Key=key, **condition)
+
+
+class S3Lock:
+    """The run lock: the object `<key>.lock`, created with `If-None-Match: *`, renewed by a thread while the run
+    waits on AWS (conditional on its own ETag), deleted conditionally on that ETag (see the module docstring)."""
+
+    renew_every: float = RENEW_SECONDS
+
+    def __init__(self, objects: S3Objects) -> None:
+        self.objects = objects
+        self.key = objects.where.lock_key
+        self.etag: str | None = None
+        self.info: LockInfo | None = None
+        self.lost: str | None = None  # why this run no longer holds its lock
+        self._mutex = threading.Lock()  # the renewal thread and the release never overlap
+
+    @property
+    def location(self) -> str:
+        return self.objects.where.url
+
+    @contextlib.contextmanager
+    def hold(self, command: str) -> Iterator[None]:
+        self.acquire(LockInfo.mine(command))
+        stop = threading.Event()
+        renewer = threading.Thread(target=self.renew_until, args=(stop,), name="eksprivate-lock", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join(timeout=30)
+            self.release()
+
+    def acquire(self, info: LockInfo) -> None:
+        def held_by_other() -> StateError:
+            holder = self.read()
+            if holder is None:  # released between our write and our read: try again
+                return _Released("released")
+            return StateError(f"state {self.location} is {holder[0].summary()}, pid {holder[0].pid}",
+                              "wait for that run to finish; if it is gone (killed, machine lost), "
+                              f"`eksprivate unlock --state {self.location}` shows the lock and breaks it")
+
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                answer = self.objects.put(self.key, info.to_json(), {"IfNoneMatch": "*"}, held_by_other)
+            except _Released:
+                continue
+            self.etag, self.info, self.lost = answer["ETag"], info, None
+            return
+        raise StateError(f"could not take the lock on {self.location}: it keeps changing", "rerun in a moment")
+
+    def renew_until(self, stop: threading.Event) -> None:
+        while not stop.wait(self.renew_every):
+            if not self.renew():
+                return
+
+    def renew(self) -> bool:
+        """Rewrite the lock with a fresh `renewed_at`, conditional on its ETag; False once it is lost."""
+        with self._mutex:
+            if self.info is None or self.etag is None:
+                return False
+            info = dataclasses.replace(self.info, renewed_at=_now(), renewals=self.info.renewals + 1)
+            try:
+                answer = self.objects.s3.put_object(
+                    Bucket=self.objects.where.bucket, Key=self.key, Body=info.to_json(),
+                    ContentType="application/json", IfMatch=self.etag, **self.objects.encryption)
+            except (PreconditionFailed, NotFound):
+                self.lost = "its lock was broken (eksprivate unlock) while this run held it"
+                self.etag = None
+                return False
+            except AwsApiError:
+                return True  # a passing failure (409, network): the next renewal tries again
+            self.etag, self.info = answer["ETag"], info
+            return True
+
+    def release(self) -> None:
+        with self._mutex:
+            etag, self.etag, self.info = self.etag, None, None
+            if etag is None:
+                return  # lost: whatever is there now is not ours to delete
+            with contextlib.suppress(NotFound, PreconditionFailed):
+                self.objects.delete(self.key, {"IfMatch": etag})
+
+    def read(self) -> tuple[LockInfo, str] | None:
+        """The lock object's holder and ETag; None when nobody holds the lock."""
+        found = self.objects.get(self.key)
+        return None if found is None else (LockInfo.from_json(found[0]), found[1])
+
+    def break_(self, etag: str) -> None:
+        """Delete the lock shown to the user, and only that one: a holder that renewed it meanwhile is
+        alive, and its lock stays."""
+        try:
+            self.objects.delete(self.key, {"IfMatch": etag})
+        except NotFound:
+            return
+        except PreconditionFailed:
+            raise StateError(f"the lock on {self.location} changed while you looked: its holder renewed it, "
+                             "so it is still running", "let it finish") from None
+
+
+class S3Store:
+    """One ledger document in S3 (see the module docstring); a `StateStore`. The document's reads and
+    conditional writes are here; the bucket's object IO is `objects` (S3Objects), the run lock `run_lock`
+    (S3Lock)."""
+
+    def __init__(self, s3: Client, where: S3Location, region: str) -> None:
+        self.where = where
+        self.objects = S3Objects(s3, where, region)
+        self.run_lock = S3Lock(self.objects)
+        self._etag: str | None = None  # of the state as this run last read or wrote it; None: none exists
+
+    @property
+    def location(self) -> str:
+        return self.where.url
+
+    @property
+    def renew_every(self) -> float:
+        return self.run_lock.renew_every
+
+    def check(self) -> list[str]:
+        """The bucket's checks, before anything is written (`S3Objects.check`)."""
+        return self.objects.check()
+
     # -- the document ------------------------------------------------------------------------------------
     def load(self) -> dict[str, Any] | None:
         try:
-            answer = self.s3.get_object(Bucket=self.where.bucket, Key=self.where.key)
+            answer = self.objects.s3.get_object(Bucket=self.where.bucket, Key=self.where.key)
         except NotFound:
             self._etag = None
             return None
@@ -258,18 +404,18 @@ class S3Store:
         return check_schema(data, self.location)
 
     def save(self, data: dict[str, Any]) -> None:
-        if self._lock_lost:
-            raise StateError(f"not saving {self.location}: {self._lock_lost}",
+        if self.run_lock.lost:
+            raise StateError(f"not saving {self.location}: {self.run_lock.lost}",
                              "another run may own the state now; check with `eksprivate status`, then rerun")
         body = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
         condition = {"IfMatch": self._etag} if self._etag else {"IfNoneMatch": "*"}
-        answer = self._put(self.where.key, body, condition, stale=self._stale)
+        answer = self.objects.put(self.where.key, body, condition, stale=self._stale)
         self._etag = answer["ETag"]
 
     def delete(self) -> None:
         condition = {"IfMatch": self._etag} if self._etag else {}
         try:
-            self.s3.delete_object(Bucket=self.where.bucket, Key=self.where.key, **condition)
+            self.objects.delete(self.where.key, condition)
         except NotFound:
             pass
         except PreconditionFailed:
@@ -280,118 +426,20 @@ class S3Store:
         return StateError(f"{self.location} changed since this run read it: another run wrote it",
                           "nothing was overwritten; rerun to continue from the saved state")
 
-    def _put(self, key: str, body: bytes, condition: dict[str, str],
-             stale: Callable[[], StateError]) -> dict[str, Any]:
-        """A conditional PutObject: 409 retried as AWS advises; 412 (or 404 for If-Match on a deleted
-        object) raises `stale()` unless the object already holds exactly `body` (a retried request whose
-        first attempt had succeeded)."""
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                answer: dict[str, Any] = self.s3.put_object(
-                    Bucket=self.where.bucket, Key=key, Body=body, ContentType="application/json",
-                    **self._encryption, **condition)
-                return answer
-            except ConditionalConflict:
-                time.sleep(0.1 * (attempt + 1))
-            except (PreconditionFailed, NotFound):
-                current = self._get(key)
-                if current is not None and current[0] == body:
-                    return {"ETag": current[1]}
-                raise stale() from None
-            except AccessDenied:
-                raise UsageError(f"no permission to write {SCHEME}{self.where.bucket}/{key}",
-                                 f"grant {PERMISSIONS} on the bucket and its objects") from None
-        raise stale()
-
-    def _get(self, key: str) -> tuple[bytes, str] | None:
-        try:
-            answer = self.s3.get_object(Bucket=self.where.bucket, Key=key)
-        except NotFound:
-            return None
-        return answer["Body"].read(), answer["ETag"]
-
-    # -- the lock --------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, command: str) -> Iterator[None]:
-        self._acquire(LockInfo.mine(command))
-        stop = threading.Event()
-        renewer = threading.Thread(target=self._renew_until, args=(stop,), name="eksprivate-lock", daemon=True)
-        renewer.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            renewer.join(timeout=30)
-            self._release()
-
-    def _acquire(self, info: LockInfo) -> None:
-        def held_by_other() -> StateError:
-            holder = self.read_lock()
-            if holder is None:  # released between our write and our read: try again
-                return _Released("released")
-            return StateError(f"state {self.location} is {holder[0].summary()}, pid {holder[0].pid}",
-                              "wait for that run to finish; if it is gone (killed, machine lost), "
-                              f"`eksprivate unlock --state {self.location}` shows the lock and breaks it")
-
-        for _ in range(CONFLICT_RETRIES):
-            try:
-                answer = self._put(self.where.lock_key, info.to_json(), {"IfNoneMatch": "*"}, held_by_other)
-            except _Released:
-                continue
-            self._lock_etag, self._lock_info, self._lock_lost = answer["ETag"], info, None
-            return
-        raise StateError(f"could not take the lock on {self.location}: it keeps changing", "rerun in a moment")
-
-    def _renew_until(self, stop: threading.Event) -> None:
-        while not stop.wait(self.renew_every):
-            if not self.renew():
-                return
-
-    def renew(self) -> bool:
-        """Rewrite the lock with a fresh `renewed_at`, conditional on its ETag; False once it is lost."""
-        with self._lock_mutex:
-            if self._lock_info is None or self._lock_etag is None:
-                return False
-            info = dataclasses.replace(self._lock_info, renewed_at=_now(), renewals=self._lock_info.renewals + 1)
-            try:
-                answer = self.s3.put_object(Bucket=self.where.bucket, Key=self.where.lock_key, Body=info.to_json(),
-                                            ContentType="application/json", IfMatch=self._lock_etag,
-                                            **self._encryption)
-            except (PreconditionFailed, NotFound):
-                self._lock_lost = "its lock was broken (eksprivate unlock) while this run held it"
-                self._lock_etag = None
-                return False
-            except AwsApiError:
-                return True  # a passing failure (409, network): the next renewal tries again
-            self._lock_etag, self._lock_info = answer["ETag"], info
-            return True
-
-    def _release(self) -> None:
-        with self._lock_mutex:
-            etag, self._lock_etag, self._lock_info = self._lock_etag, None, None
-            if etag is None:
-                return  # lost: whatever is there now is not ours to delete
-            with contextlib.suppress(NotFound, PreconditionFailed):
-                self.s3.delete_object(Bucket=self.where.bucket, Key=self.where.lock_key, IfMatch=etag)
-
-    def read_lock(self) -> tuple[LockInfo, str] | None:
-        """The lock object's holder and ETag; None when nobody holds the lock."""
-        found = self._get(self.where.lock_key)
-        return None if found is None else (LockInfo.from_json(found[0]), found[1])
-
-    def break_lock(self, etag: str) -> None:
-        """Delete the lock shown to the user, and only that one: a holder that renewed it meanwhile is
-        alive, and its lock stays."""
-        try:
-            self.s3.delete_object(Bucket=self.where.bucket, Key=self.where.lock_key, IfMatch=etag)
-        except NotFound:
-            return
-        except PreconditionFailed:
-            raise StateError(f"the lock on {self.location} changed while you looked: its holder renewed it, "
-                             "so it is still running", "let it finish") from None
-
-    # -- migration -----------------------------------------------------------------------------------
     def create(self, data: dict[str, Any]) -> None:
         """Write a state where none may exist yet (`state migrate`): refused if one appeared meanwhile."""
         self._etag = None
         self.save(data)
+
+    # -- the lock (S3Lock) -----------------------------------------------------------------------------
+    def lock(self, command: str) -> contextlib.AbstractContextManager[None]:
+        return self.run_lock.hold(command)
+
+    def renew(self) -> bool:
+        return self.run_lock.renew()
+
+    def read_lock(self) -> tuple[LockInfo, str] | None:
+        return self.run_lock.read()
+
+    def break_lock(self, etag: str) -> None:
+        self.run_lock.break_(etag)

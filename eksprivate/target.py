@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from eksprivate import endpoint_services, partitions
-from eksprivate.aws import Aws, home_region, known_regions, poll_interval
+from eksprivate.aws import Aws, home_region, known_regions, poll_interval, profile_region
 from eksprivate.config import (
     AL2_LAST_VERSION,
     AL2_SUCCESSOR,
@@ -66,7 +66,7 @@ def resolve_region(settings: Settings, opts: Options) -> str:
     region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
         # The sandbox needs no profile; it plays eu-central-1 unless told otherwise.
-        region = SANDBOX_REGION if opts.sandbox else _profile_region(opts.profile)
+        region = SANDBOX_REGION if opts.sandbox else profile_region(opts.profile)
     if not region:
         raise UsageError("no AWS region given", "pass --region, set AWS_REGION, or set a region in the profile")
     if not REGION_RE.match(region):
@@ -96,16 +96,6 @@ def confirm_region(aws: Aws) -> None:
     if entry.get("OptInStatus") == "not-opted-in":
         raise UsageError(f"region {region!r} is not enabled for this account",
                          "enable it (AWS console: Account > AWS Regions), or choose another region")
-
-
-def _profile_region(profile: str | None) -> str | None:
-    import boto3
-    import botocore.exceptions
-
-    try:
-        return boto3.session.Session(profile_name=profile).region_name  # type: ignore[no-any-return]
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise UsageError(str(exc), "list profiles with `aws configure list-profiles`") from None
 
 
 def connect(opts: Options, region: str) -> tuple[Aws, float]:

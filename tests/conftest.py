@@ -143,10 +143,11 @@ def plain_moto_outside_the_sandbox(request: pytest.FixtureRequest) -> Iterator[N
     if request.node.get_closest_marker("plain_moto") is None:
         yield
         return
-    lifecycle = sys.modules.get("eksprivate.sandbox.lifecycle")
-    timing = lifecycle.current_timing() if lifecycle is not None and lifecycle.installed() else None
-    if lifecycle is not None and timing is not None:
-        lifecycle.uninstall()  # this also puts back the environment install() changed
+    families = sys.modules.get("eksprivate.sandbox.families")
+    clock = sys.modules.get("eksprivate.sandbox.core.clock")
+    timing = clock.current_timing() if families is not None and clock is not None and families.installed() else None
+    if families is not None and timing is not None:
+        families.uninstall()  # this also puts back the environment install() changed
     # No plain-moto test uses AWS managed policies: without them a fresh IAM backend costs ~0.01 s, not ~0.2.
     # Set after uninstall() and restored before install(), which records and restores the value it replaces.
     policies = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
@@ -158,8 +159,8 @@ def plain_moto_outside_the_sandbox(request: pytest.FixtureRequest) -> Iterator[N
             os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
         else:
             os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = policies
-        if lifecycle is not None and timing is not None:
-            lifecycle.install(timing)
+        if families is not None and timing is not None:
+            families.install(timing)
 
 
 def pytest_configure(config: pytest.Config) -> None:

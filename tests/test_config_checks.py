@@ -21,7 +21,7 @@ from eksprivate.config import (
     build_settings,
 )
 from eksprivate.errors import UsageError
-from eksprivate.sandbox import eks_versions
+from eksprivate.sandbox.core import versions
 from eksprivate.steps.security import DISK_DEVICES, block_device_mappings
 from eksprivate.target import _instance_fits, check_node_names
 
@@ -223,8 +223,9 @@ def test_an_accelerator_without_its_driver_is_a_warning() -> None:
 
 @pytest.fixture
 def calendar() -> Any:
-    yield eks_versions
-    eks_versions.reset()
+    """The calendar's module (the sandbox's core: eks_versions and eks_upgrades both read it)."""
+    yield versions
+    versions.reset()
 
 
 def test_version_status_follows_the_calendar(calendar: Any) -> None:

@@ -22,8 +22,7 @@ from eksprivate.aws import Aws
 from eksprivate.config import build_settings
 from eksprivate.sandbox import SandboxServer
 from eksprivate.state import Ledger
-from eksprivate.steps import Context
-from eksprivate.steps.iam import written_policies
+from eksprivate.steps import Context, written_policies
 
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"

@@ -194,7 +194,7 @@ def test_concurrent_lock_attempts_have_exactly_one_winner(
     def attempt(one: S3Store) -> None:
         barrier.wait()
         try:
-            one._acquire(LockInfo.mine("up"))
+            one.run_lock.acquire(LockInfo.mine("up"))
             outcomes.append("won")
         except StateError:
             outcomes.append("refused")
@@ -232,10 +232,10 @@ def test_renewal_keeps_the_lock_and_notices_when_it_was_broken(stand_in: Sandbox
         with pytest.raises(StateError, match="lock was broken"):
             ledger.record("vpc", vpc_id="vpc-1")
         taker = store(stand_in, bucket)
-        taker._acquire(LockInfo.mine("up"))  # someone else's lock now: the first run's exit must keep it
+        taker.run_lock.acquire(LockInfo.mine("up"))  # someone else's lock now: the first run's exit must keep it
     held = store(stand_in, bucket).read_lock()
-    assert held is not None and held[0].id == taker._lock_info.id  # type: ignore[union-attr]
-    taker._release()
+    assert held is not None and held[0].id == taker.run_lock.info.id  # type: ignore[union-attr]
+    taker.run_lock.release()
 
 
 def test_breaking_a_lock_renewed_meanwhile_is_refused(stand_in: SandboxServer, bucket: str) -> None:
@@ -279,6 +279,6 @@ def test_the_lock_is_renewed_each_period_while_the_run_waits(stand_in: SandboxSe
     """Naive code writes the lock once: a long run would then look exactly like a dead one to `unlock`."""
     one = store(stand_in, bucket)
     with one.lock("up"):
-        one._renew_until(_Ticks(3))  # type: ignore[arg-type]
+        one.run_lock.renew_until(_Ticks(3))  # type: ignore[arg-type]
         held = store(stand_in, bucket).read_lock()
         assert held is not None and held[0].renewals == 3

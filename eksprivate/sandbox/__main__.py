@@ -9,8 +9,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from eksprivate.sandbox.core.clock import Timing
 from eksprivate.sandbox.faults import FaultConfig
-from eksprivate.sandbox.lifecycle import Timing
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from eksprivate.sandbox.core.patching import EKS_NODEGROUP_CREATED
+
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 CONFIG_MAP = "CONFIG_MAP"
 AUTHENTICATION_MODES = (CONFIG_MAP, "API", "API_AND_CONFIG_MAP")
@@ -488,7 +490,7 @@ _URL_PATHS = (
 
 
 def install(patcher: Patcher) -> None:
-    """Add the operations to moto's EKS responses and URL map (called by lifecycle.install)."""
+    """Add the operations to moto's EKS responses and URL map (listed in `families.FAMILIES`)."""
     global _original_create_cluster
     from moto.eks import urls
     from moto.eks.responses import EKSResponse
@@ -499,3 +501,5 @@ def install(patcher: Patcher) -> None:
         patcher.set_attr(EKSResponse, name, method)
     for path in _URL_PATHS:
         patcher.set_item(urls.url_paths, path, urls.response.dispatch)
+    patcher.on(EKS_NODEGROUP_CREATED,
+               lambda backend, cluster, node_role: ensure_node_role_entry(backend, cluster, node_role))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from eksprivate.sandbox.errors import service_error
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 # botocore ECR model: PullThroughCacheRuleRepositoryPrefix, UpstreamRegistry, the upstreamRegistryUrl docs.
 PREFIX_RE = re.compile(r"^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$")
@@ -203,7 +203,7 @@ _RESPONSES = {
 
 
 def install(patcher: Patcher) -> None:
-    """Add the operations to moto's ECR responses (called by lifecycle.install)."""
+    """Add the operations to moto's ECR responses (listed in `families.FAMILIES`)."""
     from moto.ecr.responses import ECRResponse
 
     for name, method in _RESPONSES.items():

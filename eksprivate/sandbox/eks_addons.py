@@ -34,13 +34,15 @@ import datetime as dt
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from eksprivate.sandbox.lifecycle import _now, current_timing, life_of
+from eksprivate.sandbox.core import updates
+from eksprivate.sandbox.core.clock import current_timing, life_of, now
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 # -- versions -----------------------------------------------------------------------------------------
 MINORS = tuple(f"1.{m}" for m in range(28, 36))
@@ -107,7 +109,7 @@ class Addon:
     pod_identity: list[dict[str, str]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     token: str | None = None
-    born: float = field(default_factory=_now)
+    born: float = field(default_factory=now)
     dying: float | None = None
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
@@ -117,12 +119,10 @@ class Addon:
     def phase(self) -> str:
         timing = current_timing()
         if self.dying is not None:
-            return "gone" if _now() - self.dying >= timing.scaled(timing.addon_delete) else "DELETING"
-        if _now() - self.born < timing.scaled(timing.addon_create):
+            return "gone" if now() - self.dying >= timing.scaled(timing.addon_delete) else "DELETING"
+        if now() - self.born < timing.scaled(timing.addon_create):
             return "CREATING"
-        from eksprivate.sandbox import eks_updates
-
-        if eks_updates.running(self) is not None:
+        if updates.running(self) is not None:
             return "UPDATING"
         if self.name in NEEDS_NODES and not self._nodes():
             return "DEGRADED"
@@ -133,9 +133,7 @@ class Addon:
         return self.phase()
 
     def as_dict(self) -> dict[str, Any]:
-        from eksprivate.sandbox import eks_updates
-
-        eks_updates.settle(self)
+        updates.settle(self)
         status = self.phase()
         issues = []
         if status == "DEGRADED":
@@ -281,24 +279,22 @@ def _delete_addon_response(self: Any) -> Any:
     with _lock:
         _, addon = _addon(self.eks_backend, self._get_param("name"), self._get_param("addonName"))
         if addon.dying is None:
-            addon.dying = _now()
+            addon.dying = now()
         return ActionResult({"addon": addon.as_dict()})
 
 
 def _update_addon_response(self: Any) -> Any:
     from moto.core.responses import ActionResult
 
-    from eksprivate.sandbox import eks_updates
-
     cluster_name, name = self._get_param("name"), self._get_param("addonName")
     token = self._get_param("clientRequestToken")
     with _lock:
         cluster, addon = _addon(self.eks_backend, cluster_name, name)
-        again = eks_updates._by_token(addon, token)
+        again = updates.by_token(addon, token)
         if again is not None:
             return ActionResult({"update": again.as_dict()})
         _active_cluster(self.eks_backend, cluster_name, name)
-        busy = eks_updates.running(addon)
+        busy = updates.running(addon)
         if busy is not None or addon.phase() not in ("ACTIVE", "DEGRADED"):
             raise _in_use(cluster_name, name, f"Addon {name} is {addon.phase()}"
                           + (f": update {busy.id} is in progress" if busy else ""))
@@ -316,7 +312,7 @@ def _update_addon_response(self: Any) -> Any:
         def apply() -> None:
             addon.version, addon.configuration_values = new_version, new_values
 
-        update = eks_updates._start(addon, cluster_name, "AddonUpdate", params, lambda t: t.addon_update, apply, token)
+        update = updates.start(addon, cluster_name, "AddonUpdate", params, lambda t: t.addon_update, apply, token)
         return ActionResult({"update": update.as_dict()})
 
 
@@ -331,10 +327,20 @@ def _describe_addon_versions_response(self: Any) -> Any:
     return ActionResult({"addons": [i for i in items if i["addonVersions"]], "nextToken": None})
 
 
-def describe_update_resource(backend: Any, cluster_name: str, addon_name: str) -> Any:
-    """The add-on an update with `addonName` belongs to (for eks_updates' DescribeUpdate)."""
-    with _lock:
-        return _addon(backend, cluster_name, addon_name)[1]
+def _describe_update(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """DescribeUpdate with `addonName` (an UpdateAddon's update); any other is `previous`'s (eks_updates)."""
+
+    def describe_update(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        cluster_name, addon_name = self._get_param("name"), self._get_param("addonName")
+        if not addon_name:
+            return previous(self)
+        with _lock:
+            addon = _addon(self.eks_backend, cluster_name, addon_name)[1]
+        return ActionResult({"update": updates.described(addon, cluster_name, self._get_param("updateId"))})
+
+    return describe_update
 
 
 _RESPONSES = {
@@ -372,9 +378,9 @@ def node_join(nodegroup: Any) -> str | None:
     for name in NODES_NEED:
         addon = addons.get(name)
         if addon is None or addon.born > deadline:
-            return "failed" if _now() >= deadline else "waiting"
+            return "failed" if now() >= deadline else "waiting"
         joined = max(joined, addon.born + timing.scaled(timing.addon_create))
-    return None if _now() >= joined else "waiting"
+    return None if now() >= joined else "waiting"
 
 
 def _joined_status(previous: property) -> property:
@@ -404,14 +410,17 @@ def _joined_health(previous: property) -> property:
 
 
 def install(patcher: Patcher) -> None:
-    """Add the add-on operations to moto's EKS responses and URL map, and what they mean for nodes (called by
-    lifecycle.install, after the lifecycles and eks_updates' statuses)."""
+    """Add the add-on operations to moto's EKS responses and URL map (after eks_updates, whose DescribeUpdate
+    it extends), and what they mean for nodes (after eks_lifecycle and eks_updates, whose node group statuses
+    and CreateNodegroup it wraps)."""
     from moto.eks import urls
     from moto.eks.models import EKSBackend, Nodegroup
     from moto.eks.responses import EKSResponse
 
     for name, method in _RESPONSES.items():
         patcher.set_attr(EKSResponse, name, method)
+    # eks_updates put describe_update on the class (moto has none).
+    patcher.set_attr(EKSResponse, "describe_update", _describe_update(vars(EKSResponse)["describe_update"]))
     for path in _URL_PATHS:
         patcher.set_item(urls.url_paths, path, urls.response.dispatch)
 

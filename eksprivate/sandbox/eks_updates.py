@@ -16,205 +16,44 @@ moto 5.2 applies `UpdateClusterConfig` at once, answers it with the cluster inst
 * `CreateCluster` keeps `upgradePolicy` (EKS's default, when none is sent, is EXTENDED) and
   `DescribeCluster` reports it.
 
-Settings (through `SandboxServer.configure(...)` or `POST /_sandbox/config`), each naming one cluster so
-that concurrent tests never see each other's:
-
-* `fail_next_update = "<cluster>"`: the next update of that cluster or one of its node groups ends Failed
-  with an error detail (once).
-* `degraded_nodegroups = "<cluster>"`: that cluster's ACTIVE node groups read DEGRADED with a health
-  issue (until set back to null).
+The update records, their settings (`fail_next_update`, `degraded_nodegroups`, ...) and the one-at-a-time rule
+are shared with eks_addons and eks_upgrades through the core (`core.updates`).
 
 moto is imported inside functions only: importing this module stays cheap.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import json
-import threading
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from eksprivate.sandbox.lifecycle import Patcher, Timing, _now, current_timing
+from eksprivate.sandbox.core.patching import Patcher
+from eksprivate.sandbox.core.updates import (
+    by_token,
+    current_settings,
+    described,
+    lock,
+    refuse_while_busy,
+    running,
+    settle,
+    start,
+    updates_of,
+)
 
-# ---------------------------------------------------------------------------------------------------
-# Settings
+__all__ = ["install", "updates_of"]  # updates_of: tests and benchmarks count a resource's updates
 
-
-@dataclass(frozen=True)
-class UpdateSettings:
-    fail_next_update: str | None = None
-    degraded_nodegroups: str | None = None
-    # eks_upgrades: that cluster's upgrade insight for removed APIs reads ERROR (until set back to null).
-    error_insights: str | None = None
-    # eks_upgrades: a newer AMI release is published for this Kubernetes minor ("1.31"; a version, not a cluster).
-    newer_ami_release: str | None = None
-
-    def __post_init__(self) -> None:
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{item.name} must be a cluster name or null, not {value!r}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-UPDATE_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(UpdateSettings))
-
-_settings = UpdateSettings()
-_lock = threading.RLock()
-
-
-def current_settings() -> UpdateSettings:
-    return _settings
-
-
-def validate(**changes: Any) -> UpdateSettings:
-    """The settings with `changes` applied, validated, not yet in force."""
-    unknown = set(changes) - UPDATE_FIELDS
-    if unknown:
-        raise ValueError(f"unknown update setting(s): {', '.join(sorted(unknown))}")
-    return dataclasses.replace(_settings, **changes)
-
-
-def configure(**changes: Any) -> UpdateSettings:
-    global _settings
-    with _lock:
-        _settings = validate(**changes)
-        return _settings
-
-
-def _take_failure(cluster_name: str) -> bool:
-    """Whether this update is the one told to fail (and forget the order: it fails once)."""
-    global _settings
-    with _lock:
-        if _settings.fail_next_update != cluster_name:
-            return False
-        _settings = dataclasses.replace(_settings, fail_next_update=None)
-        return True
-
-
-# An error detail of the kind EKS gives a failed update (ErrorDetail in the EKS model; the code is one of
-# its ErrorCode enum).
-INJECTED_ERROR = {
-    "errorCode": "OperationNotPermitted",
-    "errorMessage": "The cluster's service role does not allow this change (failure injected by the sandbox)",
-}
 DEGRADED_ISSUE = {
     "code": "AsgInstanceLaunchFailures",
     "message": "Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not have "
     "sufficient capacity in the Availability Zone you requested (degraded by the sandbox).",
 }
 
-# ---------------------------------------------------------------------------------------------------
-# Updates
-
-
-@dataclass
-class Update:
-    """One asynchronous update of a cluster or node group. Its status follows the (scaled) clock."""
-
-    id: str
-    type: str
-    params: list[dict[str, str]]
-    seconds: Callable[[Timing], float]
-    apply: Callable[[], None] | None  # the change, made once the update succeeds
-    token: str | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-    started: float = field(default_factory=_now)
-    settled: bool = False
-
-    def status(self) -> str:
-        timing = current_timing()
-        if _now() - self.started < timing.scaled(self.seconds(timing)):
-            return "InProgress"
-        return "Failed" if self.errors else "Successful"
-
-    def settle(self) -> None:
-        """Make a finished update's change visible, once."""
-        if self.settled or self.status() == "InProgress":
-            return
-        self.settled = True
-        if not self.errors and self.apply is not None:
-            self.apply()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status(), "type": self.type, "params": self.params,
-                "createdAt": self.created_at, "errors": self.errors}
-
-
-_UPDATES = "_sandbox_updates"
-
-
-def updates_of(resource: Any) -> dict[str, Update]:
-    found: dict[str, Update] = vars(resource).setdefault(_UPDATES, {})
-    return found
-
-
-def settle(resource: Any) -> None:
-    with _lock:
-        for update in list(updates_of(resource).values()):
-            update.settle()
-
-
-def running(resource: Any) -> Update | None:
-    return next((u for u in updates_of(resource).values() if u.status() == "InProgress"), None)
-
-
-def _by_token(resource: Any, token: str | None) -> Update | None:
-    if not token:
-        return None
-    return next((u for u in updates_of(resource).values() if u.token == token), None)
-
-
-def _start(resource: Any, cluster_name: str, update_type: str, params: list[dict[str, str]],
-           seconds: Callable[[Timing], float], apply: Callable[[], None], token: str | None) -> Update:
-    fail = _take_failure(cluster_name)
-    update = Update(id=str(uuid.uuid4()), type=update_type, params=params, seconds=seconds,
-                    apply=None if fail else apply, token=token,
-                    errors=[{**INJECTED_ERROR, "resourceIds": [cluster_name]}] if fail else [])
-    updates_of(resource)[update.id] = update
-    return update
-
-
-# ---------------------------------------------------------------------------------------------------
-# Errors EKS answers with
-
 
 def _invalid_parameter(message: str) -> Exception:
     from moto.eks.exceptions import InvalidParameterException
 
     return InvalidParameterException(message=message)
-
-
-def _in_use(cluster_name: str, nodegroup_name: str | None, message: str) -> Exception:
-    from moto.eks.exceptions import ResourceInUseException
-
-    return ResourceInUseException(clusterName=cluster_name, nodegroupName=nodegroup_name, addonName=None,
-                                  message=message)
-
-
-def _not_found(cluster_name: str, message: str) -> Exception:
-    from moto.eks.exceptions import ResourceNotFoundException
-
-    return ResourceNotFoundException(clusterName=cluster_name, nodegroupName=None, fargateProfileName=None,
-                                     addonName=None, message=message)
-
-
-def _refuse_while_busy(resource: Any, what: str, update_type: str, cluster_name: str,
-                       nodegroup_name: str | None = None) -> None:
-    """EKS runs one update at a time per resource, and none while it is created or deleted."""
-    busy = running(resource)
-    if busy is not None:
-        raise _in_use(cluster_name, nodegroup_name,
-                      f"Cannot {update_type} because {what} currently has update {busy.id} in progress")
-    if resource.status not in ("ACTIVE", "DEGRADED"):
-        raise _in_use(cluster_name, nodegroup_name, f"Cannot {update_type} because {what} is {resource.status}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -308,9 +147,9 @@ def _update_cluster_config_response(self: Any) -> Any:
     requested = {k: v for k, v in kinds.items() if v is not None}
     others = [k for k in ("accessConfig", "kubernetesNetworkConfig", "remoteNetworkConfig", "computeConfig",
                           "storageConfig", "zonalShiftConfig") if self._get_param(k) is not None]
-    with _lock:
+    with lock:
         cluster = self.eks_backend.describe_cluster(name=name)  # reaps and settles; ResourceNotFound
-        again = _by_token(cluster, token)
+        again = by_token(cluster, token)
         if again is not None:
             return ActionResult({"update": again.as_dict()})  # a retried request
         if len(requested) + len(others) > 1:
@@ -324,14 +163,14 @@ def _update_cluster_config_response(self: Any) -> Any:
             update_type = "EndpointAccessUpdate" if set(value) <= set(_ENDPOINT_KEYS) else "VpcConfigUpdate"
         else:
             update_type = {"logging": "LoggingUpdate", "upgradePolicy": "UpgradePolicyUpdate"}[kind]
-        _refuse_while_busy(cluster, f"cluster {name}", update_type, name)
+        refuse_while_busy(cluster, f"cluster {name}", update_type, name)
         if kind == "logging":
             params, apply = _logging_change(cluster, value)
         elif kind == "upgradePolicy":
             params, apply = _upgrade_policy_change(cluster, value)
         else:
             params, apply = _vpc_change(cluster, value)
-        update = _start(cluster, name, update_type, params, lambda t: t.cluster_update, apply, token)
+        update = start(cluster, name, update_type, params, lambda t: t.cluster_update, apply, token)
         return ActionResult({"update": update.as_dict()})
 
 
@@ -345,12 +184,12 @@ def _update_nodegroup_config_response(self: Any) -> Any:
                                                 "nodeRepairConfig")}
     changes = {k: v for k, v in changes.items() if v is not None}
     backend = self.eks_backend
-    with _lock:
+    with lock:
         nodegroup = backend.describe_nodegroup(cluster_name=cluster_name, nodegroup_name=nodegroup_name)
-        again = _by_token(nodegroup, token)
+        again = by_token(nodegroup, token)
         if again is not None:
             return ActionResult({"update": again.as_dict()})
-        _refuse_while_busy(nodegroup, f"nodegroup {nodegroup_name}", "ConfigUpdate", cluster_name, nodegroup_name)
+        refuse_while_busy(nodegroup, f"nodegroup {nodegroup_name}", "ConfigUpdate", cluster_name, nodegroup_name)
         scaling = {**nodegroup.scaling_config, **changes.get("scalingConfig", {})}
         if scaling.get("minSize", 0) > scaling.get("desiredSize", 0):
             raise _invalid_parameter(f"Minimum capacity {scaling['minSize']} can't be greater than desired size "
@@ -366,7 +205,7 @@ def _update_nodegroup_config_response(self: Any) -> Any:
                 taints=changes.get("taints"), scaling_config=changes.get("scalingConfig"),
                 update_config=changes.get("updateConfig"), node_repair_config=changes.get("nodeRepairConfig"))
 
-        update = _start(nodegroup, cluster_name, "ConfigUpdate", params, lambda t: t.nodegroup_update, apply, token)
+        update = start(nodegroup, cluster_name, "ConfigUpdate", params, lambda t: t.nodegroup_update, apply, token)
         return ActionResult({"update": update.as_dict()})
 
 
@@ -389,26 +228,15 @@ def _nodegroup_params(changes: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _describe_update_response(self: Any) -> Any:
+    """DescribeUpdate of a cluster's or node group's update (eks_addons answers the ones with `addonName`)."""
     from moto.core.responses import ActionResult
 
     name = self._get_param("name")
-    update_id = self._get_param("updateId")
     nodegroup_name = self._get_param("nodegroupName")
-    addon_name = self._get_param("addonName")
     backend = self.eks_backend
-    if addon_name:  # an UpdateAddon's update (eks_addons)
-        from eksprivate.sandbox import eks_addons
-
-        resource = eks_addons.describe_update_resource(backend, name, addon_name)
-    else:
-        resource = (backend.describe_nodegroup(cluster_name=name, nodegroup_name=nodegroup_name) if nodegroup_name
-                    else backend.describe_cluster(name=name))
-    with _lock:
-        update = updates_of(resource).get(update_id)
-        if update is None:
-            raise _not_found(name, f"No update found for ID: {update_id}")
-        update.settle()
-        return ActionResult({"update": update.as_dict()})
+    resource = (backend.describe_nodegroup(cluster_name=name, nodegroup_name=nodegroup_name) if nodegroup_name
+                else backend.describe_cluster(name=name))
+    return ActionResult({"update": described(resource, name, self._get_param("updateId"))})
 
 
 def _create_cluster_response(self: Any) -> Any:
@@ -425,7 +253,8 @@ def _create_cluster_response(self: Any) -> Any:
 
 
 def _degraded(nodegroup: Any) -> bool:
-    return _settings.degraded_nodegroups is not None and _settings.degraded_nodegroups == nodegroup.cluster_name
+    degraded = current_settings().degraded_nodegroups
+    return degraded is not None and degraded == nodegroup.cluster_name
 
 
 def _status_with_updates(previous: property, nodegroups: bool) -> property:
@@ -473,7 +302,7 @@ _URL_PATHS = ("{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$",)
 
 
 def install(patcher: Patcher) -> None:
-    """Patch moto's EKS (called by lifecycle.install, after the lifecycles and access entries)."""
+    """Patch moto's EKS (after eks_lifecycle and access_entries: see `families.FAMILIES`)."""
     from moto.eks import urls
     from moto.eks.models import Cluster, EKSBackend, Nodegroup
     from moto.eks.responses import EKSResponse

@@ -10,7 +10,7 @@ What is modelled (sources in docs/aws-fidelity.md, section day2):
   (InvalidRequestException). Otherwise an update of type VersionUpdate: the cluster reads UPDATING for
   `Timing.cluster_version_update` (scaled) and the version changes when DescribeUpdate says Successful. One
   update at a time (ResourceInUseException), a repeated clientRequestToken answers the same update, and a
-  failure injected with `fail_next_update` leaves the version as it was (eks_updates does all three).
+  failure injected with `fail_next_update` leaves the version as it was (`core.updates` does all three).
 * UpdateNodegroupVersion: to `version` (default: the group's own) and `releaseVersion` (default: the latest AMI
   release for that version); newer than the control plane, or older than the group, is InvalidParameterException.
   The group reads UPDATING for `Timing.nodegroup_version_update`.
@@ -31,10 +31,10 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from eksprivate.sandbox import eks_updates, eks_versions
+from eksprivate.sandbox.core import updates, versions
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 VERSION_LIKE = re.compile(r"^1\.\d{1,2}$")
 AMI_RELEASE_DATES = ("20251015", "20251104")  # illustrative: the newest is "the latest AMI release"
@@ -69,9 +69,9 @@ def latest_release(version: str) -> str:
     """The latest EKS-optimized AMI release for a Kubernetes minor (`1.33.7-20251104`); a newer one when the
     `newer_ami_release` setting names that minor (as EKS publishes a release every few weeks)."""
     minor = minor_of(version)
-    patch = next((v.patch_version for v in eks_versions.CALENDAR if v.version == minor and v.patch_version),
+    patch = next((v.patch_version for v in versions.CALENDAR if v.version == minor and v.patch_version),
                  f"{minor}.0")
-    newer = eks_updates.current_settings().newer_ami_release == minor
+    newer = updates.current_settings().newer_ami_release == minor
     return f"{patch}-{NEWER_RELEASE_DATE if newer else AMI_RELEASE_DATES[-1]}"
 
 
@@ -115,7 +115,7 @@ def insights(cluster: Any) -> list[dict[str, Any]]:
     """The cluster's upgrade-readiness insights for its next minor version."""
     target = next_minor(cluster.version)
     now = dt.datetime.now(dt.timezone.utc)
-    removed_error = eks_updates.current_settings().error_insights == cluster.name
+    removed_error = updates.current_settings().error_insights == cluster.name
     behind = sorted(ng.nodegroup_name for ng in cluster.nodegroups.values()
                     if minor_tuple(ng.version) < minor_tuple(cluster.version))
     out = []
@@ -159,17 +159,17 @@ def _update_cluster_version_response(self: Any) -> Any:
     wanted = str(self._get_param("version") or "")
     token = self._get_param("clientRequestToken")
     force = bool(self._get_param("force"))
-    with eks_updates._lock:
+    with updates.lock:
         cluster = self.eks_backend.describe_cluster(name=name)
-        again = eks_updates._by_token(cluster, token)
+        again = updates.by_token(cluster, token)
         if again is not None:
             return ActionResult({"update": again.as_dict()})
-        eks_updates._refuse_while_busy(cluster, f"cluster {name}", "VersionUpdate", name)
+        updates.refuse_while_busy(cluster, f"cluster {name}", "VersionUpdate", name)
         current = minor_of(cluster.version)
         if not VERSION_LIKE.match(wanted) or next_minor(current) != wanted:
             raise _invalid_parameter(name, None, UNSUPPORTED_UPDATE_MSG.format(current=current, wanted=wanted))
-        if not eks_versions.creatable(wanted):
-            raise _invalid_parameter(name, None, eks_versions.UNSUPPORTED_VERSION_MSG.format(version=wanted))
+        if not versions.creatable(wanted):
+            raise _invalid_parameter(name, None, versions.UNSUPPORTED_VERSION_MSG.format(version=wanted))
         for ng in cluster.nodegroups.values():
             if minor_of(ng.version) != current:
                 raise _invalid_request(name, ng.nodegroup_name,
@@ -177,14 +177,14 @@ def _update_cluster_version_response(self: Any) -> Any:
         blocking = [i["name"] for i in insights(cluster) if i["insightStatus"]["status"] == "ERROR"]
         if blocking and not force:
             raise _invalid_request(name, None, INSIGHT_BLOCK_MSG.format(names="; ".join(blocking)))
-        platform = next((v.platform_version for v in eks_versions.CALENDAR if v.version == wanted), "eks.1")
+        platform = next((v.platform_version for v in versions.CALENDAR if v.version == wanted), "eks.1")
 
         def apply() -> None:
             cluster.version = wanted
             cluster.platform_version = platform
 
         params = [{"type": "Version", "value": wanted}, {"type": "PlatformVersion", "value": platform}]
-        update = eks_updates._start(cluster, name, "VersionUpdate", params, lambda t: t.cluster_version_update,
+        update = updates.start(cluster, name, "VersionUpdate", params, lambda t: t.cluster_version_update,
                                     apply, token)
         return ActionResult({"update": update.as_dict()})
 
@@ -196,13 +196,13 @@ def _update_nodegroup_version_response(self: Any) -> Any:
     nodegroup_name = self._get_param("nodegroupName")
     token = self._get_param("clientRequestToken")
     backend = self.eks_backend
-    with eks_updates._lock:
+    with updates.lock:
         cluster = backend.describe_cluster(name=cluster_name)
         nodegroup = backend.describe_nodegroup(cluster_name=cluster_name, nodegroup_name=nodegroup_name)
-        again = eks_updates._by_token(nodegroup, token)
+        again = updates.by_token(nodegroup, token)
         if again is not None:
             return ActionResult({"update": again.as_dict()})
-        eks_updates._refuse_while_busy(nodegroup, f"nodegroup {nodegroup_name}", "VersionUpdate", cluster_name,
+        updates.refuse_while_busy(nodegroup, f"nodegroup {nodegroup_name}", "VersionUpdate", cluster_name,
                                        nodegroup_name)
         wanted = str(self._get_param("version") or minor_of(nodegroup.version))
         if minor_tuple(wanted) > minor_tuple(cluster.version):
@@ -219,7 +219,7 @@ def _update_nodegroup_version_response(self: Any) -> Any:
             nodegroup.release_version = release
 
         params = [{"type": "Version", "value": wanted}, {"type": "ReleaseVersion", "value": release}]
-        update = eks_updates._start(nodegroup, cluster_name, "VersionUpdate", params,
+        update = updates.start(nodegroup, cluster_name, "VersionUpdate", params,
                                     lambda t: t.nodegroup_version_update, apply, token)
         return ActionResult({"update": update.as_dict()})
 
@@ -232,8 +232,8 @@ _URL_PATHS = (
 
 
 def install(patcher: Patcher) -> None:
-    """Add the operations and the node group version default (called by lifecycle.install, after
-    eks_updates and nodegroup_ami)."""
+    """Add the operations and the node group version default (after eks_updates and
+    nodegroup_ami: see `families.FAMILIES`)."""
     from moto.eks import urls
     from moto.eks.models import EKSBackend
     from moto.eks.responses import EKSResponse

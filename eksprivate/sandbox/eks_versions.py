@@ -1,11 +1,11 @@
 """EKS Kubernetes versions for moto: DescribeClusterVersions (moto 5.2 lacks it) and CreateCluster's use
 of them (moto accepts any version and defaults to 1.19).
 
-The versions are data (`CALENDAR`), their status is computed from the calendar date: standard support for
-14 months from the EKS release, extended support for 12 more, then unsupported (EKS user guide,
-kubernetes-versions: "On the end of extended support date, you can no longer create new Amazon EKS
-clusters with the unsupported version"). `set_calendar` replaces the table and/or the date, e.g. for a test
-of an upgrade that crosses an end-of-support date; `reset` restores both.
+The versions are data (`core.versions.CALENDAR`, shared with eks_upgrades), their status is computed from the
+calendar date: standard support for 14 months from the EKS release, extended support for 12 more, then
+unsupported (EKS user guide, kubernetes-versions: "On the end of extended support date, you can no longer
+create new Amazon EKS clusters with the unsupported version"). `set_calendar` replaces the table and/or the
+date, e.g. for a test of an upgrade that crosses an end-of-support date; `reset` restores both.
 
 What is modelled (sources in docs/aws-fidelity.md, config-checks):
 * DescribeClusterVersions answers `clusterVersions` with `clusterVersion`, `clusterType` ("eks"),
@@ -22,106 +22,25 @@ moto is imported only inside functions: importing this module stays cheap.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
-
-STANDARD, EXTENDED, UNSUPPORTED = "STANDARD_SUPPORT", "EXTENDED_SUPPORT", "UNSUPPORTED"
-UNSUPPORTED_VERSION_MSG = "unsupported Kubernetes version {version}"  # EKS's wording not confirmed
-
-
-@dataclass(frozen=True)
-class ClusterVersion:
-    """One Kubernetes minor version as EKS offers it."""
-
-    version: str
-    released: date  # Amazon EKS release
-    end_of_standard: date
-    end_of_extended: date
-    platform_version: str = "eks.1"  # illustrative: EKS raises it with each platform release
-    patch_version: str = ""  # illustrative
-    default: bool = False  # what CreateCluster gives a request without `version`
-
-    def status(self, today: date) -> str | None:
-        """None before the EKS release: not offered at all yet."""
-        if today < self.released:
-            return None
-        if today < self.end_of_standard:
-            return STANDARD
-        return EXTENDED if today < self.end_of_extended else UNSUPPORTED
-
-
-# Dates: the "Amazon EKS Kubernetes release calendar" of the EKS user guide (kubernetes-versions.adoc) for
-# 1.29-1.34; 1.35 and 1.28 from endoflife.date/amazon-eks (the same 14 + 12 months rule).
-CALENDAR: tuple[ClusterVersion, ...] = (
-    ClusterVersion("1.28", date(2023, 9, 26), date(2024, 11, 26), date(2025, 11, 26), "eks.50", "1.28.15"),
-    ClusterVersion("1.29", date(2024, 1, 23), date(2025, 3, 23), date(2026, 3, 23), "eks.61", "1.29.15"),
-    ClusterVersion("1.30", date(2024, 5, 23), date(2025, 7, 23), date(2026, 7, 23), "eks.58", "1.30.14"),
-    ClusterVersion("1.31", date(2024, 9, 26), date(2025, 11, 26), date(2026, 11, 26), "eks.50", "1.31.14"),
-    ClusterVersion("1.32", date(2025, 1, 23), date(2026, 3, 23), date(2027, 3, 23), "eks.34", "1.32.11"),
-    ClusterVersion("1.33", date(2025, 5, 29), date(2026, 7, 29), date(2027, 7, 29), "eks.27", "1.33.7"),
-    ClusterVersion("1.34", date(2025, 10, 2), date(2026, 12, 2), date(2027, 12, 2), "eks.13", "1.34.3", default=True),
-    ClusterVersion("1.35", date(2026, 1, 27), date(2027, 3, 27), date(2028, 3, 27), "eks.3", "1.35.0"),
+from eksprivate.sandbox.core.versions import (
+    UNSUPPORTED,
+    UNSUPPORTED_VERSION_MSG,
+    ClusterVersion,
+    creatable,
+    default_version,
+    offered,
+    reset,
+    set_calendar,
 )
 
-_calendar: tuple[ClusterVersion, ...] = CALENDAR
-_today: date | None = None  # None: the real UTC date
-_lock = threading.Lock()
+if TYPE_CHECKING:
+    from eksprivate.sandbox.core.patching import Patcher
 
-
-def set_calendar(versions: tuple[ClusterVersion, ...] | None = None, today: date | None = None) -> None:
-    """Replace the versions (None: keep them) and/or the date the statuses are computed for."""
-    global _calendar, _today
-    with _lock:
-        if versions is not None:
-            _calendar = versions
-        _today = today
-
-
-def reset() -> None:
-    set_calendar(CALENDAR, None)
-
-
-def _utc_today() -> date:
-    return datetime.now(timezone.utc).date()
-
-
-def today() -> date:
-    """The date statuses are computed for. A calendar gone stale (its newest version out of standard
-    support) stays at that version's last standard day, so the sandbox keeps creating clusters until the
-    table is updated."""
-    day = _today if _today is not None else _utc_today()
-    if _today is None and _calendar:
-        newest = max(_calendar, key=lambda v: v.end_of_standard)
-        day = min(day, newest.end_of_standard - timedelta(days=1))
-    return day
-
-
-def offered(include_all: bool = False) -> list[tuple[ClusterVersion, str]]:
-    """Released versions with their status today, oldest first; unsupported ones only with `include_all`."""
-    now = today()
-    out = []
-    for item in sorted(_calendar, key=lambda v: tuple(int(p) for p in v.version.split("."))):
-        status = item.status(now)
-        if status is not None and (include_all or status != UNSUPPORTED):
-            out.append((item, status))
-    return out
-
-
-def default_version() -> str | None:
-    """The flagged default while it is offered, else the oldest version in standard support."""
-    versions = offered()
-    flagged = [v.version for v, _ in versions if v.default]
-    standard = [v.version for v, status in versions if status == STANDARD]
-    return next(iter(flagged + standard), None)
-
-
-def creatable(version: str) -> bool:
-    return any(v.version == version for v, _ in offered())
+# set_calendar and reset act on the core's calendar (core.versions); named here for the tests that pin its date.
+__all__ = ["describe", "install", "reset", "set_calendar"]
 
 
 def _timestamp(day: date) -> float:
@@ -163,14 +82,14 @@ def _describe_cluster_versions_response(self: Any) -> Any:
 
 def install(patcher: Patcher) -> None:
     """Add DescribeClusterVersions to moto's EKS responses and URL map, and make CreateCluster use the
-    calendar (called by lifecycle.install, after the lifecycle's own CreateCluster patch)."""
+    calendar (after eks_lifecycle's own CreateCluster patch: see `families.FAMILIES`)."""
     from moto.eks import urls
     from moto.eks.models import EKSBackend
     from moto.eks.responses import EKSResponse
 
     patcher.set_attr(EKSResponse, "describe_cluster_versions", _describe_cluster_versions_response)
     patcher.set_item(urls.url_paths, "{0}/cluster-versions$", urls.response.dispatch)
-    create = EKSBackend.create_cluster  # the lifecycle's (TTL, tokens, IAM) — wrapped, not replaced
+    create = EKSBackend.create_cluster  # eks_lifecycle's (TTL, tokens, IAM) — wrapped, not replaced
 
     def create_cluster(self: Any, **kwargs: Any) -> Any:
         # EKS creates only versions in standard or extended support, and picks its default when none is

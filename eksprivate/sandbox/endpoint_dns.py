@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 GONE = ("deleted", "Deleted", "deleting", "Deleting", "failed", "Failed")
 
@@ -31,7 +31,7 @@ def _conflict(backend: Any, kwargs: dict[str, Any]) -> str | None:
         return None
     token = kwargs.get("client_token")
     if token and any(getattr(e, "client_token", None) == token for e in backend.vpc_end_points.values()):
-        return None  # a retried request: AWS answers it from the token (lifecycle.py), never as a second endpoint
+        return None  # a retried request: AWS answers it from the token (endpoint_lifecycle), never as a second endpoint
     for endpoint in list(backend.vpc_end_points.values()):
         if (endpoint.vpc_id == kwargs["vpc_id"] and endpoint.service_name == kwargs["service_name"]
                 and str(endpoint.vpc_endpoint_type).lower() == "interface" and endpoint.private_dns_enabled
@@ -47,7 +47,7 @@ def install(patcher: Patcher) -> None:
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.models import EC2Backend
 
-    create_vpc_endpoint = EC2Backend.create_vpc_endpoint  # whatever is current (lifecycle's, ...): wrapped
+    create_vpc_endpoint = EC2Backend.create_vpc_endpoint  # whatever is current (endpoint_lifecycle's, ...): wrapped
 
     def create_vpc_endpoint_one_private_dns(self: Any, *args: Any, **kwargs: Any) -> Any:
         domain = _conflict(self, kwargs)

@@ -29,10 +29,11 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
-from eksprivate.sandbox import lifecycle
+from eksprivate.sandbox.core import clock
+from eksprivate.sandbox.core.patching import EKS_CLUSTER_CREATING, EKS_NODEGROUP_CREATING
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 FlowLogsRefusal = Literal["error", "unsuccessful"]
 
@@ -62,7 +63,7 @@ def flow_logs_refusal() -> FlowLogsRefusal:
 
 def install(patcher: Patcher) -> None:
     """Remember when roles are made and policies attached; refuse CreateFlowLogs while its role is young
-    (called by lifecycle.install; EKS's checks are called from lifecycle's CreateCluster/CreateNodegroup)."""
+    and EKS's CreateCluster/CreateNodegroup (the events eks_lifecycle emits before it makes one)."""
     from moto.ec2.models import EC2Backend
     from moto.iam.models import IAMBackend
 
@@ -73,13 +74,13 @@ def install(patcher: Patcher) -> None:
     def create_role(self: Any, *args: Any, **kwargs: Any) -> Any:
         role = original_create_role(self, *args, **kwargs)
         # Our own clock, not role.create_date: the delay must follow the (monotonic, scaled) sandbox time.
-        vars(role)[_BORN] = lifecycle._now()
+        vars(role)[_BORN] = clock.now()
         return role
 
     def attach_role_policy(self: Any, policy_arn: str, role_name: str) -> None:
         original_attach(self, policy_arn, role_name)
         # Models AWS: an attachment propagates like a role; EKS checks AmazonEKSClusterPolicy's.
-        vars(self.get_role(role_name)).setdefault(_ATTACHED, {})[policy_arn] = lifecycle._now()
+        vars(self.get_role(role_name)).setdefault(_ATTACHED, {})[policy_arn] = clock.now()
 
     def create_flow_logs(self: Any, **kwargs: Any) -> Any:
         role_arn = kwargs.get("deliver_logs_permission_arn")
@@ -96,6 +97,8 @@ def install(patcher: Patcher) -> None:
     patcher.replace_method(IAMBackend, "create_role", create_role)
     patcher.replace_method(IAMBackend, "attach_role_policy", attach_role_policy)
     patcher.replace_method(EC2Backend, "create_flow_logs", create_flow_logs)
+    patcher.on(EKS_CLUSTER_CREATING, lambda role_arn: require_cluster_role(role_arn))
+    patcher.on(EKS_NODEGROUP_CREATING, lambda node_role: require_node_role(node_role))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,8 +107,8 @@ def install(patcher: Patcher) -> None:
 
 def _young(stamp: float | None) -> bool:
     """Made (or attached) less than the propagation delay ago. No stamp: made before install(), old."""
-    timing = lifecycle.current_timing()
-    return stamp is not None and lifecycle._now() - stamp < timing.scaled(timing.iam_role_delay)
+    timing = clock.current_timing()
+    return stamp is not None and clock.now() - stamp < timing.scaled(timing.iam_role_delay)
 
 
 def _role(role_arn: str | None) -> Any:

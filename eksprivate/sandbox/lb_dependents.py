@@ -15,7 +15,7 @@ Models, each for a reason stated by AWS (docs/aws-fidelity.md, section teardown)
   load balancer or interface uses the group or another group's rule names it; DeleteVpc while a subnet, a
   non-default group or an instance that is not terminated remains.
 
-moto is imported inside functions only; `install(patcher)` is called from `lifecycle.install()`.
+moto is imported inside functions only; `install(patcher)` runs after endpoint_lifecycle (`families.FAMILIES`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from eksprivate.sandbox.lifecycle import Patcher, _now, current_timing, reap_endpoints
+from eksprivate.sandbox.core.clock import current_timing, now
+from eksprivate.sandbox.core.patching import EC2_DELETIONS_DUE, Patcher, calling_first, emit
 
 _LB_ENIS = "_sandbox_enis"
 _lock = threading.RLock()
@@ -34,7 +35,7 @@ _releasing: dict[str, tuple[Any, float]] = {}
 
 
 def _wrap(patcher: Patcher, cls: Any, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    """Put `make(current)` in place of `cls.name`, on top of whatever lifecycle already put there."""
+    """Put `make(current)` in place of `cls.name`, on top of whatever an earlier family put there."""
     patcher.set_attr(cls, name, make(getattr(cls, name)))
 
 
@@ -58,9 +59,9 @@ def release_due(backend: Any | None = None) -> None:
     """Drop the interfaces of deleted load balancers whose release time has come (and, first, finish the
     endpoint deletions that are due, whose interfaces go with them)."""
     if backend is not None:
-        reap_endpoints(backend)
+        emit(EC2_DELETIONS_DUE, backend=backend)
     timing = current_timing()
-    due = _now() - timing.scaled(timing.lb_eni_release)
+    due = now() - timing.scaled(timing.lb_eni_release)
     with _lock:
         for eni_id, (owner, deleted) in list(_releasing.items()):
             if deleted <= due and (backend is None or owner is backend):
@@ -83,7 +84,7 @@ def _lb_enis(account_id: str, region: str, subnets: list[Any], groups: list[str]
 
 
 def _schedule_release(account_id: str, region: str, eni_ids: list[str]) -> None:
-    when = _now()
+    when = now()
     ec2 = _ec2(account_id, region)
     with _lock:
         for eni_id in eni_ids:
@@ -243,14 +244,6 @@ def _terminate_instances(original: Callable[..., Any]) -> Callable[..., Any]:
     return terminate_instances
 
 
-def _releasing_first(original: Callable[..., Any]) -> Callable[..., Any]:
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        release_due(self)
-        return original(self, *args, **kwargs)
-
-    return method
-
-
 def _endpoint_enis(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_vpc_endpoint(self: Any, *args: Any, **kwargs: Any) -> Any:
         endpoint = original(self, *args, **kwargs)
@@ -306,6 +299,7 @@ def install(patcher: Patcher) -> None:
     _wrap(patcher, EC2Backend, "delete_network_interface", _delete_network_interface)
     _wrap(patcher, EC2Backend, "terminate_instances", _terminate_instances)
     # DescribeNetworkInterfaces is answered through get_all_network_interfaces.
-    _wrap(patcher, EC2Backend, "get_all_network_interfaces", _releasing_first)
+    patcher.set_attr(EC2Backend, "get_all_network_interfaces",
+                     calling_first(release_due, EC2Backend.get_all_network_interfaces))
     _wrap(patcher, EFSBackend, "create_mount_target", _efs_create_mount_target)
     _wrap(patcher, EFSBackend, "delete_mount_target", _efs_delete_mount_target)

@@ -1,6 +1,6 @@
 """The moto release the sandbox's patches were written against.
 
-The sandbox replaces methods of moto's backends (see `lifecycle.Patcher`), so a moto release can change
+The sandbox replaces methods of moto's backends (see `core.patching.Patcher`), so a moto release can change
 what the patches rely on even within a patch version (5.2.6 stopped reading the `TYPE` attribute of EKS
 errors). pyproject.toml pins moto to exactly this version, constraints.txt pins the rest of the test
 environment, and tests/sandbox/test_moto_pin.py fails when the installed moto differs: moving to a new

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 INVALID_INSTANCE_TYPE_MSG = "[{types}] is not a valid instance type for requested amiType {ami}"
 
@@ -36,7 +36,7 @@ def wrong_architecture(ami_type: str, instance_types: list[str]) -> list[str]:
 
 
 def install(patcher: Patcher) -> None:
-    """Wrap moto's (and the lifecycle's) CreateNodegroup with the check (called by lifecycle.install)."""
+    """Wrap moto's (and eks_lifecycle's) CreateNodegroup with the check (listed in `families.FAMILIES`)."""
     from moto.eks.models import EKSBackend
 
     create = EKSBackend.create_nodegroup

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 PUBLICATION = "2026-11-01T00:00:00Z"
 _LOCATIONS = {"eu-central-1": ("EU (Frankfurt)", "EUC1-", "EUC1-"), "us-east-1": ("US East (N. Virginia)", "", "USE1-")}

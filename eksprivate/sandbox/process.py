@@ -100,7 +100,7 @@ def stop(state_dir: Path) -> bool:
 
 
 def _start(state_dir: Path, time_scale: float | None) -> SandboxInfo:
-    from eksprivate.sandbox.lifecycle import Timing
+    from eksprivate.sandbox.core.clock import Timing
 
     scale = Timing().time_scale if time_scale is None else time_scale
     # The port is chosen here and passed down, so there is nothing to read back from the child; if

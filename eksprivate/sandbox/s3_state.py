@@ -8,7 +8,7 @@ writes can both pass the check and both "win". AWS documents the opposite: of co
 writes to one key the first to finish succeeds and the others get 412, and a write that races a
 delete of the key gets 409 ConditionalRequestConflict (which AWS says to retry).
 
-`install(patcher)` (from `lifecycle.install`) therefore
+`install(patcher)` (listed in `families.FAMILIES`) therefore
 
 * runs every PutObject and DeleteObject of a key under that key's lock, so a precondition is checked
   and acted on atomically, as on AWS;
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()

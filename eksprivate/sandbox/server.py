@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from eksprivate.sandbox import eks_updates, lifecycle
+from eksprivate.sandbox import families
+from eksprivate.sandbox.core import updates
+from eksprivate.sandbox.core.clock import TIMING_FIELDS, Timing, current_timing, set_timing
 from eksprivate.sandbox.faults import (
     FAULT_FIELDS,
     CallLog,
@@ -35,17 +37,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def validate_settings(settings: dict[str, Any]) -> tuple[lifecycle.Timing, dict[str, Any]]:
+def validate_settings(settings: dict[str, Any]) -> tuple[Timing, dict[str, Any]]:
     """Split settings into a new Timing and fault changes, validating both before any is applied
-    (the EKS update settings, `eks_updates.UPDATE_FIELDS`, are validated here and set by `configure`)."""
-    unknown = set(settings) - lifecycle.TIMING_FIELDS - FAULT_FIELDS - eks_updates.UPDATE_FIELDS
+    (the EKS update settings, `updates.UPDATE_FIELDS`, are validated here and set by `configure`)."""
+    unknown = set(settings) - TIMING_FIELDS - FAULT_FIELDS - updates.UPDATE_FIELDS
     if unknown:
-        known = ", ".join(sorted(lifecycle.TIMING_FIELDS | FAULT_FIELDS | eks_updates.UPDATE_FIELDS))
+        known = ", ".join(sorted(TIMING_FIELDS | FAULT_FIELDS | updates.UPDATE_FIELDS))
         raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {known}")
-    timing_changes = {k: v for k, v in settings.items() if k in lifecycle.TIMING_FIELDS}
+    timing_changes = {k: v for k, v in settings.items() if k in TIMING_FIELDS}
     fault_changes = {k: v for k, v in settings.items() if k in FAULT_FIELDS}
-    timing = dataclasses.replace(lifecycle.current_timing(), **timing_changes)
-    eks_updates.validate(**{k: v for k, v in settings.items() if k in eks_updates.UPDATE_FIELDS})
+    timing = dataclasses.replace(current_timing(), **timing_changes)
+    updates.validate(**{k: v for k, v in settings.items() if k in updates.UPDATE_FIELDS})
     return timing, fault_changes
 
 
@@ -60,7 +62,7 @@ class SandboxServer:
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        timing: lifecycle.Timing | None = None,
+        timing: Timing | None = None,
         faults: FaultConfig | None = None,
         *,
         log_requests: bool = False,
@@ -88,7 +90,7 @@ class SandboxServer:
         )
         from werkzeug.serving import make_server
 
-        lifecycle.install(self._timing)
+        families.install(self._timing)
         log_requests = self._log_requests
 
         class RequestHandler(MotoRequestHandler):  # type: ignore[misc]
@@ -102,7 +104,7 @@ class SandboxServer:
         def patched_moto(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             # Someone in this process may have called uninstall() (a test wanting plain moto):
             # this server always serves moto with real-world behaviour.
-            lifecycle.install()
+            families.install()
             return moto_app(environ, start_response)  # type: ignore[no-any-return]
 
         app = SandboxMiddleware(patched_moto, self, self._faults, self._log)
@@ -159,16 +161,16 @@ class SandboxServer:
         self._log.clear()
 
     def settings(self) -> dict[str, Any]:
-        return {**lifecycle.current_timing().as_dict(), **self._faults.config.as_dict(),
-                **eks_updates.current_settings().as_dict()}
+        return {**current_timing().as_dict(), **self._faults.config.as_dict(),
+                **updates.current_settings().as_dict()}
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change timing fields (`time_scale`, `iam_role_delay`, `cluster_create`, ...) and fault
         settings (`throttle_rate`, `unavailable_rate`, `seed`) and EKS update settings (`fail_next_update`,
-        `degraded_nodegroups`: see `eks_updates`) at runtime; returns all settings."""
+        `degraded_nodegroups`, ...: see `core.updates`) at runtime; returns all settings."""
         timing, fault_changes = validate_settings(settings)
         if fault_changes:
             self._faults.update(**fault_changes)
-        eks_updates.configure(**{k: v for k, v in settings.items() if k in eks_updates.UPDATE_FIELDS})
-        lifecycle.set_timing(timing)
+        updates.configure(**{k: v for k, v in settings.items() if k in updates.UPDATE_FIELDS})
+        set_timing(timing)
         return self.settings()

@@ -24,7 +24,7 @@ from eksprivate.sandbox.errors import service_error
 from eksprivate.zones import eks_refuses
 
 if TYPE_CHECKING:
-    from eksprivate.sandbox.lifecycle import Patcher
+    from eksprivate.sandbox.core.patching import Patcher
 
 # us-east-1 name -> zone ID, use1-az3 among the first three names (moto: a=az6 b=az1 c=az2 d=az4 e=az3 f=az5).
 US_EAST_1 = {"us-east-1a": "use1-az6", "us-east-1b": "use1-az3", "us-east-1c": "use1-az2",
@@ -32,7 +32,7 @@ US_EAST_1 = {"us-east-1a": "use1-az6", "us-east-1b": "use1-az3", "us-east-1c": "
 
 
 def install(patcher: Patcher) -> None:
-    """Patch moto (called once by lifecycle.install; undone by its uninstall)."""
+    """Patch moto (listed in `families.FAMILIES`; undone by `families.uninstall`)."""
     from moto.ec2.models import EC2Backend
     from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend, Zone
     from moto.eks.models import EKSBackend
@@ -40,7 +40,7 @@ def install(patcher: Patcher) -> None:
     patcher.set_item(RegionsAndZonesBackend.zones, "us-east-1",
                      [Zone(region_name="us-east-1", name=name, zone_id=zone_id) for name, zone_id in US_EAST_1.items()])
 
-    # Wrapped, not replaced through `replace_method`: lifecycle already replaced create_cluster and
+    # Wrapped, not replaced through `replace_method`: eks_lifecycle already replaced create_cluster and
     # keeps moto's original under that name; this wraps whatever is current.
     create_cluster = EKSBackend.create_cluster
 

@@ -6,25 +6,29 @@ from eksprivate.config import NODE_ADDONS
 from eksprivate.steps.addons import Addon, EbsCsiRole, addon_steps
 from eksprivate.steps.base import Change, Context, Found, Step
 from eksprivate.steps.cluster import Cluster, ClusterAdmins
+from eksprivate.steps.discovery import Discovery, OrphanLaunchTemplates, OrphanNodeGroups, OrphanRepositories
 from eksprivate.steps.ecr import EcrRepository, other_repositories
 from eksprivate.steps.endpoints import Endpoints
 from eksprivate.steps.foreign_check import with_teardown_steps
-from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, flow_log_group_name
+from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, flow_log_group_name, role_classes
 from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
-from eksprivate.steps.nodegroups import NodeGroup, other_nodegroup_names, planned_nodegroups
+from eksprivate.steps.nodegroups import NodeGroup, planned_nodegroups
+from eksprivate.steps.policies import WrittenPolicy
 from eksprivate.steps.pull_through import PullThroughCache
-from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup, other_launch_template_specs
+from eksprivate.steps.security import FlowLogs, KmsKey, LaunchTemplate, LogGroup
 from eksprivate.steps.upgrade import Upgrade
 from eksprivate.steps.used_network import use_network
 
-__all__ = ["Change", "Context", "Found", "Step", "build_graph"]
+__all__ = ["Change", "Context", "Discovery", "Found", "Step", "build_graph", "written_policies"]
 
 
 def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False) -> list[Step]:
-    """The steps for this configuration, in an order where needs come first.
+    """The steps for this configuration, in an order where needs come first. Reads the configuration and the
+    state only: no AWS call (tests/test_graph_without_aws.py).
 
-    `orphans` adds the node groups / launch templates eksprivate made that the config no longer names
-    (`plan` shows them, `up --prune` deletes them). `everything` (for `down`) adds those and the optional
+    `orphans` adds what eksprivate made that the config no longer names (`plan` shows them, `up --prune`
+    deletes them): the state's repositories and add-ons, and the discoveries of node groups and launch
+    templates the engine expands (steps/discovery.py). `everything` (for `down`) adds those and the optional
     steps the config turned off, so teardown removes all it ever made whatever the config says now.
     """
     s = ctx.settings
@@ -46,12 +50,12 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     if s.admins or ctx.ledger.ids("admins").get("admin_arns"):  # recorded ones: removed from the config
         steps.append(ClusterAdmins())
 
-    templates = [LaunchTemplate(spec) for spec in s.nodegroups]
-    groups = planned_nodegroups(ctx)
+    templates: list[Step] = [LaunchTemplate(spec) for spec in s.nodegroups]
+    groups: list[Step] = [*planned_nodegroups(ctx)]
     if everything or orphans:
-        known_specs = {spec.name for spec in s.nodegroups}
-        templates += [LaunchTemplate(spec, orphan=True) for spec in other_launch_template_specs(ctx, known_specs)]
-        groups += [NodeGroup(name, None, None) for name in other_nodegroup_names(ctx, {g.name for g in groups})]
+        # What eksprivate made that the config no longer names: found when the graph is walked (steps/discovery.py).
+        templates.append(OrphanLaunchTemplates({spec.name for spec in s.nodegroups}))
+        groups.append(OrphanNodeGroups({g.name for g in groups if isinstance(g, NodeGroup)}))
     # The VPC is the first thing `up` creates, alone: when AWS refuses it (the VPCs-per-Region quota, no EC2
     # permissions) the run stops having made nothing, not a KMS key that takes 7 days to go. Costs nothing:
     # the subnets, and so the cluster, wait for the VPC anyway.
@@ -76,12 +80,15 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     for step in [*addons, *groups]:
         if upgrade and not step.orphan and not isinstance(step, EbsCsiRole):
             step.needs = (*step.needs, "upgrade")
-    # ECR repositories need only the VPC and nothing needs them. `everything` also finds, by tag, those the
-    # config no longer lists (down removes them, images included); `orphans` those the state remembers.
-    repos = [EcrRepository(r, teardown=everything) for r in s.ecr_repositories]
+    # ECR repositories need only the VPC and nothing needs them. `orphans` adds those the state remembers that
+    # the config no longer lists; `everything` also finds, by tag, those a lost state forgot (down removes them,
+    # images included).
+    repos: list[Step] = [EcrRepository(r, teardown=everything) for r in s.ecr_repositories]
     if everything or orphans:
-        repos += [EcrRepository(r, orphan=True) for r in other_repositories(ctx, set(s.ecr_repositories),
-                                                                              scan=everything)]
+        recorded = other_repositories(ctx, set(s.ecr_repositories), scan=False)
+        repos += [EcrRepository(r, orphan=True) for r in recorded]
+        if everything:
+            repos.append(OrphanRepositories({*s.ecr_repositories, *recorded}))
     # Pull-through cache rules and the node role's first-pull policy: after the node role (down: before it).
     # Configured or recorded; and for `down` with a lost (empty) state, since its rules are then found from
     # that policy alone (rules take no tags).
@@ -92,3 +99,15 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     # Teardown only (down, status, plan --destroy): what Kubernetes made, and a first look for resources that
     # are not the cluster's (`down` stops before deleting anything when there are any).
     return with_teardown_steps(graph) if everything else graph
+
+
+def written_policies(ctx: Context) -> list[WrittenPolicy]:
+    """Every policy document eksprivate may write to IAM in this account/partition, each from the step that writes
+    it: every role's trust policy and identity (inline) policy, whether or not the configuration uses that role
+    (every Role subclass counts, so a role added later is here too), and the node role's pull-through-cache
+    policy. tests/steps/test_iam_policies.py lints each of them, and tests/test_iam_propagation.py checks that
+    `up` writes no policy that is not here."""
+    out: list[WrittenPolicy] = []
+    for cls in role_classes():
+        out += cls().written(ctx)
+    return out + PullThroughCache().written(ctx)

@@ -25,7 +25,8 @@ from typing import Any
 from eksprivate.config import NODE_ADDONS, AddonSpec, kubernetes_minor
 from eksprivate.errors import NotFound, ResourceFailed, WaitTimeout
 from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
-from eksprivate.steps.iam import Role, managed_policy
+from eksprivate.steps.iam import Role
+from eksprivate.steps.policies import managed_policy
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
 EBS_CSI = "aws-ebs-csi-driver"

@@ -1,30 +1,18 @@
-"""IAM roles: the cluster's, the nodes', and the VPC flow logs'. Each trusts exactly one service."""
+"""IAM roles: the cluster's, the nodes', and the VPC flow logs'. Each trusts exactly one service.
+
+`Role` is also the base of steps/addons.py's EBS CSI driver role; this module imports no other step (policy
+documents come from the leaf steps/policies.py).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
-from urllib.parse import unquote
+from typing import Any
 
 from eksprivate.errors import AlreadyExists, EksPrivateError, NotFound
-from eksprivate.partitions import Partition
 from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
-
-
-def managed_policy(partition: Partition, name: str) -> str:
-    """An AWS managed policy's ARN in the caller's partition (ctx.partition, from its ARN)."""
-    return partition.managed_policy(name)
-
-
-def trust_policy(service: str, conditions: dict[str, Any] | None = None,
-                 actions: tuple[str, ...] = ("sts:AssumeRole",)) -> str:
-    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service},
-                                 "Action": actions[0] if len(actions) == 1 else list(actions)}
-    if conditions:
-        statement["Condition"] = conditions
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+from eksprivate.steps.policies import WrittenPolicy, managed_policy, policy_document, trust_policy
 
 
 class Role(Step):
@@ -139,6 +127,15 @@ class Role(Step):
     def describe(self, found: Found) -> str:
         return str(found["role_name"])
 
+    def written(self, ctx: Context) -> list[WrittenPolicy]:
+        """The policy documents this role's step writes: its trust policy and its inline policy, if any."""
+        trust = trust_policy(self.principal(ctx), self.trust_conditions(ctx), self.trust_actions)
+        out = [WrittenPolicy(self.key, "trust", json.loads(trust))]
+        inline = self.inline_policy(ctx)
+        if inline is not None:
+            out.append(WrittenPolicy(self.key, "identity", inline))
+        return out
+
 
 class ClusterRole(Role):
     key = "cluster-role"
@@ -225,58 +222,15 @@ class FlowLogsRole(Role):
         return "limited the trust policy to this account's flow logs"
 
 
-def policy_document(value: Any) -> dict[str, Any] | None:
-    """A policy document as IAM returns it: a dict (botocore decodes it) or URL-encoded JSON text."""
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return dict(json.loads(unquote(value)))
-        except ValueError:
-            return None
-    return None
-
-
-@dataclass(frozen=True)
-class WrittenPolicy:
-    """A policy document eksprivate writes to IAM."""
-
-    role_key: str
-    kind: Literal["identity", "trust"]  # PutRolePolicy / CreateRole's AssumeRolePolicyDocument
-    document: dict[str, Any]
-
-
-def _role_classes(base: type[Role] = Role) -> list[type[Role]]:
+def role_classes(base: type[Role] = Role) -> list[type[Role]]:
+    """Every concrete Role subclass defined so far (steps/addons.py's too: the `steps` package imports every step
+    module before anyone can ask)."""
     found: list[type[Role]] = []
     for sub in base.__subclasses__():
-        found += [sub, *_role_classes(sub)]
+        if hasattr(sub, "key"):  # not an abstract intermediate class
+            found.append(sub)
+        found += role_classes(sub)
     return found
-
-
-def written_policies(ctx: Context) -> list[WrittenPolicy]:
-    """Every policy document eksprivate may write to IAM in this account/partition: each role's trust policy
-    and its identity (inline) policy, whether or not the configuration uses that role. Every Role subclass
-    counts, so a policy added later is here too. tests/steps/test_iam_policies.py lints each of them, and
-    tests/test_iam_propagation.py checks that `up` writes no policy that is not here."""
-    import eksprivate.steps.addons  # noqa: F401  # its EBS CSI driver role is a Role subclass too
-
-    out: list[WrittenPolicy] = []
-    for cls in _role_classes():
-        if not hasattr(cls, "key"):
-            continue  # an abstract intermediate class
-        role = cls()
-        trust = trust_policy(role.principal(ctx), role.trust_conditions(ctx), role.trust_actions)
-        out.append(WrittenPolicy(role.key, "trust", json.loads(trust)))
-        inline = role.inline_policy(ctx)
-        if inline is not None:
-            out.append(WrittenPolicy(role.key, "identity", inline))
-    # The node role's pull-through-cache policy is written by its own step (steps/pull_through.py).
-    from eksprivate.steps.pull_through import pull_through_policy
-
-    first_pull = pull_through_policy(ctx)
-    if first_pull is not None:
-        out.append(WrittenPolicy("node-role", "identity", first_pull))
-    return out
 
 
 def flow_log_group_name(ctx: Context) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 from eksprivate.errors import AccessDenied, AlreadyExists, EksPrivateError, NotFound, UsageError
 from eksprivate.images import PullThroughRule, credential_problem
 from eksprivate.steps.base import Change, Context, Found, Step
+from eksprivate.steps.policies import WrittenPolicy, policy_document
 
 KEY = "pull-through-cache"
 POLICY_NAME = "pull-through-cache"
@@ -82,8 +83,6 @@ class PullThroughCache(Step):
             live = ctx.aws.iam.get_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
         except NotFound:
             return None, None
-        from eksprivate.steps.iam import policy_document
-
         document = policy_document(live.get("PolicyDocument")) or {}
         head = ctx.partition.arn("ecr", ctx.region, ctx.account, "repository/")
         prefixes = []
@@ -262,6 +261,11 @@ class PullThroughCache(Step):
     def _delete_policy(self, ctx: Context) -> None:
         with contextlib.suppress(NotFound):
             ctx.aws.iam.delete_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
+
+    def written(self, ctx: Context) -> list[WrittenPolicy]:
+        """The policy this step writes (on the node role): the first-pull policy for the configured rules."""
+        first_pull = pull_through_policy(ctx)
+        return [] if first_pull is None else [WrittenPolicy("node-role", "identity", first_pull)]
 
     def describe(self, found: Found) -> str:
         rules = ", ".join(f"{p}/ → {r['url']}" for p, r in sorted(found.get("rules", {}).items())) or "no rules"

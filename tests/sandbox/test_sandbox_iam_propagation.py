@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from eksprivate.sandbox import SandboxServer, iam_propagation, lifecycle
+from eksprivate.sandbox import SandboxServer, iam_propagation
+from eksprivate.sandbox.core import clock as sandbox_clock
 
 from .helpers import EKS_TRUST, NODE_TRUST, ClientFactory, make_network, make_role
 
@@ -43,7 +44,7 @@ class Clock:
 @pytest.fixture
 def clock(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(lifecycle, "_now", fake)
+    monkeypatch.setattr(sandbox_clock, "now", fake)
     sandbox.configure(iam_role_delay=DELAY)
     return fake
 

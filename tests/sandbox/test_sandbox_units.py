@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from eksprivate.sandbox import FaultConfig, Timing, install, uninstall
+from eksprivate.sandbox.core.clock import current_timing, update_timing
+from eksprivate.sandbox.families import installed
 from eksprivate.sandbox.faults import FaultInjector, fault_response, identify
-from eksprivate.sandbox.lifecycle import current_timing, installed, update_timing
 
 
 def test_timing_scales_real_durations() -> None:

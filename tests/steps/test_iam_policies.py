@@ -1,7 +1,7 @@
 """Every IAM policy eksprivate writes passes an IAM linter (parliament), and the flow-logs role's policies
 are the ones AWS documents: its trust limited to this account's flow logs, its writes to its log group.
 
-The documents come from ONE function, `eksprivate.steps.iam.written_policies(ctx)`: every Role subclass's
+The documents come from ONE function, `eksprivate.steps.written_policies(ctx)`: every Role subclass's
 trust policy and identity (inline) policy, so a policy added later is linted too. The end-to-end test
 (tests/test_iam_propagation.py) checks that `up` writes no policy this function does not return.
 """
@@ -15,8 +15,9 @@ import parliament
 import pytest
 
 from eksprivate import partitions
-from eksprivate.steps import Context
-from eksprivate.steps.iam import FlowLogsRole, WrittenPolicy, flow_log_group_arn, written_policies
+from eksprivate.steps import Context, written_policies
+from eksprivate.steps.iam import FlowLogsRole, flow_log_group_arn
+from eksprivate.steps.policies import WrittenPolicy
 
 from .world import World, assert_rerun_is_noop, converge, mutating_during, plan_one, up_one
 

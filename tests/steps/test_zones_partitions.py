@@ -18,9 +18,10 @@ from eksprivate.aws import home_region, is_mutating
 from eksprivate.endpoint_services import EndpointService, short_name
 from eksprivate.errors import NotFound, UsageError
 from eksprivate.sandbox import SandboxServer
+from eksprivate.steps import written_policies
 from eksprivate.steps.cluster import ClusterAdmins
 from eksprivate.steps.endpoints import Endpoints
-from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, written_policies
+from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole
 from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
 from eksprivate.zones import EKS_UNSUPPORTED_ZONE_IDS, eks_refuses
 
