@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from eksprivate.aws import Aws
     from eksprivate.config import Settings
     from eksprivate.engine import Outcome
+    from eksprivate.permission_check import PermissionCheck
     from eksprivate.steps.base import Context
     from eksprivate.target import Options
 
@@ -316,12 +317,25 @@ def _kept_data(ctx: Context, outcomes: list[Outcome]) -> list[str]:
             for line in (kept_lines(found) if found else [])]
 
 
+def _check_permissions(ctx: Context, opts: Options) -> PermissionCheck:
+    """What of `eksprivate permissions`' policy the caller lacks (IAM's policy simulator)."""
+    from eksprivate import permission_check, permissions
+    from eksprivate.state_s3 import is_s3_url
+
+    where = opts.state if opts.state is not None else ctx.settings.state
+    s3_state = str(where) if where is not None and is_s3_url(str(where)) else None
+    return permission_check.check(ctx, permissions.entries(permissions.sources_for(ctx, s3_state)))
+
+
 @app.command()
 def plan(
     name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
     state: StateOpt = None, sandbox: SandboxOpt = False,
     destroy: Annotated[bool, typer.Option("--destroy", help="Show what `down` would delete.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Show what `up --prune` would delete.")] = False,
+    check_permissions: Annotated[bool, typer.Option(
+        "--check-permissions", help="Also list the permissions you lack, asked of IAM's policy simulator "
+        "(needs iam:SimulatePrincipalPolicy on yourself; says so when it cannot check).")] = False,
     output: OutputOpt = "text", debug: DebugOpt = False,
 ) -> None:
     """Show what `up` (or `down`, with --destroy) would do. Reads only; writes nothing."""
@@ -344,15 +358,20 @@ def plan(
         # What the cluster costs once `up` has run (not for --destroy: that lists what goes away; nor when some
         # steps could not be read: a part would be priced as the whole).
         estimate = None if destroy or unread else cost_of(ctx, items, PLANNED_ACTIONS)
+        checked = _check_permissions(ctx, opts) if check_permissions else None
         if output == "json":
             ui.print_json({**describe_target(ctx), "skipped_zones": describe_skipped_zones(ctx),
                            "destroy": destroy, "steps": [asdict(i) for i in items],
-                           **({"cost": estimate.to_dict()} if estimate else {})})
+                           **({"cost": estimate.to_dict()} if estimate else {}),
+                           **({"permissions": checked.to_dict()} if checked else {})})
         else:
             ui.print_plan(items, destroy)
             ui.print_skipped_zones(ctx.skipped_zones)
             if estimate:
                 ui.print_cost(estimate, f"estimated cost of {ctx.name} after `up` ({ctx.region})")
+            if checked:
+                ui.out.print("\n".join(_spell(line) for line in checked.lines()), highlight=False, markup=False,
+                             soft_wrap=True)
         _report_calls(ctx, debug)
         if unread:  # every step was listed; the ones marked "unknown" say why they could not be read
             raise EksPrivateError(f"plan could not read {len(unread)} of {len(items)} step(s) "
@@ -450,6 +469,44 @@ def kubeconfig(
         else:
             ui.info(_spell("The API is private: from outside the VPC see docs/private-access.md "
                            "(e.g. `eksprivate tunnel`)."))
+
+
+@app.command()
+def permissions(
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False,
+    account: Annotated[str | None, typer.Option(
+        "--account", metavar="ID",
+        help="The 12-digit account to write the policy for (default: the caller's, asked of STS).")] = None,
+    split: Annotated[bool, typer.Option(
+        "--split", help="Print a JSON list of documents of at most 6144 characters each (IAM's managed-policy "
+                        "size), to attach together.")] = False,
+    output: OutputOpt = "json", debug: DebugOpt = False,
+) -> None:
+    """Print the IAM policy an operator needs to run every command on this cluster with this config
+    (JSON on stdout; --output text explains it per service). Derived from the steps, not kept by hand."""
+    with boundary(debug):
+        from eksprivate import permissions as policy
+        from eksprivate import ui
+        from eksprivate.target import permissions_context
+
+        _check_output(output)
+        opts = _options(name, region, profile, config, state, sandbox)
+        ctx, s3_state = permissions_context(opts, account)
+        found = policy.entries(policy.sources_for(ctx, s3_state))
+        document = policy.document(found)
+        if output == "json":
+            ui.print_json(policy.split(document) if split else document)
+            return
+        size = policy.size(document)
+        header = [f"IAM policy for cluster {ctx.name} in {ctx.region}, account {ctx.account} "
+                  f"(partition {ctx.partition.name}): {len(document['Statement'])} statements, {len(found)} "
+                  f"actions, {size} characters (a managed policy holds {policy.MANAGED_POLICY_LIMIT})",
+                  "Each action: [the verbs that call it: find = every read, create, update = up on an existing "
+                  "resource, remove = down and up --prune], what it may act on, its conditions, and why.",
+                  "`eksprivate permissions` (JSON) prints the document itself; with --split, as documents of at "
+                  "most 6144 characters (managed policies) to attach together."]
+        ui.out.print(policy.explain(found, header), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

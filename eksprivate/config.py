@@ -112,11 +112,25 @@ class Settings:
     upgrade_accept_insights: tuple[str, ...] = ()
     # Roll node groups to the newest EKS-optimized AMI release of their Kubernetes version on `up`.
     refresh_node_amis: bool = False
+    # A managed policy every IAM role eksprivate makes carries as its permissions boundary (docs/permissions.md).
+    permissions_boundary: str | None = None
     # Teams (docs/state.md, docs/configuration.md): a shared state and a network team's own VPC.
     state: str | None = None  # a path or s3://bucket/key; --state overrides it
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     allow_internet_routes: bool = False
+    # The data perimeter on the VPC endpoints (eksprivate/perimeter.py, docs/security.md): "perimeter" or "open"
+    # (AWS's full-access default), a user's own policy per service (service -> the document's JSON text), and
+    # the accounts and organisation the perimeter trusts besides this account.
+    endpoint_policies: str = "perimeter"
+    endpoint_policy_files: tuple[tuple[str, str], ...] = ()
+    trusted_accounts: tuple[str, ...] = ()
+    trusted_org_id: str | None = None
+    # Roles an IAM team made, used instead of made (steps/given_roles.py): never changed or deleted.
+    cluster_role_arn: str | None = None
+    node_role_arn: str | None = None
+    flow_logs_role_arn: str | None = None
+    ebs_csi_role_arn: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -158,6 +172,9 @@ def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
 
 # -- loading ------------------------------------------------------------------------------------
 
+# A managed IAM policy's ARN (customer's, or AWS's): what CreateRole's PermissionsBoundary takes.
+POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,128}$")
+
 _TOP_KEYS: dict[str, str] = {
     "name": "str", "region": "str", "kubernetes_version": "str", "support_type": "str", "vpc_cidr": "str",
     "availability_zones": "int|list[str]", "endpoints": "list[str]", "public_access_cidrs": "list[str]",
@@ -168,6 +185,10 @@ _TOP_KEYS: dict[str, str] = {
     "state": "str", "vpc_id": "str", "subnet_ids": "list[str]", "allow_internet_routes": "bool",
     "pull_through_cache": "list[str]", "pull_through_credentials": "table[str]",
     "addons": "table", "upgrade_accept_insights": "list[str]", "refresh_node_amis": "bool",
+    "endpoint_policies": "str", "endpoint_policy_files": "table[str]", "trusted_accounts": "list[str]",
+    "trusted_org_id": "str",
+    "cluster_role_arn": "str", "node_role_arn": "str", "flow_logs_role_arn": "str", "ebs_csi_role_arn": "str",
+    "permissions_boundary": "str",
 }
 # Node group keys: allowed at top level (defaults for every group) and in each [[nodegroups]] entry.
 _NODE_KEYS: dict[str, str] = {
@@ -341,7 +362,10 @@ def build_settings(file_values: dict[str, Any] | None = None, **flags: Any) -> S
         pull_through_cache=pull_through, addons=addons,
         upgrade_accept_insights=tuple(v.texts("upgrade_accept_insights")),
         refresh_node_amis=v.flag("refresh_node_amis", False),
+        permissions_boundary=_permissions_boundary(v),
         **_team_settings(v),
+        **_perimeter_settings(v, warnings),
+        **_given_roles(v, flow_logs=flow_logs, addons=addons, pull_through=bool(pull_through), warnings=warnings),
         warnings=tuple(warnings),
     )
     accepted = check_accepted(settings, groups_raw)  # what AWS would refuse only after the cluster exists
@@ -597,6 +621,11 @@ def check_accepted(settings: Settings, groups_raw: list[dict[str, Any]] | None) 
             if len(taint.key) > TAINT_KEY_MAX or len(taint.value) > TAINT_VALUE_MAX:
                 raise UsageError(f"{key('taints')}: taint {taint.key[:20]!r}: EKS allows keys and values of at most "
                                  f"{TAINT_KEY_MAX} characters")
+    made = {*settings.interface_endpoints, "s3"}
+    for service, _ in settings.endpoint_policy_files:
+        if service not in made:
+            raise UsageError(f"endpoint_policy_files.{service}: eksprivate makes no {service} endpoint "
+                             f"(it makes {', '.join(sorted(made))})", "add it to endpoints, or remove the file")
     for arn in settings.admins:
         if ":sts::" in arn:
             role = assumed_role_arn(arn)
@@ -629,6 +658,97 @@ def _check_ami_type(spec: NodeGroupSpec, key: str, version: str | None) -> list[
     return []
 
 
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+ORG_ID_RE = re.compile(r"^o-[a-z0-9]{10,32}$")  # Organizations' Id pattern (botocore organizations model)
+
+
+def _perimeter_settings(v: _Reader, warnings: list[str]) -> dict[str, Any]:
+    """`endpoint_policies`, `endpoint_policy_files` (read and linted here: a bad file stops the run before any
+    call), `trusted_accounts`, `trusted_org_id`."""
+    from eksprivate.perimeter import MODES
+
+    mode = v.text("endpoint_policies", "perimeter")
+    if mode not in MODES:
+        raise UsageError(f"endpoint_policies = {mode!r}: use \"perimeter\" (the default) or \"open\" (AWS's "
+                         "full-access default)", "see docs/security.md")
+    if mode == "open":
+        warnings.append("endpoint_policies is \"open\": every VPC endpoint allows any principal to any resource "
+                        "(data can leave through S3 and ECR to any account)")
+    accounts = tuple(v.texts("trusted_accounts"))
+    for account in accounts:
+        if not ACCOUNT_RE.match(account):
+            raise UsageError(f"trusted_accounts: {account!r} is not a 12-digit AWS account id")
+    org = v.opt_text("trusted_org_id")
+    if org is not None and not ORG_ID_RE.match(org):
+        raise UsageError(f"trusted_org_id {org!r} is not an AWS Organizations id like o-a1b2c3d4e5")
+    paths = v.table("endpoint_policy_files")
+    for service in paths:
+        if not SERVICE_RE.match(service):
+            raise UsageError(f"endpoint_policy_files: {service!r} is not a service short name like \"s3\" or "
+                             "\"ecr.api\"")
+    files = tuple((service, _policy_file(service, path)) for service, path in sorted(paths.items()))
+    return {"endpoint_policies": mode, "endpoint_policy_files": files, "trusted_accounts": accounts,
+            "trusted_org_id": org}
+
+
+# parliament's findings a perimeter cannot avoid: its statements allow "*" resources under conditions.
+LINT_ACCEPTED = ("RESOURCE_STAR",)
+
+
+def _policy_file(service: str, path: str) -> str:
+    """The text of a user's endpoint policy for `service`, checked as AWS would and linted by parliament."""
+    from eksprivate.perimeter import check_document
+
+    where = f"endpoint_policy_files.{service} ({path})"
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{where}: cannot read it ({exc.__class__.__name__})") from None
+    try:
+        check_document(text, where)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    import parliament
+
+    problems = [f"{f.issue} {f.detail}" for f in parliament.analyze_policy_string(text).findings
+                if f.issue not in LINT_ACCEPTED]
+    if problems:
+        raise UsageError(f"{where}: the IAM linter (parliament) finds {problems[0]}"
+                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                         "fix the policy; docs/security.md shows the perimeter's own policies")
+    return text
+
+
+# An IAM role ARN (path allowed): `arn:<partition>:iam::<account>:role[/path]/<name>` (IAM's name rules).
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\x21-\x7e]*/)?[A-Za-z0-9+=,.@_-]{1,64}$")
+GIVEN_ROLE_KEYS = ("cluster_role_arn", "node_role_arn", "flow_logs_role_arn", "ebs_csi_role_arn")
+
+
+def _given_roles(v: _Reader, *, flow_logs: bool, addons: tuple[AddonSpec, ...], pull_through: bool,
+                 warnings: list[str]) -> dict[str, Any]:
+    """Roles an IAM team made (`cluster_role_arn`, ...): well-formed ARNs here; that they exist, trust the
+    right service and carry the policies EKS needs is checked against IAM before anything is made
+    (steps/given_roles.check_given_roles). Appends warnings."""
+    given = {key: v.opt_text(key) for key in GIVEN_ROLE_KEYS}
+    for key, arn in given.items():
+        if arn is not None and not ROLE_ARN_RE.match(arn):
+            raise UsageError(f"{key} {arn!r} is not an IAM role ARN",
+                             "use the role's ARN, e.g. arn:aws:iam::123456789012:role/eks-cluster")
+    if given["cluster_role_arn"] is not None and given["cluster_role_arn"] == given["node_role_arn"]:
+        raise UsageError("cluster_role_arn and node_role_arn name the same role: EKS needs two",
+                         "the cluster role trusts eks.amazonaws.com, the node role ec2.amazonaws.com (EKS User "
+                         "Guide: a node role cannot be a cluster's role)")
+    if given["flow_logs_role_arn"] is not None and not flow_logs:
+        warnings.append("flow_logs_role_arn is set but flow_logs is off: the role is not used")
+    if given["ebs_csi_role_arn"] is not None and not any(a.name == "aws-ebs-csi-driver" for a in addons):
+        warnings.append("ebs_csi_role_arn is set but [addons] has no aws-ebs-csi-driver: the role is not used")
+    if given["node_role_arn"] is not None and pull_through:
+        warnings.append("pull_through_cache with node_role_arn: eksprivate does not put the first-pull policy on a "
+                        "given role; it needs ecr:BatchImportUpstreamImage and ecr:CreateRepository on the cache "
+                        "repositories (docs/mirroring-images.md), or first pulls fail")
+    return given
+
+
 VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
@@ -652,3 +772,11 @@ def _team_settings(v: _Reader) -> dict[str, Any]:
                          "EKS places the control plane's network interfaces in at least two AZs")
     return {"state": state, "vpc_id": vpc_id, "subnet_ids": subnet_ids,
             "allow_internet_routes": v.flag("allow_internet_routes", False)}
+
+
+def _permissions_boundary(v: _Reader) -> str | None:
+    arn = v.opt_text("permissions_boundary")
+    if arn is not None and not POLICY_ARN_RE.match(arn):
+        raise UsageError(f"permissions_boundary {arn!r} is not an IAM managed policy ARN",
+                         "use the policy's ARN, e.g. arn:aws:iam::123456789012:policy/eks-boundary")
+    return arn

@@ -20,6 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eksprivate.errors import AccessDenied, EksPrivateError, InvalidParameter, NotFound
+from eksprivate.grants import Grant, reads
 
 if TYPE_CHECKING:
     from eksprivate.aws import Aws, Client
@@ -440,3 +441,9 @@ def cost_of(ctx: Context, items: list[PlanItem], counted: tuple[str, ...], *, us
         prices.prefetch(wanted_prices(fp))
     spot = spot_prices(ctx.aws) if any(g.capacity_type == "SPOT" for g in fp.nodegroups) else None
     return estimate(fp, prices, spot)
+
+
+def grants() -> list[Grant]:
+    """What the cost estimate of `plan` and `status` reads (optional: without it the shipped table is used)."""
+    return [reads("pricing:GetProducts", "ec2:DescribeSpotPriceHistory",
+                  why="plan/status: prices (optional; the shipped table otherwise)")]

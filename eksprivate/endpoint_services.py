@@ -27,6 +27,7 @@ class EndpointService:
     types: tuple[str, ...]  # Interface / Gateway / GatewayLoadBalancer
     azs: tuple[str, ...]  # AZ names that offer it (empty: AWS did not say)
     private_dns: bool  # AWS lists a private DNS name for it
+    policy_supported: bool = True  # VpcEndpointPolicySupported: the endpoint takes a policy
 
 
 def short_name(service_name: str, region: str) -> str | None:
@@ -61,7 +62,8 @@ def pick(short: str, kind: str, details: Iterable[Mapping[str, Any]]) -> Endpoin
     same = [d for d in details if d["ServiceName"] == best["ServiceName"]]
     types = tuple(sorted({t for d in same for t in _types(d)}))
     return EndpointService(short=short, name=str(best["ServiceName"]), types=types,
-                           azs=tuple(best.get("AvailabilityZones", []) or []), private_dns=_has_private_dns(best))
+                           azs=tuple(best.get("AvailabilityZones", []) or []), private_dns=_has_private_dns(best),
+                           policy_supported=bool(best.get("VpcEndpointPolicySupported", True)))
 
 
 def _listing(aws: Aws, region: str, wanted: Mapping[str, str]) -> list[dict[str, Any]]:

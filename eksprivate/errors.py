@@ -80,7 +80,16 @@ class DependencyViolation(AwsApiError):
 
 
 class AccessDenied(AwsApiError):
-    """The caller lacks a permission."""
+    """The caller lacks a permission (EC2 UnauthorizedOperation, IAM/STS/S3 AccessDenied, the JSON services'
+    AccessDeniedException, S3's bare 403). `action` is the IAM action refused (`iam:PassRole` when AWS names
+    one other than the call's own), `resource` what it was refused on when AWS says, `reason` AWS's why
+    ("no identity-based policy allows ...", "an explicit deny in a service control policy"), `encoded` EC2's
+    encoded authorization message (decoded only by sts:DecodeAuthorizationMessage)."""
+
+    action: str = ""
+    resource: str | None = None
+    reason: str | None = None
+    encoded: str | None = None
 
 
 class InvalidParameter(AwsApiError):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from eksprivate.errors import NotFound, UsageError
+from eksprivate.grants import Arns, Grant, reads
 
 if TYPE_CHECKING:  # keep `import eksprivate.kube/tunnel` free of boto3
     from eksprivate.aws import Aws
@@ -242,3 +243,8 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def grants(arns: Arns) -> list[Grant]:
+    """What `eksprivate kubeconfig` calls: the cluster's endpoint and certificate."""
+    return [reads("eks:DescribeCluster", on=arns.eks_cluster(), why="kubeconfig: the endpoint and certificate")]

@@ -43,6 +43,7 @@ from eksprivate.errors import (
     StateError,
     UsageError,
 )
+from eksprivate.grants import Arns, Condition, Grant, grant, reads
 from eksprivate.state import check_schema, current_user, parse
 
 if TYPE_CHECKING:
@@ -58,6 +59,23 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PERMISSIONS = ("s3:ListBucket (HeadBucket), s3:GetBucketVersioning, s3:GetEncryptionConfiguration, "
                "s3:GetObject, s3:PutObject, s3:DeleteObject (plus kms:GenerateDataKey and kms:Decrypt on a "
                "KMS-encrypted bucket)")
+
+
+def grants(where: S3Location, arns: Arns, dns_suffix: str) -> list[Grant]:
+    """What a state in S3 calls: the bucket read (HeadBucket is s3:ListBucket), the state object and its lock
+    object only (S3 takes no region or account in its ARNs), and the bucket's KMS key through S3 alone
+    (kms:ViaService) when the bucket encrypts with one."""
+    bucket = f"arn:{arns.partition}:s3:::{where.bucket}"
+    objects = [f"{bucket}/{where.key}", f"{bucket}/{where.lock_key}"]
+    return [reads("s3:ListBucket", "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", on=bucket,
+                  why="the state bucket: exists, versioning, default encryption"),
+            reads("s3:GetObject", on=objects, why="read the state and its lock"),
+            grant(("create", "update", "remove"), "s3:PutObject", "s3:DeleteObject", on=objects,
+                  why="write the state; take, renew and release the lock (unlock breaks it; state migrate moves it)"),
+            grant(("find", "create", "update", "remove"), "kms:GenerateDataKey", "kms:Decrypt",
+                  on=arns.kms_key(),
+                  when=[Condition("StringEquals", "kms:ViaService", (f"s3.{arns.region}.{dns_suffix}",))],
+                  why="a bucket encrypted with a KMS key: through S3 only")]
 
 
 def is_s3_url(text: str | None) -> bool:

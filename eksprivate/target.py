@@ -27,9 +27,11 @@ from eksprivate.config import (
     version_tuple,
 )
 from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
+from eksprivate.grants import Grant, reads
 from eksprivate.state import Ledger, StateStore, close_folder, default_path
 from eksprivate.state_s3 import S3Store, is_s3_url, parse_url
 from eksprivate.steps.base import Context
+from eksprivate.steps.given_roles import check_given_roles
 from eksprivate.steps.used_network import check_vpc
 from eksprivate.zones import EKS_REFUSES, SkippedZone, eks_refuses, why_unusable
 
@@ -55,6 +57,17 @@ class Options:
     time_scale: float | None = None
     prune: bool = False
     notify: Callable[[str], None] | None = None  # says what happens on the side (sandbox started, ...)
+
+
+def grants(settings: Settings) -> list[Grant]:
+    """What `open_context` reads before any step runs: the zones, instance types and endpoint services the
+    config needs, the Kubernetes versions EKS offers (sts:GetCallerIdentity needs no permission: AWS allows it
+    to every principal)."""
+    return [reads("ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+                  "ec2:DescribeVpcEndpointServices", "ec2:DescribeRegions",
+                  why="check the zones, instance types and endpoint services before anything is made "
+                      "(DescribeRegions: only for a region newer than the installed botocore)"),
+            reads("eks:DescribeClusterVersions", why="check kubernetes_version against what EKS offers")]
 
 
 def load_settings(opts: Options) -> Settings:
@@ -174,6 +187,11 @@ def open_context(opts: Options, *, mutate: bool, need_azs: bool = True) -> Conte
     if need_azs:  # what `up` will create must be what AWS accepts (down/status need none of it)
         checked = (*check_node_names(ctx), *check_instance_types(ctx), *check_kubernetes_version(ctx))
         ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + checked)
+        given = check_given_roles(ctx)  # an IAM team's roles: exist, trust their service, carry EKS's policies
+        ctx.settings = replace(ctx.settings, warnings=ctx.settings.warnings + tuple(given))
+        from eksprivate.steps.endpoints import check_perimeter
+
+        check_perimeter(ctx)  # a perimeter that would keep the nodes from their add-on images is refused
         if settings.pull_through_cache:  # a wrong credential ARN is refused before anything is made
             from eksprivate.steps.pull_through import check_credentials
 
@@ -405,3 +423,40 @@ def earlier_sandbox_state(opts: Options, ledger: Ledger) -> str | None:
     return (f"the state {where} belongs to an earlier sandbox (written {written}, the running sandbox started "
             f"{info.started_at}): the resources it lists are gone with that sandbox. To start clean, delete "
             f"{where} (or pass --state with a new path); `up` otherwise makes everything anew")
+
+
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+def permissions_context(opts: Options, account: str | None) -> tuple[Context, str | None]:
+    """A Context to build the graph from, for `eksprivate permissions`: no call but (without `account`)
+    sts:GetCallerIdentity, which needs no permission. The state is read when it is a local file (its recorded
+    AZs, orphans and turned-off features count); an S3 state is not read (it needs the very permissions being
+    asked for). Returns the context and the S3 state URL, if any."""
+    settings = load_settings(opts)
+    region = resolve_region(settings, opts)
+    if account is not None and not ACCOUNT_RE.match(account):
+        raise UsageError(f"--account {account!r} is not a 12-digit AWS account id")
+    if account is None:
+        aws, _ = connect(opts, region)
+        identity = aws.sts.get_caller_identity()
+        account, partition = str(identity["Account"]), caller_partition(str(identity["Arn"]))
+    else:  # for an account whose credentials are not at hand: its partition from botocore's region data
+        from eksprivate.aws import partition_of_region
+
+        aws, partition = Aws(region), partitions.named(partition_of_region(region))
+    where = opts.state if opts.state is not None else settings.state
+    s3_url = str(where) if where is not None and is_s3_url(str(where)) else None
+    if s3_url is not None:
+        parse_url(s3_url, settings.name, region)  # a bad URL is refused here too
+        path: Path = opts.state_dir / ".no-state"  # not read: see above
+    else:
+        path = Path(where) if where is not None else default_path(opts.state_dir, settings.name, region)
+    ledger = Ledger.open(path, settings.name, region, account, persist=False)
+    ctx = Context(aws=aws, settings=settings, ledger=ledger, account=account, azs=[], poll=0.0, partition=partition)
+    recorded = ledger.input("availability_zones")
+    named = settings.availability_zones if not isinstance(settings.availability_zones, int) else None
+    # Only the number of AZs shapes the graph (a node group per AZ; their grants name the cluster's node groups
+    # by pattern, not by zone): recorded or configured zones, else placeholders for the configured count.
+    ctx.azs = list(recorded or named or (f"{region}-zone{i + 1}" for i in range(settings.az_count)))
+    return ctx, s3_url

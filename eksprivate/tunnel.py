@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eksprivate.errors import UsageError
+from eksprivate.grants import Arns, Condition, Grant, grant, reads
 from eksprivate.kube import cluster_entry, kubeconfig_path, merge_context
 
 if TYPE_CHECKING:  # keep `import eksprivate.kube/tunnel` free of boto3
@@ -32,6 +33,21 @@ PORT_FORWARD_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 API_PORT = 443
 DEFAULT_LOCAL_PORT = 8443
 CLUSTER_NAME_TAG = "eks:cluster-name"  # EKS puts it on every managed node group instance
+
+
+def grants(arns: Arns) -> list[Grant]:
+    """What `eksprivate tunnel` calls (and the `aws ssm start-session` it runs): a Session Manager port
+    forward through one of the cluster's nodes only (ssm:resourceTag on the instance, AWS's own document)."""
+    return [reads("eks:DescribeCluster", on=arns.eks_cluster(), why="tunnel: the API endpoint"),
+            reads("ec2:DescribeInstances", "ec2:DescribeVpcEndpoints", why="tunnel: a running node; the SSM endpoints"),
+            grant("create", "ssm:StartSession", on=arns.ec2("instance/*"),
+                  when=[Condition("StringEquals", f"ssm:resourceTag/{CLUSTER_NAME_TAG}", (arns.cluster,))],
+                  why="tunnel: a session on a node of this cluster only"),
+            grant("create", "ssm:StartSession",
+                  on=f"arn:{arns.partition}:ssm:{arns.region}::document/{PORT_FORWARD_DOCUMENT}",
+                  why="tunnel: AWS's port-forwarding document only"),
+            grant("remove", "ssm:TerminateSession",
+                  on=arns.arn("ssm", "session/${aws:userid}-*"), why="tunnel: end your own session")]
 # Endpoint states that will not (or no longer) carry traffic.
 DEAD_ENDPOINT_STATES = {"deleting", "deleted", "rejected", "failed", "expired"}
 

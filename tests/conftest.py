@@ -71,6 +71,7 @@ def stand_in(sandbox_server: SandboxServer, sandbox_resets: SandboxResets) -> It
     sandbox_server.configure(**defaults, **NO_FAULTS)
     yield sandbox_server
     sandbox_server.configure(**defaults, **NO_FAULTS)
+    sandbox_server.enforce(None)  # a test's operator policy ends with it
 
 
 @pytest.fixture

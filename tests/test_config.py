@@ -270,3 +270,36 @@ def test_load_file_errors_name_the_file(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(UsageError, match="cannot read config file"):
         load_file(binary)
+
+
+# -- the data perimeter on the endpoints ---------------------------------------------------------------------
+
+
+def test_endpoint_policies_default_to_the_perimeter_and_open_is_warned() -> None:
+    s = build_settings()
+    assert s.endpoint_policies == "perimeter" and s.trusted_accounts == () and s.trusted_org_id is None
+    opened = build_settings({"endpoint_policies": "open"})
+    assert any("endpoint_policies is \"open\"" in w for w in opened.warnings)
+    assert "endpoint_policies = 'closed'" in refused({"endpoint_policies": "closed"})
+    assert "12-digit" in refused({"trusted_accounts": ["12345"]})
+    assert "Organizations id" in refused({"trusted_org_id": "org-1"})
+    wider = build_settings({"trusted_accounts": ["210987654321"], "trusted_org_id": "o-a1b2c3d4e5"})
+    assert wider.trusted_accounts == ("210987654321",) and wider.trusted_org_id == "o-a1b2c3d4e5"
+
+
+def test_a_policy_file_is_read_checked_and_linted_before_anything_runs(tmp_path: Path) -> None:
+    good = tmp_path / "logs.json"
+    good.write_text('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", '
+                    '"Action": "logs:PutLogEvents", "Resource": "*"}]}')
+    s = build_settings({"endpoint_policy_files": {"logs": str(good)}})
+    assert dict(s.endpoint_policy_files)["logs"] == good.read_text()
+    assert "cannot read it" in refused({"endpoint_policy_files": {"logs": str(tmp_path / "missing.json")}})
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert "not valid JSON" in refused({"endpoint_policy_files": {"logs": str(broken)}})
+    misspelt = tmp_path / "misspelt.json"
+    misspelt.write_text('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", '
+                        '"Action": "logs:PutLogEvent", "Resource": "*"}]}')
+    assert "parliament" in refused({"endpoint_policy_files": {"logs": str(misspelt)}})  # no such action
+    assert "makes no kinesis endpoint" in refused({"endpoint_policy_files": {"kinesis": str(good)}})
+    assert "service short name" in refused({"endpoint_policy_files": {"Not A Service": str(good)}})

@@ -48,7 +48,7 @@ def code_default(key: str) -> Any:
     # A Settings field, or a Settings property for a key read into another field (pull_through_credentials).
     source: Any = Settings() if key in Settings.__dataclass_fields__ or hasattr(Settings, key) else NodeGroupSpec()
     value = getattr(source, key)
-    if key in ("tags", "labels"):
+    if key in ("tags", "labels", "endpoint_policy_files"):
         return dict(value)
     if key == "addons":  # AddonSpecs, written as a table of name = version
         return {a.name: a.version for a in value}

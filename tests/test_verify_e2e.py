@@ -22,7 +22,7 @@ ALL_IDS = {
     "vpc.dns-support", "vpc.dns-hostnames", "nodegroup.present", "subnet.s3-gateway", "subnet.no-internet-route",
     "endpoint.available", "endpoint.private-dns", "endpoint.azs", "endpoint.sg-443", "cluster.private-access",
     "cluster.public-access", "cluster.logging", "cluster.secrets-encryption", "cluster.support-type",
-    "nodegroup.imdsv2", "sg.no-world-ingress", "cluster.version-support",
+    "nodegroup.imdsv2", "sg.no-world-ingress", "cluster.version-support", "endpoint.policy",
 }
 CliRun = Callable[..., Any]
 # A date far from any end of standard support of the sandbox's default version (EKS's calendar): verify
@@ -95,6 +95,9 @@ def test_verify_passes_on_what_up_built(cli: CliRun, aws_env: Path, cluster_name
     assert {c["resource"].split(" ")[1] for c in report["checks"] if c["id"] == "endpoint.available"} == {
         "(ec2)", "(ecr.api)", "(ecr.dkr)", "(sts)", "(logs)", "(ssm)"}
     assert len([c for c in report["checks"] if c["id"] == "nodegroup.imdsv2"]) == 3
+    # Every endpoint of the VPC, the Pod Identity one and the S3 gateway included, carries the perimeter.
+    assert sorted(c["resource"].split(" ")[1] for c in report["checks"] if c["id"] == "endpoint.policy") == [
+        "(ec2)", "(ecr.api)", "(ecr.dkr)", "(eks-auth)", "(logs)", "(s3)", "(ssm)", "(sts)"]
     assert len([c for c in report["checks"] if c["id"] == "subnet.no-internet-route"]) == 3
     assert reads_only(stand_in.calls()[first:])  # verify changes nothing
 
@@ -102,6 +105,30 @@ def test_verify_passes_on_what_up_built(cli: CliRun, aws_env: Path, cluster_name
     code, report = verify_json(cli, cluster_name)
     assert code == 0 and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0
     assert len([c for c in report["checks"] if c["id"] == "endpoint.available"]) == 5
+
+
+def test_an_endpoint_policy_opened_behind_its_back_fails_verify_and_up_restores_it(
+        cli: CliRun, aws_env: Path, cluster_name: str, stand_in: SandboxServer) -> None:
+    up(cli, cluster_name)
+    s3 = state_ids(aws_env, cluster_name, "endpoints/s3")["endpoint_id"]
+    ec2_client(stand_in.url).modify_vpc_endpoint(VpcEndpointId=s3, ResetPolicy=True)  # AWS's full access again
+    code, report = verify_json(cli, cluster_name)
+    assert code == 1
+    (fail,) = failures(report)
+    assert fail["id"] == "endpoint.policy" and fail["resource"] == f"{s3} (s3)"
+    assert "writes to other accounts' buckets" in fail["detail"]
+
+    planned = cli("plan", "--name", cluster_name, "--output", "json")
+    steps = {s["key"]: s for s in json.loads(planned.stdout)["steps"]}
+    assert steps["endpoints"]["action"] == "update"
+    assert "set the s3 endpoint policy (perimeter)" in steps["endpoints"]["details"]
+    first = len(stand_in.calls())
+    up(cli, cluster_name)
+    made = [r.operation for r in stand_in.calls()[first:] if not r.operation.startswith(("Describe", "List", "Get"))]
+    assert made == ["ModifyVpcEndpoint"]  # in place: the endpoint, its routes and its id stay
+    assert state_ids(aws_env, cluster_name, "endpoints/s3")["endpoint_id"] == s3
+    code, report = verify_json(cli, cluster_name)
+    assert code == 0 and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0
 
 
 def test_a_public_but_limited_api_is_a_warning(cli: CliRun, aws_env: Path, cluster_name: str) -> None:

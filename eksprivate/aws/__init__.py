@@ -38,6 +38,7 @@ from eksprivate.aws.sessions import (
     home_region,
     known_regions,
     partition_dns_suffix,
+    partition_of_region,
     profile_region,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "one_line",
     "paced",
     "partition_dns_suffix",
+    "partition_of_region",
     "poll_interval",
     "profile_region",
     "retry_transient",

@@ -4,6 +4,7 @@ client raise those instead of botocore's."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from eksprivate.errors import (
     StillPropagating,
     UsageError,
 )
+from eksprivate.grants import iam_action
 from eksprivate.propagation import is_propagating
 
 # Error codes that mean "a service quota was hit", so we can say which.
@@ -111,20 +113,57 @@ def typed_error(service: str, operation: str, code: str, message: str, hint: str
     return cls(service, operation, code, message, hint)
 
 
-def translate(exc: Exception, service: str = "", operation: str = "") -> EksPrivateError:
-    """Turn a botocore exception into the project's error with a hint a human can act on."""
+# AWS's access-denied messages, in the form the IAM User Guide documents ("Access denied error messages"):
+# "User: <principal> is not authorized to perform: <action> on resource: <arn> because <why>" (or "with an
+# explicit deny in <policy type>"); S3 quotes the resource; EC2 appends "Encoded authorization failure message:".
+DENIAL = re.compile(r"is not authorized to perform: (?P<action>[A-Za-z0-9-]+:[A-Za-z0-9*]+)"
+                    r"(?: on resource: \"?(?P<resource>[^\s\"]+)\"?)?"
+                    r"(?: (?P<reason>(?:because|with) [^.]*))?")
+ENCODED = re.compile(r"Encoded authorization failure message: (?P<encoded>\S+)")
+
+
+def access_denied(service: str, operation: str, code: str, message: str, *, prefix: str = "",
+                  action_of: str = "") -> AccessDenied:
+    """The typed refusal of a call the caller may not make, saying in one line what to grant: the action AWS
+    refused (the one its message names, e.g. iam:PassRole refused on CreateCluster, else the call's own), the
+    resource when AWS names it, and AWS's reason. `action_of` is the API operation the action comes from (a
+    waiter's is its underlying Describe call, not the waiter's name)."""
+    said = DENIAL.search(message)
+    action = said["action"] if said else iam_action(prefix or service, action_of or operation)  # grants.py
+    resource = said["resource"] if said else None
+    reason = said["reason"].strip() if said and said["reason"] else None
+    encoded = ENCODED.search(message)
+    text = f"not allowed to call {action}" + (f" on {resource}" if resource else "") + (
+        f" ({reason})" if reason else "")
+    if reason and "explicit deny" in reason:
+        hint = ("an explicit deny wins over any allow: whoever owns that policy must lift it; "
+                "`eksprivate permissions` prints the whole policy eksprivate needs")
+    else:
+        hint = f"grant {action}, then rerun: `eksprivate permissions` prints the whole policy eksprivate needs"
+    if encoded:
+        hint += "; EC2 encoded why in its answer (`aws sts decode-authorization-message` decodes it)"
+    error = AccessDenied(service, operation, code, text, hint)
+    error.aws_message = message
+    error.action, error.resource, error.reason = action, resource, reason
+    error.encoded = encoded["encoded"] if encoded else None
+    return error
+
+
+def translate(exc: Exception, service: str = "", operation: str = "", prefix: str = "") -> EksPrivateError:
+    """Turn a botocore exception into the project's error with a hint a human can act on. `prefix`: the
+    service's IAM action prefix (its signing name), when the caller knows it."""
     if isinstance(exc, EksPrivateError):
         return exc
     if isinstance(exc, bx.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
-        message = one_line(str(err.get("Message", "")) or str(exc))
         op = operation or exc.operation_name
+        if error_class(code) is AccessDenied:
+            return access_denied(service, op, code, str(err.get("Message", "")), prefix=prefix,
+                                 action_of=exc.operation_name)
+        message = one_line(str(err.get("Message", "")) or str(exc))
         hint: str | None = None
-        if code in DENIED_CODES:
-            hint = (f"the caller is not allowed to call {service}:{op}; "
-                    "grant it (README lists every permission eksprivate needs)")
-        elif code in EXPIRED_CODES:
+        if code in EXPIRED_CODES:
             hint = "your AWS credentials have expired; refresh them (e.g. `aws sso login`) and rerun"
         elif code in BAD_CREDENTIAL_CODES:
             hint = "the AWS credentials are not valid for this account/region; check your profile"
@@ -160,6 +199,9 @@ class Client:
     def __init__(self, service: str, raw: Any) -> None:
         self.service = service
         self.raw = raw
+        # The IAM action prefix of the service (elbv2 -> elasticloadbalancing): its signing name, from the model.
+        self.prefix = str(getattr(getattr(getattr(raw, "meta", None), "service_model", None), "signing_name", "")
+                          or service)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self.raw, name)
@@ -168,7 +210,7 @@ class Client:
             try:
                 return method(*args, **kwargs)
             except (bx.ClientError, bx.BotoCoreError) as exc:
-                raise translate(exc, self.service, operation_name(name)) from exc
+                raise translate(exc, self.service, operation_name(name), self.prefix) from exc
 
         return call
 
@@ -178,7 +220,7 @@ class Client:
             for page in self.raw.get_paginator(operation).paginate(**kwargs):
                 yield from page.get(key, [])
         except (bx.ClientError, bx.BotoCoreError) as exc:
-            raise translate(exc, self.service, operation_name(operation)) from exc
+            raise translate(exc, self.service, operation_name(operation), self.prefix) from exc
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -180,6 +180,14 @@ def home_region(region: str) -> str:
     return fallback
 
 
+def partition_of_region(region: str) -> str:
+    """The partition a region belongs to by botocore's partition data (its region list, then its pattern)."""
+    for part in _partitions():
+        if region in part.get("regions", {}) or re.match(str(part.get("regionRegex", "^$")), region):
+            return str(part.get("id", "aws"))
+    return "aws"
+
+
 _loaders: dict[str, Any] = {}
 _loaders_lock = threading.Lock()
 

@@ -12,9 +12,17 @@ from typing import Any
 import botocore.exceptions as bx
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
-from eksprivate.aws.errors import Client, failure_detail, operation_name, translate, update_errors
+from eksprivate.aws.errors import (
+    Client,
+    access_denied,
+    error_class,
+    failure_detail,
+    operation_name,
+    translate,
+    update_errors,
+)
 from eksprivate.aws.retries import expected_for, paced, pause_at
-from eksprivate.errors import AwsApiError, EksPrivateError, ResourceFailed, WaitTimeout
+from eksprivate.errors import AccessDenied, AwsApiError, EksPrivateError, ResourceFailed, WaitTimeout
 
 
 def _custom_waiters(service: str) -> WaiterModel:
@@ -48,9 +56,9 @@ def wait_for(client: Client, waiter_name: str, *, delay: float, timeout: float, 
                 raise WaitTimeout(f"{what} did not finish within {timeout / 60:.0f} min",
                                   "it may still finish: check the console, then rerun to resume") from None
         except bx.WaiterError as exc:
-            _waiter_failed(exc, service, waiter_name, what)
+            _waiter_failed(exc, service, waiter_name, what, waiter.config.operation, client.prefix)
         except (bx.ClientError, bx.BotoCoreError) as exc:
-            raise translate(exc, service, waiter_name) from exc
+            raise translate(exc, service, waiter_name, client.prefix) from exc
 
 
 def _wait_phase(waiter: Any, pause: float, span: float, **kwargs: Any) -> None:
@@ -65,14 +73,18 @@ def _wait_phase(waiter: Any, pause: float, span: float, **kwargs: Any) -> None:
         raise
 
 
-def _waiter_failed(exc: Exception, service: str, waiter_name: str, what: str) -> None:
+def _waiter_failed(exc: Exception, service: str, waiter_name: str, what: str, operation: str = "",
+                   prefix: str = "") -> None:
     """A waiter that ended on a failure state or an error: raise the project's error for it."""
     reason = str(getattr(exc, "kwargs", {}).get("reason", "")) if hasattr(exc, "kwargs") else str(exc)
     last = getattr(exc, "last_response", None) or {}
     if "Error" in last and last["Error"].get("Code"):
         err = last["Error"]
-        raise AwsApiError(service, operation_name(waiter_name), str(err.get("Code")),
-                          str(err.get("Message", ""))) from exc
+        code, message = str(err.get("Code")), str(err.get("Message", ""))
+        if error_class(code) is AccessDenied:  # the wait's polls refused: say what to grant
+            raise access_denied(service, operation_name(waiter_name), code, message, prefix=prefix,
+                                action_of=operation) from exc
+        raise AwsApiError(service, operation_name(waiter_name), code, message) from exc
     raise ResourceFailed(f"{what} failed: {failure_detail(last) or reason}") from exc
 
 

@@ -29,6 +29,7 @@ from eksprivate.sandbox import (
     eks_versions,
     endpoint_dns,
     endpoint_lifecycle,
+    endpoint_policies,
     iam_propagation,
     lb_dependents,
     nodegroup_ami,
@@ -55,6 +56,7 @@ FAMILIES: tuple[Family, ...] = (
     eks_updates,  # asynchronous updates (wraps access_entries' create_cluster response), DescribeUpdate
     s3_state,  # S3 conditional writes for the state lock
     endpoint_dns,  # private DNS names of interface endpoints; wraps endpoint_lifecycle's create_vpc_endpoint
+    endpoint_policies,  # policies kept as AWS does (ResetPolicy, reformatted answers); wraps endpoint_dns' create
     ecr_pull_through,  # ECR pull-through cache rules
     pricing,  # the Pricing API and spot price history
     eks_versions,  # DescribeClusterVersions; wraps CreateCluster with the version calendar

@@ -182,9 +182,13 @@ class _Route:
     query_keys: frozenset[str]
     literal_length: int  # more literal text = more specific template
     operation: str
+    # Required members sent outside the URI template (S3's AbortMultipartUpload: `uploadId` in the query;
+    # CopyObject: the x-amz-copy-source header): what tells operations of one template apart.
+    required_query: frozenset[str] = frozenset()
+    required_headers: frozenset[str] = frozenset()
 
 
-def _route(method: str, request_uri: str, operation: str) -> _Route:
+def _route(method: str, request_uri: str, operation: str, op_model: Any = None) -> _Route:
     path, _, query = request_uri.partition("?")
     pattern = ""
     literal = 0
@@ -195,7 +199,14 @@ def _route(method: str, request_uri: str, operation: str) -> _Route:
             pattern += re.escape(piece)
             literal += len(piece)
     keys = frozenset(part.split("=", 1)[0] for part in query.split("&") if part)
-    return _Route(method, re.compile(pattern + "/?"), keys, literal, operation)
+    shape = getattr(op_model, "input_shape", None)
+    required = set(getattr(shape, "required_members", []) or []) if shape is not None else set()
+    members = shape.members if shape is not None else {}
+    located = [(members[m].serialization.get("location"), members[m].serialization.get("name", m))
+               for m in required if m in members]
+    return _Route(method, re.compile(pattern + "/?"), keys, literal, operation,
+                  frozenset(name for where, name in located if where == "querystring"),
+                  frozenset(name for where, name in located if where == "header"))
 
 
 @functools.cache
@@ -210,16 +221,19 @@ def _rest_routes(signing_name: str) -> tuple[tuple[_Route, ...], WireProtocol]:
     except UnknownServiceError:
         return (), "rest-json"
     routes = tuple(
-        _route(op.http.get("method", "POST"), op.http.get("requestUri", "/"), op.name)
+        _route(op.http.get("method", "POST"), op.http.get("requestUri", "/"), op.name, op)
         for op in (model.operation_model(n) for n in model.operation_names)
     )
     return routes, "rest-xml" if model.protocol == "rest-xml" else "rest-json"
 
 
-def _rest_operation(service: str, method: str, raw_path: str, query: str) -> tuple[str, WireProtocol]:
+def _rest_operation(service: str, method: str, raw_path: str, query: str,
+                    environ: Environ | None = None) -> tuple[str, WireProtocol]:
     routes, protocol = _rest_routes(service)
     query_keys = set(parse_qs(query, keep_blank_values=True))
-    matches = [r for r in routes if r.method == method and r.query_keys <= query_keys and r.path.fullmatch(raw_path)]
+    headers = {k[5:].replace("_", "-").lower() for k in (environ or {}) if k.startswith("HTTP_")}
+    matches = [r for r in routes if r.method == method and r.query_keys <= query_keys and r.path.fullmatch(raw_path)
+               and r.required_query <= query_keys and {h.lower() for h in r.required_headers} <= headers]
     if not matches:
         return f"{method} {raw_path}", protocol
     best = max(matches, key=lambda r: (len(r.query_keys), r.literal_length))
@@ -258,7 +272,7 @@ def identify(environ: Environ) -> RequestInfo:
         action = _read_form_body(environ).get("Action") or parse_qs(query).get("Action")
         if action:
             return RequestInfo(service, region, "ec2" if service == "ec2" else "query", action[0])
-    operation, protocol = _rest_operation(service, method, raw_path, query)
+    operation, protocol = _rest_operation(service, method, raw_path, query, environ)
     return RequestInfo(service, region, protocol, operation)
 
 
@@ -283,7 +297,7 @@ _UNAVAILABLE: dict[WireProtocol, tuple[int, str, str]] = {
     "rest-xml": (503, "ServiceUnavailable", "Service is unavailable. Please try again later."),
     "rpc-v2-cbor": (503, "", ""),
 }
-_REASONS = {400: "Bad Request", 429: "Too Many Requests", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
 
 
 def fault_response(fault: Fault, protocol: WireProtocol) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -317,6 +331,11 @@ def fault_response(fault: Fault, protocol: WireProtocol) -> tuple[int, list[tupl
 # The middleware
 
 
+# Decides, before moto, whether a request is refused (or answered where moto cannot: the IAM policy simulator):
+# None, or the (status, headers, body) to answer.
+Gate = Callable[[Environ, RequestInfo], "tuple[int, list[tuple[str, str]], bytes] | None"]
+
+
 class Controller(Protocol):
     """What the control endpoints act on (implemented by SandboxServer)."""
 
@@ -336,11 +355,13 @@ class SandboxMiddleware:
         controller: Controller,
         faults: FaultInjector | None = None,
         log: CallLog | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.app = app
         self.controller = controller
         self.faults = faults or FaultInjector()
         self.log = log or CallLog()
+        self.gate = gate
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -350,6 +371,12 @@ class SandboxMiddleware:
             return self.app(environ, start_response)
 
         info = identify(environ)
+        refusal = self.gate(environ, info) if self.gate is not None else None
+        if refusal is not None:  # refused before moto, as AWS refuses before acting (operator_policy)
+            status, headers, body = refusal
+            self._record(info, status, None)
+            start_response(f"{status} {_REASONS.get(status, 'Forbidden')}", headers)
+            return [body]
         fault = self.faults.draw()
         if fault is not None:
             status, headers, body = fault_response(fault, info.protocol)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from eksprivate.sandbox import families
+from eksprivate.sandbox import families, iam_simulation
 from eksprivate.sandbox.core import updates
 from eksprivate.sandbox.core.clock import TIMING_FIELDS, Timing, current_timing, set_timing
 from eksprivate.sandbox.faults import (
@@ -23,9 +23,11 @@ from eksprivate.sandbox.faults import (
     Environ,
     FaultConfig,
     FaultInjector,
+    RequestInfo,
     SandboxMiddleware,
     StartResponse,
 )
+from eksprivate.sandbox.operator_policy import Check, OperatorPolicy
 
 
 def _is_loopback(host: str) -> bool:
@@ -74,6 +76,7 @@ class SandboxServer:
         self._timing = timing
         self._faults = FaultInjector(faults)
         self._log = CallLog()
+        self._policy = OperatorPolicy()
         self._log_requests = log_requests
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -107,7 +110,15 @@ class SandboxServer:
             families.install()
             return moto_app(environ, start_response)  # type: ignore[no-any-return]
 
-        app = SandboxMiddleware(patched_moto, self, self._faults, self._log)
+        policy = self._policy
+
+        def gate(environ: Environ, info: RequestInfo) -> tuple[int, list[tuple[str, str]], bytes] | None:
+            refused = policy.authorise(environ, info.service, info.operation, info.region, info.protocol)
+            if refused is None and (info.service, info.operation) == ("iam", "SimulatePrincipalPolicy"):
+                return iam_simulation.answer(environ, policy.policy)  # moto has no policy simulator
+            return refused
+
+        app = SandboxMiddleware(patched_moto, self, self._faults, self._log, gate)
         self._server = make_server(self.host, self._requested_port, app, threaded=True, request_handler=RequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox:{self.port}", daemon=True)
         self._thread.start()
@@ -152,6 +163,15 @@ class SandboxServer:
 
     def clear_calls(self) -> None:
         self._log.clear()
+
+    def enforce(self, policy: dict[str, Any] | None) -> None:
+        """Authorise every call against this operator IAM policy from now on (None: allow everything, as
+        moto does): see `operator_policy`."""
+        self._policy.set(policy)
+
+    def refused(self) -> list[Check]:
+        """The checks the enforced policy refused since it was set, in order."""
+        return list(self._policy.refused)
 
     def reset(self) -> None:
         """Forget every AWS resource (all moto backends) and the call log."""

@@ -10,6 +10,7 @@ from eksprivate.steps.discovery import Discovery, OrphanLaunchTemplates, OrphanN
 from eksprivate.steps.ecr import EcrRepository, other_repositories
 from eksprivate.steps.endpoints import Endpoints
 from eksprivate.steps.foreign_check import with_teardown_steps
+from eksprivate.steps.given_roles import use_given_roles
 from eksprivate.steps.iam import ClusterRole, FlowLogsRole, NodeRole, flow_log_group_name, role_classes
 from eksprivate.steps.network import EndpointSecurityGroup, Subnets, Vpc
 from eksprivate.steps.nodegroups import NodeGroup, planned_nodegroups
@@ -96,6 +97,7 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     cache = ([PullThroughCache()] if s.pull_through_cache or ctx.ledger.ids("pull-through-cache") or lost_state
              else [])
     graph = use_network(ctx, [*steps, *templates, *upgrade, *addons, *groups, *repos, *cache])  # vpc_id: the user's VPC
+    graph = use_given_roles(ctx, graph)  # cluster_role_arn, ...: an IAM team's roles, never changed or deleted
     # Teardown only (down, status, plan --destroy): what Kubernetes made, and a first look for resources that
     # are not the cluster's (`down` stops before deleting anything when there are any).
     return with_teardown_steps(graph) if everything else graph

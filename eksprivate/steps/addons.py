@@ -24,6 +24,7 @@ from typing import Any
 
 from eksprivate.config import NODE_ADDONS, AddonSpec, kubernetes_minor
 from eksprivate.errors import NotFound, ResourceFailed, WaitTimeout
+from eksprivate.grants import Grant, grant, pass_role, reads
 from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.iam import Role
 from eksprivate.steps.policies import managed_policy
@@ -72,6 +73,7 @@ class EbsCsiRole(Role):
     title = "EBS CSI driver IAM role"
     service = "pods.eks"
     suffix = "ebs-csi"
+    given_by = "ebs_csi_role_arn"
     description = "eksprivate: the EBS CSI driver controller (EKS Pod Identity)"
     trust_actions = ("sts:AssumeRole", "sts:TagSession")
     needs: tuple[str, ...] = ("vpc",)
@@ -123,6 +125,24 @@ class Addon(Step):
                 else "as soon as the cluster is ACTIVE, beside the node groups; ACTIVE once their nodes are Ready")
         return [f"EKS managed add-on, version {spec.version}"
                 + (" (EKS's default for the Kubernetes version)" if spec.version == "default" else ""), when]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        addons, cluster = ctx.arns.eks_addon(), ctx.arns.eks_cluster()
+        out = [reads("eks:DescribeAddon", "eks:DescribeUpdate", on=addons, why="find the add-on; follow its updates"),
+               reads("eks:DescribeCluster", on=cluster, why="the cluster's Kubernetes version"),
+               reads("eks:DescribeAddonVersions", why="EKS's default add-on version (no resource ARN)"),
+               grant("create", "eks:CreateAddon", on=cluster, why=f"the {self.name} add-on"),
+               grant("create", "eks:TagResource", on=addons, why="tags given to CreateAddon"),
+               grant("update", "eks:UpdateAddon", on=addons, why="its version and configuration"),
+               grant("remove", "eks:DeleteAddon", on=addons, why="an add-on removed from the config (--prune)")]
+        if self.name == EBS_CSI and not self.orphan:
+            # CreateAddon with podIdentityAssociations: EKS makes the association for the caller, who must be
+            # allowed to, and to hand the role over.
+            out += [grant("create", "eks:CreatePodIdentityAssociation", on=cluster,
+                          why="the EBS CSI driver's Pod Identity association, made with the add-on"),
+                    pass_role(EbsCsiRole().arn(ctx), "pods.eks.amazonaws.com", verbs="create",
+                              why="the EBS CSI driver's role, handed to EKS Pod Identity")]
+        return out
 
     def find(self, ctx: Context) -> Found | None:
         try:

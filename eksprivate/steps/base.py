@@ -19,6 +19,7 @@ from eksprivate.aws import Aws, typed_error
 from eksprivate.config import Settings
 from eksprivate.endpoint_services import EndpointService
 from eksprivate.errors import Interrupted, NotFound
+from eksprivate.grants import Arns, Grant
 from eksprivate.partitions import AWS, Partition
 from eksprivate.state import Ledger
 from eksprivate.zones import SkippedZone
@@ -105,6 +106,11 @@ class Context:
     @property
     def region(self) -> str:
         return self.aws.region
+
+    @property
+    def arns(self) -> Arns:
+        """This cluster's ARNs in the caller's partition, region and account (what grants name)."""
+        return Arns(self.partition.name, self.region, self.account, self.name)
 
     def zone_name(self, zone: str) -> str:
         """The AZ name for `zone`, given as a name or as a zone ID (`availability_zones` takes both)."""
@@ -296,6 +302,13 @@ class Step:
         return "delete"
 
     def destroy_details(self, ctx: Context, found: Found) -> list[str]:
+        return []
+
+    # The IAM actions this step's verbs call, on what, with what AWS checks beside them (iam:PassRole,
+    # tag-on-create, KMS grants), as plain values (`eksprivate.grants`). No AWS call: read from the config
+    # and the state. `eksprivate permissions` is their union over the graph; the sandbox's call log checks
+    # that every call a whole life makes is declared here (tests/test_permissions.py).
+    def grants(self, ctx: Context) -> list[Grant]:
         return []
 
     # One line naming the resources (ids) for progress/status.

@@ -9,8 +9,10 @@ from typing import Any
 from eksprivate.aws import retry_transient
 from eksprivate.config import kubernetes_minor
 from eksprivate.errors import EksPrivateError, InUse, NotFound, ResourceFailed
+from eksprivate.grants import Condition, Grant, Verb, equals, grant, pass_role, reads
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
+from eksprivate.steps.iam import ClusterRole
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
@@ -22,6 +24,26 @@ def kms_key_arn(ctx: Context) -> str | None:
     if not ctx.settings.secrets_encryption:
         return None
     return ctx.settings.kms_key_arn or ctx.ledger.ids("kms-key").get("key_arn")
+
+
+def service_linked_role(ctx: Context, service: str, name: str, verbs: tuple[Verb, ...] = ("create",)) -> Grant:
+    """iam:CreateServiceLinkedRole for one AWS service's role, only for that service (iam:AWSServiceName): EKS
+    makes its service-linked role on the caller's behalf the first time it is needed in an account (EKS User
+    Guide, "Using service-linked roles for Amazon EKS")."""
+    return grant(verbs, "iam:CreateServiceLinkedRole",
+                 on=ctx.arns.arn("iam", f"role/aws-service-role/{service}/{name}", regional=False),
+                 when=[equals("iam:AWSServiceName", service)], why=f"{name}, made by EKS on first use in the account")
+
+
+def secrets_key_grants(ctx: Context, verbs: tuple[Verb, ...] = ("create",)) -> list[Grant]:
+    """What CreateCluster with encryptionConfig checks beside it: the caller may describe the key and create a
+    grant on it for EKS (EKS User Guide, envelope encryption: the principal needs kms:DescribeKey and
+    kms:CreateGrant on the key), a grant only for an AWS resource (kms:GrantIsForAWSResource)."""
+    key = ctx.settings.kms_key_arn or ctx.arns.kms_key()
+    return [grant(verbs, "kms:DescribeKey", on=key, why="EKS secrets encryption: the key the cluster uses"),
+            grant(verbs, "kms:CreateGrant", on=key,
+                  when=[Condition("Bool", "kms:GrantIsForAWSResource", ("true",))],
+                  why="EKS secrets encryption: the grant EKS keeps on the key, for an AWS resource only")]
 
 
 UPDATE_KEY = "cluster/update"  # ledger sub-keys cluster/update/<field>: an update's token, then its id
@@ -45,6 +67,24 @@ class Cluster(Step):
                 f"support type {s.support_type}" + (": billed at the extended-support rate once the version leaves "
                                                     "standard support" if s.support_type == "EXTENDED" else
                                                     " (upgraded by AWS at the end of standard support)")]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        cluster = ctx.arns.eks_cluster()
+        out = [reads("eks:DescribeCluster", on=cluster, why="find the cluster; wait for ACTIVE"),
+               grant("create", "eks:CreateCluster", why="the cluster (EKS takes no resource ARN for it)"),
+               grant("create", "eks:TagResource", on=cluster, why="tags given to CreateCluster"),
+               pass_role(ClusterRole().arn(ctx), "eks.amazonaws.com", verbs="create",
+                         why="CreateCluster hands the cluster role to EKS"),
+               # With an IAM team's cluster role, EKS's service-linked role is the team's to make too: checked to
+               # exist before the run (steps/given_roles.py), never made through the operator.
+               *([] if ClusterRole().given(ctx) else [
+                   service_linked_role(ctx, "eks.amazonaws.com", "AWSServiceRoleForAmazonEKS")]),
+               grant("update", "eks:UpdateClusterConfig", on=cluster, why="API access, logging, support type"),
+               reads("eks:DescribeUpdate", on=cluster, why="follow an update to its end"),
+               grant("remove", "eks:DeleteCluster", on=cluster, why="the cluster")]
+        if kms_key_arn(ctx) is not None or ctx.settings.secrets_encryption:
+            out += secrets_key_grants(ctx)
+        return out
 
     def vpc_config(self, ctx: Context, subnets: list[str] | None) -> dict[str, Any]:
         public = list(ctx.settings.public_access_cidrs)
@@ -210,6 +250,18 @@ class ClusterAdmins(Step):
 
     def policy_arn(self, ctx: Context) -> str:
         return ctx.partition.arn("eks", "", "aws", f"cluster-access-policy/{CLUSTER_ADMIN_POLICY}")
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        entries = ctx.arns.eks_access_entry()
+        return [reads("eks:ListAccessEntries", on=ctx.arns.eks_cluster(), why="the cluster's access entries"),
+                reads("eks:DescribeAccessEntry", on=entries, why="whether an entry is eksprivate's"),
+                grant("create", "eks:CreateAccessEntry", on=ctx.arns.eks_cluster(), why="an admin's access entry"),
+                grant("create", "eks:TagResource", on=entries, why="tags given to CreateAccessEntry"),
+                grant("create", "eks:AssociateAccessPolicy", on=entries,
+                      when=[Condition("ArnEquals", "eks:policyArn", (self.policy_arn(ctx),))],
+                      why="the cluster-admin access policy, only that one"),
+                grant(("update", "remove"), "eks:DeleteAccessEntry", on=entries,
+                      why="entries of admins removed from the config")]
 
     def find(self, ctx: Context) -> Found | None:
         try:

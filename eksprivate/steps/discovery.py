@@ -14,6 +14,7 @@ Orphans the state records (a repository, an add-on) need no discovery: `build_gr
 from __future__ import annotations
 
 from eksprivate.config import NodeGroupSpec
+from eksprivate.grants import Grant, reads
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.ecr import EcrRepository, other_repositories
 from eksprivate.steps.nodegroups import NodeGroup, other_nodegroup_names
@@ -38,6 +39,15 @@ class Discovery(Step):
     def orphan_step(self, name: str) -> Step:
         raise NotImplementedError
 
+    def reads(self, ctx: Context) -> list[Grant]:
+        """What `find` calls."""
+        raise NotImplementedError
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        """Its reads, and what the orphans it finds call: their reads and their removal (never a create)."""
+        orphan = [g for g in self.orphan_step("*").grants(ctx) if set(g.verbs) & {"find", "remove"}]
+        return [*self.reads(ctx), *orphan]
+
     def describe(self, found: Found) -> str:
         return ", ".join(str(name) for name in found.get("names", []))
 
@@ -51,6 +61,10 @@ class OrphanNodeGroups(Discovery):
 
     def find(self, ctx: Context) -> Found | None:
         return {"names": other_nodegroup_names(ctx, self.known)}
+
+    def reads(self, ctx: Context) -> list[Grant]:
+        return [reads("eks:ListNodegroups", on=ctx.arns.eks_cluster(), why="node groups the config no longer names"),
+                reads("eks:DescribeNodegroup", on=ctx.arns.eks_nodegroup(), why="whether such a group is eksprivate's")]
 
     def orphan_step(self, name: str) -> Step:
         return NodeGroup(name, None, None)
@@ -66,6 +80,9 @@ class OrphanLaunchTemplates(Discovery):
     def find(self, ctx: Context) -> Found | None:
         return {"names": [spec.name for spec in other_launch_template_specs(ctx, self.known)]}
 
+    def reads(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeLaunchTemplates", why="launch templates the config no longer names")]
+
     def orphan_step(self, name: str) -> Step:
         return LaunchTemplate(NodeGroupSpec(name=name), orphan=True)
 
@@ -79,6 +96,15 @@ class OrphanRepositories(Discovery):
 
     def find(self, ctx: Context) -> Found | None:
         return {"names": other_repositories(ctx, self.known, scan=True)}
+
+    def reads(self, ctx: Context) -> list[Grant]:
+        return [reads("ecr:DescribeRepositories", "ecr:ListTagsForResource", on=ctx.arns.ecr_repository("*"),
+                      why="down: repositories tagged for the cluster that neither the config nor the state names")]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Their names are unknown: deleting one needs ecr:DeleteRepository on it, which only a policy printed
+        # with the config (or the state) that names it grants. Not "repository/*": any repository of the account.
+        return self.reads(ctx)
 
     def orphan_step(self, name: str) -> Step:
         return EcrRepository(name, orphan=True)

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from eksprivate.errors import AccessDenied, AlreadyExists, NotFound
+from eksprivate.grants import Grant, grant, reads
 from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
 
 TAG_MUTABILITY = "IMMUTABLE"
@@ -58,6 +59,19 @@ class EcrRepository(Step):
 
     def preview(self, ctx: Context) -> list[str]:
         return [f"{self.name}: tags {TAG_MUTABILITY.lower()}, scan on push, {ENCRYPTION['encryptionType']}"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        repo = ctx.arns.ecr_repository(self.name)
+        out = [reads("ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:ListImages", on=repo,
+                     why=f"find {self.name}; whether it holds images"),
+               grant("create", "ecr:CreateRepository", "ecr:TagResource", on=repo, why=f"{self.name}, with its tags"),
+               grant(("create", "update"), "ecr:PutImageTagMutability", "ecr:PutImageScanningConfiguration", on=repo,
+                     why="immutable tags, scan on push"),
+               grant("remove", "ecr:DeleteRepository", on=repo, why=f"{self.name}, images included")]
+        if self.teardown:  # down finds, by tag, repositories the config no longer lists: it lists them all
+            out.append(reads("ecr:DescribeRepositories", on=ctx.arns.ecr_repository("*"),
+                             why="repositories tagged for the cluster that the config no longer lists"))
+        return out
 
     def find(self, ctx: Context) -> Found | None:
         repo = _describe(ctx, self.name)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
-from eksprivate import endpoint_services
+from eksprivate import endpoint_services, perimeter
 from eksprivate.endpoint_services import EndpointService, short_name
-from eksprivate.errors import NotFound
+from eksprivate.errors import NotFound, UsageError
+from eksprivate.grants import Grant, ec2_tag_on_create, ec2_write, grant, reads
 from eksprivate.steps.base import Change, Context, Found, Step, raise_unsuccessful
 from eksprivate.steps.network import route_table_ids, subnet_ids
 
@@ -23,14 +25,85 @@ def services(ctx: Context, wanted: dict[str, str]) -> dict[str, EndpointService]
     return ctx.endpoint_services
 
 
+def perimeter_of(ctx: Context) -> perimeter.Perimeter:
+    """The perimeter this configuration draws: this account and the trusted ones."""
+    s = ctx.settings
+    return perimeter.Perimeter(partition=ctx.partition, region=ctx.region, account=ctx.account,
+                               trusted_accounts=s.trusted_accounts, trusted_org_id=s.trusted_org_id)
+
+
+def wanted_policy(ctx: Context, svc: str) -> tuple[str | None, str]:
+    """The policy the endpoint of `svc` should carry (None: AWS's full-access default) and where it comes from."""
+    files = dict(ctx.settings.endpoint_policy_files)
+    if svc in files:
+        return files[svc], "your file"
+    if ctx.settings.endpoint_policies == "open":
+        return None, "open: AWS's full-access default"
+    return json.dumps(perimeter_of(ctx).policy(svc)), "perimeter"
+
+
+def check_perimeter(ctx: Context) -> None:
+    """Before anything is made: a perimeter needs the region's EKS add-on image registry (AWS's table), or the
+    nodes could not pull the VPC CNI and would never become Ready."""
+    s = ctx.settings
+    if s.endpoint_policies != "perimeter":
+        return
+    for svc in ("s3", *s.interface_endpoints):  # the ECR and S3 policies name every trusted account most often
+        size = len(json.dumps(perimeter_of(ctx).policy(svc)))
+        if size > perimeter.MAX_POLICY_CHARS:
+            raise UsageError(f"trusted_accounts: the {svc} endpoint's perimeter policy would be {size} characters; AWS "
+                             f"takes {perimeter.MAX_POLICY_CHARS}", "trust the organisation (trusted_org_id) instead "
+                             "of listing its accounts")
+    if perimeter.eks_image_registry(ctx.region) is not None:
+        return
+    if all(svc in dict(s.endpoint_policy_files) for svc in perimeter.ECR_SERVICES):
+        return
+    raise UsageError(f"endpoint_policies = \"perimeter\": {ctx.region} is not in eksprivate's table of EKS add-on "
+                     "image registries (AWS's \"Amazon container image registries\"), so the ECR endpoints' policy "
+                     "could not let the nodes pull the VPC CNI", "give ecr.api and ecr.dkr your own policy in "
+                     "endpoint_policy_files, add the registry's account to trusted_accounts, or set "
+                     "endpoint_policies = \"open\"")
+
+
 class Endpoints(Step):
     key = "endpoints"
     title = "VPC endpoints"
     needs: tuple[str, ...] = ("subnets", "endpoint-sg")
 
     def preview(self, ctx: Context) -> list[str]:
-        return [f"interface, private DNS: {', '.join(ctx.settings.interface_endpoints)}",
-                "gateway: s3, on every route table"]
+        lines = [f"interface, private DNS: {', '.join(ctx.settings.interface_endpoints)}",
+                 "gateway: s3, on every route table"]
+        for svc in self.wanted(ctx):
+            lines += self._policy_preview(ctx, svc)
+        return lines
+
+    def _policy_preview(self, ctx: Context, svc: str) -> list[str]:
+        """`plan`'s view of the policy an endpoint gets: one line per statement."""
+        if not self._takes_policy(ctx, svc):
+            return [f"{svc} policy: none (AWS takes no endpoint policy for this service)"]
+        policy, source = wanted_policy(ctx, svc)
+        if policy is None:
+            return [f"{svc} policy: {source}"]
+        return [f"{svc} policy ({source}):", *(f"  {line}" for line in perimeter.summary(json.loads(policy)))]
+
+    def _takes_policy(self, ctx: Context, svc: str) -> bool:
+        return services(ctx, {svc: self.wanted(ctx).get(svc, "Interface")})[svc].policy_supported
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeVpcEndpoints", "ec2:DescribeVpcEndpointServices",
+                      why="find the endpoints by their tag; each service's full name and zones"),
+                ec2_write(ctx.arns, "create", "ec2:CreateVpcEndpoint",
+                          extra=[ctx.arns.arn("ec2", "vpc-endpoint-service/*").replace(f":{ctx.account}:", ":*:")],
+                          why="the interface endpoints and the S3 gateway (the endpoint service is AWS's)"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateVpcEndpoint"),
+                # Private DNS: EC2 associates the VPC with the service's private hosted zone on the caller's
+                # behalf, and authorises that too (Service Authorization Reference: a dependent action of
+                # CreateVpcEndpoint and ModifyVpcEndpoint).
+                grant(("create", "update"), "route53:AssociateVPCWithHostedZone",
+                      why="private DNS of the interface endpoints (checked by EC2 beside CreateVpcEndpoint)"),
+                ec2_write(ctx.arns, "update", "ec2:ModifyVpcEndpoint",
+                          why="add subnets, turn on private DNS, add route tables, set or reset the policy"),
+                ec2_write(ctx.arns, "remove", "ec2:DeleteVpcEndpoints", why="the endpoints")]
 
     def wanted(self, ctx: Context) -> dict[str, str]:
         """Service short name → endpoint type, for this configuration."""
@@ -61,7 +134,7 @@ class Endpoints(Step):
             eps[short] = {"endpoint_id": e["VpcEndpointId"], "state": e.get("State", ""),
                           "type": e.get("VpcEndpointType", ""), "subnets": sorted(e.get("SubnetIds", [])),
                           "route_tables": sorted(e.get("RouteTableIds", [])),
-                          "private_dns": bool(e.get("PrivateDnsEnabled"))}
+                          "private_dns": bool(e.get("PrivateDnsEnabled")), "policy": e.get("PolicyDocument")}
         missing = [svc for svc in self.wanted(ctx) if svc not in eps]
         return {"endpoints": eps, "incomplete": bool(missing), "duplicates": duplicates, "deleting": deleting}
 
@@ -88,6 +161,9 @@ class Endpoints(Step):
                 "TagSpecifications": ctx.tag_spec("vpc-endpoint", ctx.resource_name(svc),
                                                   {"eksprivate:service": svc}),
             }
+            policy = wanted_policy(ctx, svc)[0] if offered[svc].policy_supported else None
+            if policy is not None:
+                args["PolicyDocument"] = policy
             if kind == "Interface":
                 # Private DNS only where the service has a private DNS name: AWS refuses it otherwise.
                 args.update(SubnetIds=subnets, SecurityGroupIds=[group_id], PrivateDnsEnabled=private_dns)
@@ -98,7 +174,7 @@ class Endpoints(Step):
             ctx.say(self.key, f"{svc}: {ep['VpcEndpointId']} {ep.get('State', '')}")
             eps[svc] = {"endpoint_id": ep["VpcEndpointId"], "state": ep.get("State", "pending"), "type": kind,
                         "subnets": sorted(ep.get("SubnetIds", [])), "route_tables": sorted(ep.get("RouteTableIds", [])),
-                        "private_dns": private_dns}
+                        "private_dns": private_dns, "policy": ep.get("PolicyDocument", policy)}
         found.update(endpoints=eps, incomplete=False)
         ctx.ledger.sync(self.key, self.ids(found))  # the summary `ids` gives, so a rerun has nothing to add
         return found
@@ -135,10 +211,29 @@ class Endpoints(Step):
             elif not tables <= set(e["route_tables"]):
                 args["AddRouteTableIds"] = sorted(tables - set(e["route_tables"]))
                 lines.append(f"attach route tables {args['AddRouteTableIds']} to the {svc} gateway")
+            lines += self._policy_change(ctx, svc, e, args)
             if lines:
-                out.append(Change(lines[0], partial(self._modify, ctx, svc, e["endpoint_id"], args)))
+                out.append(Change(lines[0], partial(self._modify, ctx, svc, e, args)))
                 out += [Change(line) for line in lines[1:]]
         return out
+
+    def _policy_change(self, ctx: Context, svc: str, e: dict[str, Any], args: dict[str, Any]) -> list[str]:
+        """The policy difference of one endpoint, as plan's lines (the first says what, the rest the diff), with
+        what ModifyVpcEndpoint needs put into `args`. Compared as documents: AWS answers a policy reformatted."""
+        if not self._takes_policy(ctx, svc):
+            return []
+        policy, source = wanted_policy(ctx, svc)
+        current = e.get("policy")
+        if policy is None:
+            if perimeter.is_full_access(current):
+                return []
+            args["ResetPolicy"] = True
+            return [f"reset the {svc} endpoint policy to AWS's full-access default",
+                    *perimeter.diff_lines(current, None)]
+        if perimeter.canonical(current) == perimeter.canonical(policy):
+            return []
+        args["PolicyDocument"] = policy
+        return [f"set the {svc} endpoint policy ({source})", *perimeter.diff_lines(current, policy)]
 
     def _prune(self, ctx: Context, found: Found, svc: str) -> str:
         self._delete(ctx, [found["endpoints"][svc]["endpoint_id"]])
@@ -146,8 +241,13 @@ class Endpoints(Step):
         return f"deleted endpoint {svc}"
 
     @staticmethod
-    def _modify(ctx: Context, svc: str, endpoint_id: str, args: dict[str, Any]) -> str:
-        ctx.aws.ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, **args)
+    def _modify(ctx: Context, svc: str, e: dict[str, Any], args: dict[str, Any]) -> str:
+        # Never a replacement: the endpoint, its ENIs and its DNS names stay; only what differs is sent.
+        ctx.aws.ec2.modify_vpc_endpoint(VpcEndpointId=e["endpoint_id"], **args)
+        if "PolicyDocument" in args:
+            e["policy"] = args["PolicyDocument"]
+        elif args.get("ResetPolicy"):
+            e["policy"] = None
         return f"updated endpoint {svc}: {', '.join(args)}"
 
     def _offers_private_dns(self, ctx: Context, svc: str) -> bool:

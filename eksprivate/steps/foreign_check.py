@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from eksprivate.grants import Grant
 from eksprivate.steps.base import Context, Found, Step
 from eksprivate.steps.k8s_leftovers import K8sLeftovers
-from eksprivate.steps.vpc_contents import Blocker, blocked_error, foreign_in, vpc_ids
+from eksprivate.steps.vpc_contents import Blocker, blocked_error, contents_reads, foreign_in, vpc_ids
 
 KEY = "foreign-check"
 TEARDOWN_ONLY = (KEY, K8sLeftovers.key)
@@ -27,6 +28,9 @@ class ForeignCheck(Step):
 
     def __init__(self, needs: tuple[str, ...]) -> None:
         self.needs = needs
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return contents_reads(ctx.arns)
 
     def find(self, ctx: Context) -> Found | None:
         vpcs = vpc_ids(ctx)

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from eksprivate.errors import AlreadyExists, EksPrivateError, NotFound
+from eksprivate.grants import Condition, Grant, grant, reads
 from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.policies import WrittenPolicy, managed_policy, policy_document, trust_policy
 
@@ -24,6 +25,7 @@ class Role(Step):
     inline_what = "the inline policy"  # what `inline_policy` is, for plan and up
     # What the service may do with the role: EKS Pod Identity also needs sts:TagSession.
     trust_actions: tuple[str, ...] = ("sts:AssumeRole",)
+    given_by = ""  # the config key naming a role an IAM team made instead ("cluster_role_arn"), if one may
 
     def principal(self, ctx: Context) -> str:
         return ctx.partition.principal(self.service)
@@ -43,6 +45,56 @@ class Role(Step):
     def role_name(self, ctx: Context) -> str:
         return ctx.iam_name(self.suffix)
 
+    def given(self, ctx: Context) -> str | None:
+        """The ARN of a role an IAM team made in this one's place (`given_by` in the config; steps/given_roles.py):
+        the one the state recorded as given first (one it recorded as made stays made, so `down` deletes it),
+        else the config's. None: eksprivate makes the role."""
+        recorded = ctx.ledger.ids(self.key)
+        if recorded.get("role_arn"):
+            return str(recorded["role_arn"]) if recorded.get("given") else None
+        value = getattr(ctx.settings, self.given_by, None) if self.given_by else None
+        return str(value) if value else None
+
+    def arn(self, ctx: Context) -> str:
+        """The role's ARN, known before it exists (IAM ARNs are partition, account and name); a given role's ARN
+        when one is given, so what is handed to a service (iam:PassRole) names the role really used."""
+        return self.given(ctx) or ctx.arns.role(self.role_name(ctx))
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        arn = self.arn(ctx)
+        # With a permissions boundary (config), every IAM write that could widen the role is allowed only while
+        # the role carries that boundary: AWS's pattern for delegating role creation (IAM User Guide,
+        # "Delegating responsibility to others by using permissions boundaries").
+        bounded = boundary_condition(ctx)
+        # Only the managed policies this step attaches (iam:PolicyARN), never any other.
+        attach = [Condition("ArnEquals", "iam:PolicyARN", tuple(self.policies(ctx)))] if self.policies(ctx) else []
+        out = [reads("iam:GetRole", "iam:ListAttachedRolePolicies", on=arn, why=f"find the {self.title}"),
+               grant("create", "iam:CreateRole", on=arn, when=bounded, why=f"the {self.title}"),
+               # CreateRole with Tags: IAM authorises iam:TagRole as well (tag on create).
+               grant("create", "iam:TagRole", on=arn, why="tags given to CreateRole"),
+               grant("remove", "iam:ListRolePolicies", "iam:ListInstanceProfilesForRole", on=arn,
+                     why="what is attached to the role before it is deleted"),
+               grant("remove", "iam:DeleteRole", on=arn, why=f"the {self.title}"),
+               # Instance profiles EKS made for the node group (eks-<uuid>) and left holding the role.
+               grant("remove", "iam:RemoveRoleFromInstanceProfile",
+                     on=[arn, ctx.arns.arn("iam", "instance-profile/eks-*", regional=False)],
+                     why="an instance profile EKS left holding the role")]
+        if attach:
+            out += [grant(("create", "update"), "iam:AttachRolePolicy", on=arn, when=[*attach, *bounded],
+                          why="its AWS managed policies, only those"),
+                    grant("remove", "iam:DetachRolePolicy", on=arn, when=bounded,
+                          why="its managed policies, before the role is deleted")]
+        if self.inline_policy(ctx) is not None:
+            out += [reads("iam:GetRolePolicy", on=arn, why=f"compare {self.inline_what}"),
+                    grant(("create", "update"), "iam:PutRolePolicy", on=arn, when=bounded,
+                          why=f"{self.inline_what}")]
+        out.append(grant("remove", "iam:DeleteRolePolicy", on=arn, when=bounded,
+                         why="its inline policies, before the role is deleted"))
+        if ctx.settings.permissions_boundary:
+            out.append(grant(("create", "update"), "iam:PutRolePermissionsBoundary", on=arn, when=bounded,
+                             why="the permissions boundary, on a role made before it was configured"))
+        return out
+
     def preview(self, ctx: Context) -> list[str]:
         policies = [arn.rsplit("/", 1)[-1] for arn in self.policies(ctx)]
         return [f"{self.role_name(ctx)}, trusts {self.service}", *policies]
@@ -60,16 +112,20 @@ class Role(Step):
         attached = [p["PolicyArn"] for p in ctx.aws.iam.list_attached_role_policies(RoleName=name)
                     .get("AttachedPolicies", [])]
         return {"role_name": name, "role_arn": role["Arn"], "policies": attached, "status": "exists",
-                "trust": role.get("AssumeRolePolicyDocument")}
+                "trust": role.get("AssumeRolePolicyDocument"),
+                "boundary": (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")}
 
     def create(self, ctx: Context) -> Found:
         name = self.role_name(ctx)
         ctx.intent(self.key)  # CreateRole takes no token; the unique name makes a retry safe
+        boundary = ctx.settings.permissions_boundary
         try:
             role = ctx.aws.iam.create_role(
                 RoleName=name, AssumeRolePolicyDocument=trust_policy(self.principal(ctx), self.trust_conditions(ctx),
                                                                      self.trust_actions),
                 Description=self.description,
+                # Set at creation: a role never exists without it, even for a moment.
+                **({"PermissionsBoundary": boundary} if boundary else {}),
                 Tags=ctx.tag_list(name))["Role"]
         except AlreadyExists:
             adopted = self.find(ctx)  # a crashed run made it: adopt
@@ -79,13 +135,19 @@ class Role(Step):
             self.update(ctx, adopted)
             return adopted
         ctx.ledger.record(self.key, role_name=name, role_arn=role["Arn"])
-        found: Found = {"role_name": name, "role_arn": role["Arn"], "policies": [], "status": "exists"}
+        found: Found = {"role_name": name, "role_arn": role["Arn"], "policies": [], "status": "exists",
+                        "boundary": boundary}
         self.update(ctx, found)
         return found
 
     def diff(self, ctx: Context, found: Found) -> list[Change]:
-        out = [Change(f"attach {arn.rsplit('/', 1)[-1]}", partial(self._attach, ctx, found, arn))
-               for arn in self.policies(ctx) if arn not in found["policies"]]
+        boundary = ctx.settings.permissions_boundary
+        # First: with a boundary configured, the operator may change the role's policies only once it carries it.
+        out = [Change(f"set the permissions boundary {boundary.rsplit('/', 1)[-1]}",
+                      partial(self._set_boundary, ctx, found, boundary))
+               ] if boundary and found.get("boundary") != boundary else []
+        out += [Change(f"attach {arn.rsplit('/', 1)[-1]}", partial(self._attach, ctx, found, arn))
+                for arn in self.policies(ctx) if arn not in found["policies"]]
         inline = self.inline_policy(ctx)
         # PutRolePolicy is an idempotent upsert; only called on create (no "inline" yet) or when `find` saw it
         # missing or outdated.
@@ -94,6 +156,12 @@ class Role(Step):
             out.append(Change(f"{'update' if state == 'outdated' else 'put'} {self.inline_what}",
                               partial(self._put_inline, ctx, found, inline)))
         return out
+
+    @staticmethod
+    def _set_boundary(ctx: Context, found: Found, boundary: str) -> str:
+        ctx.aws.iam.put_role_permissions_boundary(RoleName=found["role_name"], PermissionsBoundary=boundary)
+        found["boundary"] = boundary
+        return f"set the permissions boundary {boundary.rsplit('/', 1)[-1]}"
 
     @staticmethod
     def _attach(ctx: Context, found: Found, arn: str) -> str:
@@ -142,6 +210,7 @@ class ClusterRole(Role):
     title = "Cluster IAM role"
     service = "eks"
     suffix = "cluster"
+    given_by = "cluster_role_arn"
     description = "EKS control plane role (eksprivate)"
 
     def policies(self, ctx: Context) -> list[str]:
@@ -153,6 +222,7 @@ class NodeRole(Role):
     title = "Node IAM role"
     service = "ec2"
     suffix = "node"
+    given_by = "node_role_arn"
     description = "EKS managed node group role (eksprivate)"
 
     def policies(self, ctx: Context) -> list[str]:
@@ -167,6 +237,7 @@ class FlowLogsRole(Role):
     title = "Flow logs IAM role"
     service = "vpc-flow-logs"
     suffix = "flow-logs"
+    given_by = "flow_logs_role_arn"
     description = "Delivers VPC flow logs to CloudWatch Logs (eksprivate)"
     inline_what = "the log delivery policy"
 
@@ -215,11 +286,23 @@ class FlowLogsRole(Role):
                               "aws:SourceArn)", partial(self._limit_trust, ctx, found)))
         return out
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [*super().grants(ctx),
+                grant("update", "iam:UpdateAssumeRolePolicy", on=self.arn(ctx),
+                      why="limit the trust policy of a role an older version made")]
+
     def _limit_trust(self, ctx: Context, found: Found) -> str:
         ctx.aws.iam.update_assume_role_policy(RoleName=found["role_name"],
                                               PolicyDocument=json.dumps(self.trust_document(ctx)))
         found["trust_ok"] = True
         return "limited the trust policy to this account's flow logs"
+
+
+def boundary_condition(ctx: Context) -> list[Condition]:
+    """`iam:PermissionsBoundary` equal to the configured boundary (none without one). ArnEquals: the key's value
+    is a policy ARN (AWS's own AWSCODAPermissionsBoundary policy compares it with ArnLike)."""
+    boundary = ctx.settings.permissions_boundary
+    return [Condition("ArnEquals", "iam:PermissionsBoundary", (boundary,))] if boundary else []
 
 
 def role_classes(base: type[Role] = Role) -> list[type[Role]]:

@@ -23,8 +23,9 @@ from functools import partial
 from typing import Any
 
 from eksprivate.errors import InUse, NotFound, WaitTimeout
+from eksprivate.grants import Grant, ec2_write, grant
 from eksprivate.steps.base import Context, Found, Step, tags_of
-from eksprivate.steps.network import delete_retrying, group_blockers, revoke_group_rules
+from eksprivate.steps.network import delete_retrying, group_blockers, revoke_group_rules, sweep_grants
 from eksprivate.steps.vpc_contents import (
     eni_line,
     file_system_line,
@@ -46,6 +47,26 @@ class K8sLeftovers(Step):
     key = KEY
     title = "Kubernetes-made resources"
     needs = ("subnets", "endpoint-sg")
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Found by the tags Kubernetes puts on them (no ARN is known before): resource "*".
+        a = ctx.arns
+        file_systems = a.arn("elasticfilesystem", "file-system/*")
+        return [*sweep_grants(a),
+                grant("remove", "elasticloadbalancing:DeleteLoadBalancer",
+                      on=a.arn("elasticloadbalancing", "loadbalancer/*"),
+                      why="load balancers Kubernetes made for the cluster (v2 and classic)"),
+                grant("remove", "elasticloadbalancing:DeleteTargetGroup",
+                      on=a.arn("elasticloadbalancing", "targetgroup/*"),
+                      why="target groups Kubernetes made for the cluster"),
+                ec2_write(a, "remove", "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",
+                          "ec2:DeleteSecurityGroup", why="security groups Kubernetes made (rules naming them first)"),
+                grant("remove", "elasticfilesystem:DeleteMountTarget", on=file_systems,
+                      why="EFS mount targets in the subnets (the data stays)"),
+                ec2_write(a, "remove", "ec2:DeleteVolume",
+                          why="only `down --delete-volumes`: volumes of the cluster's claims"),
+                grant("remove", "elasticfilesystem:DeleteFileSystem", on=file_systems,
+                      why="only `down --delete-volumes`: file systems tagged for the cluster")]
 
     def find(self, ctx: Context) -> Found | None:
         vpcs = vpc_ids(ctx)

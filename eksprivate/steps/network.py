@@ -15,11 +15,13 @@ from typing import Any
 
 from eksprivate.config import subnet_cidrs
 from eksprivate.errors import DependencyViolation, EksPrivateError, InUse, InvalidParameter, NotFound
+from eksprivate.grants import Arns, Grant, ec2_tag_on_create, ec2_write, reads
 from eksprivate.steps.base import Change, Context, Found, Step, tags_of
 from eksprivate.steps.vpc_contents import (
     Blocker,
     blocked_error,
     cni_leftover,
+    contents_reads,
     eni_line,
     foreign_enis,
     foreign_in,
@@ -28,6 +30,13 @@ from eksprivate.steps.vpc_contents import (
 )
 
 AZ_TAG = "eksprivate:az"
+
+# `delete_retrying` with a sweep: the detached interfaces the VPC CNI and EKS leave behind are deleted, and on a
+# refusal what is in the way is read (`contents_reads`).
+def sweep_grants(arns: Arns) -> list[Grant]:
+    return [*contents_reads(arns),
+            ec2_write(arns, "remove", "ec2:DeleteNetworkInterface",
+                      why="interfaces the VPC CNI and EKS left detached in the subnets")]
 
 
 def first_by_tag(items: list[dict[str, Any]], id_key: str, known_id: str | None) -> dict[str, Any] | None:
@@ -172,6 +181,16 @@ class Vpc(Step):
     def preview(self, ctx: Context) -> list[str]:
         return [f"{ctx.settings.vpc_cidr}, DNS support and hostnames on", "no internet gateway, no NAT"]
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeVpcs", why="find the VPC by its tag"),
+                reads("ec2:DescribeVpcAttribute", on=ctx.arns.ec2("vpc/*"), why="its DNS attributes"),
+                ec2_write(ctx.arns, "create", "ec2:CreateVpc", why="the VPC"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateVpc"),
+                ec2_write(ctx.arns, ("create", "update"), "ec2:ModifyVpcAttribute", why="DNS support and hostnames on"),
+                ec2_write(ctx.arns, "remove", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup",
+                      why="the VPC, and the groups left in it that are the cluster's"),
+                *sweep_grants(ctx.arns)]
+
     def find(self, ctx: Context) -> Found | None:
         known = ctx.ledger.ids(self.key).get("vpc_id")
         vpcs = list(ctx.aws.ec2.paginate("describe_vpcs", "Vpcs", Filters=ctx.cluster_filter()))
@@ -275,6 +294,16 @@ class Subnets(Step):
         cidrs = ctx.settings.subnet_cidrs()
         return [*(f"{az}: {cidr}" for az, cidr in zip(ctx.azs, cidrs, strict=False)),
                 "a route table each, no default route"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeSubnets", "ec2:DescribeRouteTables", why="find the subnets by their tag"),
+                ec2_write(ctx.arns, "create", "ec2:CreateSubnet", "ec2:CreateRouteTable", "ec2:AssociateRouteTable",
+                      why="a private subnet and its own route table per AZ"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateSubnet", "ec2:CreateRouteTable"),
+                ec2_write(ctx.arns, ("create", "update"), "ec2:ModifySubnetAttribute", why="no public IPs on launch"),
+                ec2_write(ctx.arns, "remove", "ec2:DisassociateRouteTable", "ec2:DeleteSubnet", "ec2:DeleteRouteTable",
+                      why="the subnets and route tables"),
+                *sweep_grants(ctx.arns)]
 
     def find(self, ctx: Context) -> Found | None:
         subnets = list(ctx.aws.ec2.paginate("describe_subnets", "Subnets", Filters=ctx.cluster_filter()))
@@ -443,6 +472,18 @@ class EndpointSecurityGroup(Step):
 
     def preview(self, ctx: Context) -> list[str]:
         return [f"inbound TCP 443 from {ctx.settings.vpc_cidr} only"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeSecurityGroups", "ec2:DescribeVpcs", why="find the group by its tag"),
+                ec2_write(ctx.arns, "create", "ec2:CreateSecurityGroup", why="the endpoints' security group"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress",
+                                  verbs=("create", "update")),  # the rule is tagged too
+                ec2_write(ctx.arns, ("create", "update"), "ec2:AuthorizeSecurityGroupIngress",
+                          "ec2:RevokeSecurityGroupEgress",
+                      why="HTTPS in from the VPC only; no egress"),
+                ec2_write(ctx.arns, "remove", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
+                      why="the group (rules naming it first)"),
+                *sweep_grants(ctx.arns)]
 
     def _rule(self, ctx: Context) -> dict[str, Any]:
         return {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,

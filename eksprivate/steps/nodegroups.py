@@ -9,9 +9,12 @@ from typing import Any
 from eksprivate.aws import retry_transient
 from eksprivate.config import NodeGroupSpec, kubernetes_minor, version_tuple
 from eksprivate.errors import AccessDenied, InUse, NotFound, ResourceFailed
+from eksprivate.grants import Grant, grant, pass_role, reads
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.addons import cluster_minor
 from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step
+from eksprivate.steps.cluster import service_linked_role
+from eksprivate.steps.iam import NodeRole
 from eksprivate.steps.network import subnet_ids
 from eksprivate.steps.security import launch_template_key
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
@@ -52,6 +55,25 @@ class NodeGroup(Step):
         return [f"{', '.join(spec.instance_types)} {spec.capacity_type}, {spec.disk_size} GiB",
                 f"min {spec.min_size} / desired {spec.desired_size} / max {spec.max_size}",
                 f"in {', '.join(self.azs or ctx.azs)}"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        groups, cluster = ctx.arns.eks_nodegroup(), ctx.arns.eks_cluster()
+        return [reads("eks:DescribeNodegroup", "eks:DescribeUpdate", on=groups,
+                      why="find the node group; follow its updates"),
+                reads("eks:ListNodegroups", on=cluster, why="node groups eksprivate made that the config dropped"),
+                reads("ssm:GetParameter",
+                      on=f"arn:{ctx.arns.partition}:ssm:{ctx.region}:*:parameter/aws/service/eks/optimized-ami/*",
+                      why="the newest EKS-optimized AMI release (AWS's public parameters)"),
+                grant("create", "eks:CreateNodegroup", on=cluster, why="the node group"),
+                grant("create", "eks:TagResource", on=groups, why="tags given to CreateNodegroup"),
+                pass_role(NodeRole().arn(ctx), "eks.amazonaws.com", verbs="create",
+                          why="CreateNodegroup hands the node role to EKS"),
+                # A given node role: the service-linked role is the IAM team's (steps/given_roles.py).
+                *([] if NodeRole().given(ctx) else [service_linked_role(
+                    ctx, "eks-nodegroup.amazonaws.com", "AWSServiceRoleForAmazonEKSNodegroup")]),
+                grant("update", "eks:UpdateNodegroupConfig", "eks:UpdateNodegroupVersion", on=groups,
+                      why="sizes, labels, taints; the node AMI release"),
+                grant("remove", "eks:DeleteNodegroup", on=groups, why="the node group")]
 
     def find(self, ctx: Context) -> Found | None:
         try:

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from eksprivate.errors import AccessDenied, AlreadyExists, EksPrivateError, NotFound, UsageError
+from eksprivate.grants import Grant, grant, reads
 from eksprivate.images import PullThroughRule, credential_problem
 from eksprivate.steps.base import Change, Context, Found, Step
 from eksprivate.steps.policies import WrittenPolicy, policy_document
@@ -35,6 +36,14 @@ OTHER_SID = "PullThroughCacheFirstPullOtherRules"  # same-prefix rules it found 
 
 def _node_role_name(ctx: Context) -> str:
     return str(ctx.ledger.ids("node-role").get("role_name") or ctx.iam_name("node"))
+
+
+def _writes_policy(ctx: Context) -> bool:
+    """Whether the first-pull policy is eksprivate's to write: not on a node role an IAM team gave
+    (`node_role_arn`), which eksprivate never changes; the config warns that it needs those permissions."""
+    from eksprivate.steps.given_roles import given_arn
+
+    return given_arn(ctx, "node-role") is None
 
 
 def repository_arn(ctx: Context, prefix: str) -> str:
@@ -76,9 +85,44 @@ class PullThroughCache(Step):
     title = "ECR pull-through cache"
     needs = ("node-role",)
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        from eksprivate.steps.cluster import service_linked_role
+        from eksprivate.steps.iam import NodeRole, boundary_condition
+
+        role = NodeRole().arn(ctx)
+        writes = _writes_policy(ctx)  # a given node role: no policy of ours on it, no IAM call about it at all
+        prefixes = sorted({r.prefix for r in ctx.settings.pull_through_cache}
+                          | set(ctx.ledger.ids(KEY).get("rule_prefixes") or []))
+        out = [reads("iam:GetRolePolicy", on=role, why="the node role's first-pull policy (names the rules that are "
+                                                       "eksprivate's)")] if writes else []
+        out += [reads("ecr:DescribePullThroughCacheRules", why="the rules (ECR takes no resource ARN for them)")]
+        if not prefixes:  # `down` with a lost state: reads only, until a rule of ours is found
+            return out
+        secrets = sorted(set(ctx.settings.pull_through_credentials.values()))
+        out += [reads("ecr:DescribeRepositories", on=ctx.arns.ecr_repository("*"),
+                      why="the cache repositories ECR made under the rules' prefixes"),
+                grant(("create", "update"), "ecr:CreatePullThroughCacheRule", "ecr:UpdatePullThroughCacheRule",
+                      "ecr:ValidatePullThroughCacheRule", why="the rules (ECR takes no resource ARN for them)"),
+                grant("remove", "ecr:DeletePullThroughCacheRule", why="the rules"),
+                grant("remove", "ecr:DeleteRepository", on=[ctx.arns.ecr_repository(f"{p}/*") for p in prefixes],
+                      why="the cache repositories under the rules' prefixes")]
+        if writes:
+            out += [grant(("create", "update"), "iam:PutRolePolicy", on=role, when=boundary_condition(ctx),
+                          why="the node role's first-pull policy"),
+                    grant("remove", "iam:DeleteRolePolicy", on=role, when=boundary_condition(ctx),
+                          why="the node role's first-pull policy")]
+        if secrets:
+            out.append(reads("secretsmanager:DescribeSecret", on=secrets, why="the upstream credentials exist"))
+            if writes:  # a given node role: the IAM team's service-linked role, checked to exist (given_roles.py)
+                out.append(service_linked_role(ctx, "pullthroughcache.ecr.amazonaws.com",
+                                               "AWSServiceRoleForECRPullThroughCache"))
+        return out
+
     # -- reading -----------------------------------------------------------------------------------------
     def _policy_prefixes(self, ctx: Context) -> tuple[list[str] | None, dict[str, Any] | None]:
         """The prefixes our inline policy names (None: no policy), and the policy itself."""
+        if not _writes_policy(ctx):
+            return None, None
         try:
             live = ctx.aws.iam.get_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
         except NotFound:
@@ -109,7 +153,8 @@ class PullThroughCache(Step):
         if not ours and not external and document is None:
             return None  # nothing of ours exists (a configured prefix is free or another owner's: see external)
         cache = self._cache_repositories(ctx, ours)
-        policy_state = ("ok" if document == self._policy(ctx, sorted(ours), external)
+        policy_state = ("given" if not _writes_policy(ctx)
+                        else "ok" if document == self._policy(ctx, sorted(ours), external)
                         else "missing" if document is None else "outdated")
         return {
             "rule_prefixes": sorted(ours), "external": external,
@@ -148,7 +193,7 @@ class PullThroughCache(Step):
         """In the order `up` applies them: the policy first (a rule that exists before it could be cached by
         no node, and it is how a crashed run's rules are found again), then the rules, then what is pruned."""
         out = []
-        if found.get("policy") != "ok":
+        if found.get("policy") not in ("ok", "given"):
             out.append(Change("put the node role's first-pull policy (ecr:BatchImportUpstreamImage, "
                               "ecr:CreateRepository)", partial(self._put_policy, ctx, found)))
         rules = found.get("rules", {})
@@ -178,7 +223,7 @@ class PullThroughCache(Step):
 
     def create(self, ctx: Context) -> Found:
         found = self.find(ctx) or {"rule_prefixes": [], "external": [], "rules": {}, "cache_repositories": [],
-                                   "policy": "missing", "status": "exists"}
+                                   "policy": "missing" if _writes_policy(ctx) else "given", "status": "exists"}
         self.update(ctx, found)
         found["incomplete"] = False
         return found
@@ -204,8 +249,9 @@ class PullThroughCache(Step):
             ctx.ledger.record(KEY, rule_prefixes=sorted(ours))
             found.setdefault("external", []).append(prefix)
             # The policy put first named it as ours: say it is another owner's, so `down` never deletes it.
-            ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
-                                        PolicyDocument=json.dumps(self._policy(ctx, ours, found["external"])))
+            if _writes_policy(ctx):
+                ctx.aws.iam.put_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME,
+                                            PolicyDocument=json.dumps(self._policy(ctx, ours, found["external"])))
             return f"rule {prefix}/ appeared meanwhile: used as it is"
         ours.append(prefix)
         found["rule_prefixes"] = sorted(ours)
@@ -225,7 +271,7 @@ class PullThroughCache(Step):
         self._delete_rule(ctx, prefix, found)
         found["rule_prefixes"] = [p for p in found["rule_prefixes"] if p != prefix]
         ctx.ledger.record(KEY, rule_prefixes=sorted(found["rule_prefixes"]))
-        if last:  # the policy once, after the last rule went: what remains, or nothing
+        if last and _writes_policy(ctx):  # the policy once, after the last rule went: what remains, or nothing
             external = found.get("external", [])
             remaining = pull_through_policy(ctx, [p for p in self._wanted(ctx) if p not in external], external)
             if remaining is None:
@@ -259,6 +305,8 @@ class PullThroughCache(Step):
         self._delete_policy(ctx)
 
     def _delete_policy(self, ctx: Context) -> None:
+        if not _writes_policy(ctx):
+            return
         with contextlib.suppress(NotFound):
             ctx.aws.iam.delete_role_policy(RoleName=_node_role_name(ctx), PolicyName=POLICY_NAME)
 

@@ -12,9 +12,10 @@ from typing import Any
 from eksprivate.aws import typed_error
 from eksprivate.config import NodeGroupSpec, ami_family
 from eksprivate.errors import AlreadyExists, AwsApiError, InvalidState, NotFound
+from eksprivate.grants import Grant, ec2_tag_on_create, ec2_write, grant, pass_role, reads
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import CLUSTER_TAG, Change, Context, Found, Step, raise_unsuccessful
-from eksprivate.steps.iam import flow_log_group_name
+from eksprivate.steps.iam import FlowLogsRole, flow_log_group_name
 
 KMS_PENDING_DAYS = 7
 
@@ -33,6 +34,20 @@ class KmsKey(Step):
 
     def preview(self, ctx: Context) -> list[str]:
         return ["customer managed key for secrets encryption, rotation on", f"alias {kms_alias(ctx)}"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        # The key's id is unknown until it exists: this region and account's keys; the alias by name.
+        keys, alias = ctx.arns.kms_key(), ctx.arns.kms_alias(kms_alias(ctx))
+        return [reads("kms:DescribeKey", "kms:GetKeyRotationStatus", on=keys, why="find the key (by its alias)"),
+                reads("kms:ListKeys", why="find a key a killed run made, by its tag"),
+                reads("kms:ListResourceTags", on=keys, why="find a key a killed run made, by its tag"),
+                grant("create", "kms:CreateKey", why="the secrets key (KMS takes no resource ARN for it)"),
+                grant("create", "kms:TagResource", on=keys, why="tags given to CreateKey"),
+                grant(("create", "update"), "kms:EnableKeyRotation", on=keys, why="rotation on"),
+                grant(("create", "update"), "kms:CreateAlias", "kms:UpdateAlias", on=[alias, keys],
+                      why=f"the alias {kms_alias(ctx)} (KMS checks the alias and the key)"),
+                grant("remove", "kms:ScheduleKeyDeletion", on=keys, why="the key (deleted after 7 days)"),
+                grant("remove", "kms:DeleteAlias", on=[alias, keys], why="the alias")]
 
     def find(self, ctx: Context) -> Found | None:
         key_id = ctx.ledger.ids(self.key).get("key_id")
@@ -133,6 +148,14 @@ class LogGroup(Step):
     def preview(self, ctx: Context) -> list[str]:
         return [self.group_name, f"retention {ctx.settings.log_retention_days} days"]
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        group = ctx.arns.log_group(self.group_name)
+        return [reads("logs:DescribeLogGroups", why="find the log group (CloudWatch Logs takes no ARN for it)"),
+                grant("create", "logs:CreateLogGroup", "logs:TagResource", on=group,
+                      why=f"{self.group_name}, with its tags"),
+                grant(("create", "update"), "logs:PutRetentionPolicy", on=group, why="its retention"),
+                grant("remove", "logs:DeleteLogGroup", on=group, why=self.group_name)]
+
     def find(self, ctx: Context) -> Found | None:
         groups = ctx.aws.logs.describe_log_groups(logGroupNamePrefix=self.group_name).get("logGroups", [])
         group = next((g for g in groups if g["logGroupName"] == self.group_name), None)
@@ -176,6 +199,16 @@ class FlowLogs(Step):
 
     def preview(self, ctx: Context) -> list[str]:
         return [f"all traffic of the VPC to {flow_log_group_name(ctx)}"]
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeFlowLogs", why="find the flow log by its tag"),
+                ec2_write(ctx.arns, "create", "ec2:CreateFlowLogs", why="the VPC's flow log"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateFlowLogs"),
+                # The VPC User Guide (flow-logs-iam) grants iam:PassRole on the delivery role alone, naming no
+                # service for iam:PassedToService: limited to that one role.
+                pass_role(FlowLogsRole().arn(ctx), None, verbs="create",
+                          why="CreateFlowLogs hands the delivery role to VPC flow logs"),
+                ec2_write(ctx.arns, "remove", "ec2:DeleteFlowLogs", why="the flow log")]
 
     def find(self, ctx: Context) -> Found | None:
         logs = ctx.aws.ec2.describe_flow_logs(Filters=ctx.cluster_filter()).get("FlowLogs", [])
@@ -275,6 +308,13 @@ class LaunchTemplate(Step):
 
     def template_name(self, ctx: Context) -> str:
         return ctx.resource_name(f"{self.spec.name}-nodes")
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        return [reads("ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
+                      why="find the nodes' launch template by name"),
+                ec2_write(ctx.arns, "create", "ec2:CreateLaunchTemplate", why="the nodes' launch template"),
+                ec2_tag_on_create(ctx.arns, "ec2:CreateLaunchTemplate"),
+                ec2_write(ctx.arns, "remove", "ec2:DeleteLaunchTemplate", why="the launch template")]
 
     def data(self, ctx: Context) -> dict[str, Any]:
         node_tags = [{"Key": k, "Value": v} for k, v in ctx.tags(ctx.resource_name(self.spec.name)).items()]

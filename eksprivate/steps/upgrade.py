@@ -26,6 +26,7 @@ from typing import Any
 
 from eksprivate.config import kubernetes_minor, version_tuple
 from eksprivate.errors import AwsApiError, EksPrivateError, NotFound, ResourceFailed
+from eksprivate.grants import Grant, grant, reads
 from eksprivate.steps.addons import default_addon_version
 from eksprivate.steps.base import CLUSTER_MINOR, Context, Found, Step
 from eksprivate.steps.nodegroups import planned_nodegroups
@@ -52,6 +53,21 @@ class Upgrade(Step):
     key = "upgrade"
     title = "Kubernetes upgrade"
     needs: tuple[str, ...] = ("cluster",)
+
+    def grants(self, ctx: Context) -> list[Grant]:
+        a = ctx.arns
+        return [reads("eks:DescribeCluster", "eks:ListInsights", on=a.eks_cluster(),
+                      why="the cluster's version; EKS upgrade insights"),
+                reads("eks:DescribeNodegroup", on=a.eks_nodegroup(), why="the node groups' versions"),
+                reads("eks:DescribeAddon", on=a.eks_addon(), why="the add-ons' versions"),
+                reads("eks:DescribeClusterVersions", "eks:DescribeAddonVersions",
+                      why="versions EKS offers (no resource ARN)"),
+                grant("update", "eks:UpdateClusterVersion", "eks:DescribeUpdate", on=a.eks_cluster(),
+                      why="a kubernetes_version raise: the control plane"),
+                grant("update", "eks:UpdateAddon", "eks:DescribeUpdate", on=a.eks_addon(),
+                      why="a kubernetes_version raise: the add-ons"),
+                grant("update", "eks:UpdateNodegroupVersion", "eks:DescribeUpdate", on=a.eks_nodegroup(),
+                      why="a kubernetes_version raise: the node groups")]
 
     def find(self, ctx: Context) -> Found | None:
         """Always found (nothing to create): the cluster's version (None without a cluster). The node groups'

@@ -21,7 +21,10 @@ from typing import Any
 
 from eksprivate.endpoint_services import short_name
 from eksprivate.errors import NotFound, UsageError
-from eksprivate.steps.base import Context, Found, Step, tags_of
+from eksprivate.grants import Grant, reads
+from eksprivate.perimeter import openings
+from eksprivate.policy_eval import Unjudged
+from eksprivate.steps.base import Change, Context, Found, Step, tags_of
 from eksprivate.steps.endpoints import GONE_STATES, Endpoints
 from eksprivate.steps.network import route_table_ids
 from eksprivate.steps.vpc_contents import made_by_eksprivate
@@ -31,31 +34,41 @@ EKS_MIN_FREE = 6  # EKS: each control-plane subnet needs at least six free addre
 KEEP = "not made by eksprivate (vpc_id in the config): down leaves it as it is"
 
 
-class _Used(Step):
-    """A resource eksprivate uses and never changes or deletes."""
+class Used(Step):
+    """A resource eksprivate uses and never changes or deletes (also the roles of steps/given_roles.py)."""
 
     deleted_as = "kept"
+    kept_because = KEEP  # what `plan --destroy` says of it
+    status_word = "used"
+    vanished_hint = "check vpc_id and subnet_ids, then rerun"
 
     def create(self, ctx: Context) -> Found:
         found = self.find(ctx)
-        if found is None:  # check_vpc refused this before the run: it vanished meanwhile
-            raise UsageError(f"{self.title}: not found any more", "check vpc_id and subnet_ids, then rerun")
+        if found is None:  # checked before the run (check_vpc, check_given_roles): it vanished meanwhile
+            raise UsageError(f"{self.title}: not found any more", self.vanished_hint)
         return found
 
     def remove(self, ctx: Context, found: Found) -> None:
         return None
 
+    def grants(self, ctx: Context) -> list[Grant]:
+        # Read only, never changed or deleted: what the VPC, its subnets and endpoints are.
+        return [reads("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeVpcEndpoints",
+                      "ec2:DescribeSecurityGroups",
+                      why="the network team's VPC, subnets and endpoints (never changed)"),
+                reads("ec2:DescribeVpcAttribute", on=ctx.arns.ec2("vpc/*"), why="the VPC's DNS attributes")]
+
     def destroy_action(self, found: Found) -> str:
         return "keep"
 
     def destroy_details(self, ctx: Context, found: Found) -> list[str]:
-        return [KEEP]
+        return [self.kept_because]
 
     def status(self, found: Found) -> str:
-        return "used"
+        return self.status_word
 
 
-class UsedVpc(_Used):
+class UsedVpc(Used):
     key = "vpc"
     title = "VPC (yours)"
 
@@ -76,7 +89,7 @@ class UsedVpc(_Used):
         return f"{found['vpc_id']} ({found['cidr']}), used"
 
 
-class UsedSubnets(_Used):
+class UsedSubnets(Used):
     key = "subnets"
     title = "Private subnets (yours)"
     needs = ("vpc",)
@@ -101,7 +114,7 @@ class UsedSubnets(_Used):
         return ", ".join(f"{az}: {p['subnet_id']}/{p['route_table_id']}" for az, p in sorted(found["parts"].items()))
 
 
-class UsedEndpoints(_Used):
+class UsedEndpoints(Used):
     """The VPC's own endpoints that already serve what the nodes need (not eksprivate's)."""
 
     key = USED_KEY
@@ -109,8 +122,30 @@ class UsedEndpoints(_Used):
     needs = ("subnets",)
 
     def find(self, ctx: Context) -> Found | None:
-        interface, gateway = used_endpoints(ctx)
-        return {"endpoint_ids": interface, "gateway_tables": gateway, "uses": True}
+        listed = _endpoints_in(ctx)
+        interface, gateway = used_endpoints(ctx, listed)
+        used = {*interface.values(), *gateway.values()}
+        policies = {e["VpcEndpointId"]: e.get("PolicyDocument") for e in listed if e["VpcEndpointId"] in used}
+        return {"endpoint_ids": interface, "gateway_tables": gateway, "policies": policies, "uses": True}
+
+    def diff(self, ctx: Context, found: Found) -> list[Change]:
+        """The used endpoints whose policy is open: said by plan and, every run, by up; never changed."""
+        out = []
+        services = {**{vpce: svc for svc, vpce in found["endpoint_ids"].items()},
+                    **{vpce: "s3" for vpce in found["gateway_tables"].values()}}
+        why = ("not eksprivate's (vpc_id): its policy is never changed; ask its owner for a data perimeter "
+               "(docs/security.md)")
+        for vpce, svc in sorted(services.items()):
+            policy = found.get("policies", {}).get(vpce)
+            try:
+                opened = openings(policy, svc, ctx.account, ctx.partition, ctx.region)
+            except (Unjudged, ValueError) as exc:
+                out.append(Change(f"the VPC's {svc} endpoint {vpce}: its policy is not judged ({exc})", blocked=why))
+                continue
+            if opened:
+                out.append(Change(f"the VPC's {svc} endpoint {vpce} is open: {'; '.join(o.text for o in opened)}",
+                                  blocked=why))
+        return out
 
     def ids(self, found: Found) -> dict[str, Any]:
         return {"endpoint_ids": found["endpoint_ids"], "gateway_tables": found["gateway_tables"], "uses": True}
@@ -175,13 +210,14 @@ def _route_tables(ctx: Context, subnets: list[dict[str, Any]]) -> dict[str, dict
     return out
 
 
-def used_endpoints(ctx: Context) -> tuple[dict[str, str], dict[str, str]]:
+def used_endpoints(ctx: Context, listed: list[dict[str, Any]] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """The VPC's endpoints that are not eksprivate's and serve what the nodes need: interface endpoints with
-    private DNS (service → id), and S3 gateway endpoints (route table → id)."""
+    private DNS (service → id), and S3 gateway endpoints (route table → id). `listed`: the VPC's endpoints, when
+    already read."""
     wanted = set(ctx.settings.interface_endpoints)
     interface: dict[str, str] = {}
     gateway: dict[str, str] = {}
-    for ep in _endpoints_in(ctx):
+    for ep in _endpoints_in(ctx) if listed is None else listed:
         if made_by_eksprivate(tags_of(ep), ctx.name):
             continue
         svc = short_name(str(ep.get("ServiceName", "")), ctx.region)

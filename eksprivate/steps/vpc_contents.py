@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eksprivate.errors import AccessDenied, EksPrivateError, NotFound
+from eksprivate.grants import Arns, Grant, reads
 from eksprivate.steps.base import CLUSTER_TAG, Context, tags_of
 
 EKS_CLUSTER_SG_TAG = "aws:eks:cluster-name"  # on the cluster security group EKS makes
@@ -41,6 +42,24 @@ LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]  # shutting
 ENDPOINT_ID = re.compile(r"vpce-[0-9a-f]+")
 EFS_MOUNT_TARGET = re.compile(r"^EFS mount target for (fs-[0-9a-f]+) \((fsmt-[0-9a-f]+)\)")
 RESOLVER_ENDPOINT = re.compile(r"(rslvr-(?:in|out)-[0-9a-f]+)")
+
+
+def contents_reads(arns: Arns) -> list[Grant]:
+    """What reading a VPC's contents calls (`foreign_in`, `foreign_enis`, `load_balancers`, `file_systems`,
+    `hosted_zones`, `volumes`): every step that asks "what is in the way" declares these. Read-only; "*" where
+    the action takes no resource ARN."""
+    return [reads("ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
+                  "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeVpcEndpoints",
+                  "ec2:DescribeNetworkAcls", "ec2:DescribeInternetGateways", "ec2:DescribeEgressOnlyInternetGateways",
+                  "ec2:DescribeNatGateways", "ec2:DescribeVpnGateways", "ec2:DescribeVpcPeeringConnections",
+                  "ec2:DescribeVolumes", "ec2:DescribeVpcs",
+                  why="what is in the cluster's VPC, and whose it is (down stops before a foreign resource)"),
+            reads("elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
+                  "elasticloadbalancing:DescribeTags", why="load balancers Kubernetes made in the VPC"),
+            reads("elasticfilesystem:DescribeFileSystems", why="EFS file systems tagged for the cluster"),
+            reads("elasticfilesystem:DescribeMountTargets", on=arns.arn("elasticfilesystem", "file-system/*"),
+                  why="the mount targets of those file systems"),
+            reads("route53:ListHostedZonesByVPC", why="private hosted zones someone associated with the VPC")]
 
 
 def cluster_tag_key(name: str) -> str:

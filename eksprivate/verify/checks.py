@@ -463,10 +463,55 @@ def world_ingress(inv: Inventory) -> Iterator[Check]:
                     f"{len(found)} security group(s) of the cluster and its endpoints: none admits 0.0.0.0/0 or ::/0")
 
 
+# -- 11. endpoint policies: the data perimeter ------------------------------------------------------------------
+def endpoint_policies(inv: Inventory) -> Iterator[Check]:
+    """Each endpoint of the VPC (interface and gateway), judged by what its policy allows an intruder
+    (eksprivate/perimeter.py `openings`) and whether it still lets the nodes work (`blocked_needs`)."""
+    from eksprivate.endpoint_services import short_name
+    from eksprivate.partitions import of_arn
+    from eksprivate.perimeter import ECR_SERVICES, Perimeter, blocked_needs, openings
+    from eksprivate.policy_eval import Unjudged
+
+    arn = str(inv.cluster.get("arn") or "")
+    if not arn.startswith("arn:"):
+        return  # no ARN to take the account from (a stand-in): nothing to judge against
+    partition, account = of_arn(arn), arn.split(":")[4]
+    drawn = Perimeter(partition=partition, region=inv.region, account=account)
+    for ep in sorted(inv.endpoints, key=lambda e: str(e.get("VpcEndpointId"))):
+        # Every endpoint of the VPC, not only the audited services': each one is a way out of the network.
+        svc = short_name(str(ep.get("ServiceName", "")), inv.region)
+        if svc is None or str(ep.get("State", "")).lower() in GONE_STATES:
+            continue
+        epid = str(ep["VpcEndpointId"])
+        resource, title = f"{epid} ({svc})", f"Endpoint policy of {svc}"
+        policy = ep.get("PolicyDocument")
+        try:
+            found = openings(policy, svc, account, partition, inv.region)
+            blocked = blocked_needs(policy, svc, drawn)
+        except (Unjudged, ValueError) as exc:
+            yield check("endpoint.policy", title, "WARN", resource, f"the policy is not judged: {exc}",
+                        "review it by hand against docs/security.md")
+            continue
+        fix = ("set a data-perimeter policy (eksprivate writes one by default: docs/security.md): "
+               f"aws ec2 modify-vpc-endpoint --vpc-endpoint-id {epid} --policy-document file://policy.json")
+        if blocked:
+            yield check("endpoint.policy", title, "FAIL", resource,
+                        f"the policy refuses what the nodes need: {'; '.join(blocked)}",
+                        "allow it (docs/security.md lists what the nodes need through each endpoint)")
+        if found:
+            exfiltration = svc in ("s3", *ECR_SERVICES) and any(o.kind == "resource" for o in found)
+            yield check("endpoint.policy", title, "FAIL" if exfiltration else "WARN", resource,
+                        f"open: {'; '.join(o.text for o in found)}", fix)
+        elif not blocked:
+            yield check("endpoint.policy", title, "PASS", resource,
+                        "a perimeter: only this account's (and trusted) principals and resources, and the AWS-owned "
+                        "resources the nodes need")
+
+
 ALL: tuple[Callable[[Inventory], Iterable[Check]], ...] = (
     vpc_dns, nodegroups_present, subnet_routes, endpoints, endpoint_sgs, api_access, logging, encryption,
     support_type, version_support, imds,
-    world_ingress,
+    world_ingress, endpoint_policies,
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from eksprivate.aws import Aws
 from eksprivate.config import REQUIRED_ENDPOINTS
 from eksprivate.errors import AwsApiError, InvalidParameter, NotFound, UsageError
+from eksprivate.grants import Arns, Grant, reads
 
 # DescribeVpcEndpoints keeps deleted endpoints visible for a while: they do not count. Every other
 # state (deleting, failed, rejected, ...) is reported as it is.
@@ -227,3 +228,14 @@ def _launch_template_data(aws: Aws, ref: str, version: str) -> dict[str, Any] | 
         return f"version {version} not found"
     data: dict[str, Any] = versions[0].get("LaunchTemplateData") or {}
     return data
+
+
+def grants(arns: Arns) -> list[Grant]:
+    """What `eksprivate verify` reads of this cluster (it changes nothing)."""
+    return [reads("eks:DescribeCluster", "eks:ListNodegroups", on=arns.eks_cluster(), why="verify: the cluster"),
+            reads("eks:DescribeNodegroup", on=arns.eks_nodegroup(), why="verify: the node groups"),
+            reads("eks:DescribeClusterVersions", why="verify: the version's support dates"),
+            reads("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeVpcEndpoints",
+                  "ec2:DescribeSecurityGroups", "ec2:DescribeLaunchTemplateVersions",
+                  why="verify: the private networking and the nodes' launch templates"),
+            reads("ec2:DescribeVpcAttribute", on=arns.ec2("vpc/*"), why="verify: the VPC's DNS attributes")]

@@ -295,6 +295,16 @@ def unrecorded(items: list[Item], state: Path) -> list[Item]:
     return [i for i in items if i.ident not in known and i.kind not in ("kms-alias",)]
 
 
+def refused_on_input(result: CliResult, *says: str) -> None:
+    """A usage error: exit 2, no traceback, the last line one error naming each of `says`."""
+    assert result.exception is None, result.exception
+    assert result.exit_code == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: "), result.stderr
+    for text in says:
+        assert text in line, line
+
+
 def mutating_calls(records: list[CallRecord]) -> list[str]:
     return [f"{r.service}:{r.operation}" for r in records if is_mutating(r.operation)]
 

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from eksprivate.sandbox import SandboxServer
 
-from .helpers import REGION, Cli, CliResult, inventory, mutating_calls
+from .helpers import REGION, Cli, inventory, mutating_calls, refused_on_input
 
 AZS = ("eu-central-1a", "eu-central-1b", "eu-central-1c")
 
@@ -182,15 +182,6 @@ def test_lost_state_down_tells_made_from_used_by_tags(
 # -- bad networks: one line, exit 2, nothing created ---------------------------------------------------------
 
 
-def _refused(result: CliResult, *says: str) -> None:
-    assert result.exception is None, result.exception
-    assert result.exit_code == 2, result.stderr
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: "), result.stderr
-    for text in says:
-        assert text in line, line
-
-
 Case = Callable[[Network], tuple[str, tuple[str, ...]]]
 
 
@@ -208,7 +199,8 @@ def test_a_network_that_does_not_fit_is_refused_before_anything_is_made(
         says: tuple[str, ...]) -> None:
     net = _build(stand_in.url, **build)
     stand_in.clear_calls()
-    _refused(cli("up", "--name", cluster_name, "--region", REGION, "--config", _config(aws_env, net, extra)), *says)
+    refused_on_input(cli("up", "--name", cluster_name, "--region", REGION, "--config", _config(aws_env, net, extra)),
+                     *says)
     assert mutating_calls(stand_in.calls()) == []
     assert not (aws_env / "state").exists()
 
@@ -236,7 +228,7 @@ def test_unknown_vpc_and_subnets_and_a_subnet_of_another_vpc(
     for text, says in cases:
         path = aws_env / f"case-{uuid.uuid4().hex[:6]}.toml"
         path.write_text(text)
-        _refused(cli("up", "--name", cluster_name, "--region", REGION, "--config", str(path)), says)
+        refused_on_input(cli("up", "--name", cluster_name, "--region", REGION, "--config", str(path)), says)
     assert mutating_calls(stand_in.calls()) == []
 
 

@@ -85,9 +85,126 @@ def test_access_denied_mid_run_names_the_action_and_the_rerun_finishes(
     first = cli("up", "--name", cluster_name, "--region", REGION)
     assert first.exit_code == 1 and first.exception is None
     last = first.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: up failed at ") and "not allowed to call iam:CreateRole" in last, last
+    assert last.startswith("error: up failed at ") and "not allowed to call iam:CreateRole on " in last, last
+    assert "arn:aws:iam::123456789012:role/x" in last and "`eksprivate permissions` prints the whole policy" in last
     assert "Traceback" not in first.stderr
     assert denied == [3]
     again = cli("up", "--name", cluster_name, "--region", REGION)  # the permission is there now
     assert again.exit_code == 0, again.stderr
     assert shape(inventory(stand_in.url, cluster_name)) == clean_shape
+
+
+DENIED_MID_RUN = {
+    # EKS checks iam:PassRole on the role CreateCluster hands over: the line names that action and role.
+    "cluster-passrole": ("eks", "CreateCluster", "AccessDeniedException", 403,
+                         "User: arn:aws:sts::123456789012:assumed-role/operator/jane is not authorized to perform: "
+                         "iam:PassRole on resource: arn:aws:iam::123456789012:role/{name}-eu-central-1-cluster "
+                         "because no identity-based policy allows the iam:PassRole action",
+                         "not allowed to call iam:PassRole on arn:aws:iam::123456789012:role/{name}-eu-central-1-"
+                         "cluster", "cluster"),
+    # EC2's form, with its encoded message; the endpoints come after the VPC, subnets and group exist.
+    "endpoints-ec2": ("ec2", "CreateVpcEndpoint", "UnauthorizedOperation", 403,
+                      "You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/"
+                      "operator/jane is not authorized to perform: ec2:CreateVpcEndpoint on resource: "
+                      "arn:aws:ec2:eu-central-1:123456789012:vpc-endpoint/* because no identity-based policy allows "
+                      "the ec2:CreateVpcEndpoint action. Encoded authorization failure message: " + "QmFk" * 100,
+                      "not allowed to call ec2:CreateVpcEndpoint on arn:aws:ec2:eu-central-1:123456789012:"
+                      "vpc-endpoint/*", "endpoint"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DENIED_MID_RUN))
+def test_a_create_refused_mid_run_names_what_to_grant_and_the_rerun_makes_no_duplicate(
+        stand_in: SandboxServer, cli: Cli, hooks: SdkHooks, cluster_name: str, aws_env: Path,
+        clean_shape: dict[str, list[str]], case: str) -> None:
+    service, operation, code, status, message, says, kind = DENIED_MID_RUN[case]
+    denied = hooks.fail(service, operation, code, message.format(name=cluster_name), status=status, times=1)
+    first = cli("up", "--name", cluster_name, "--region", REGION)
+    assert first.exit_code == 1 and first.exception is None, first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: up failed at ") and says.format(name=cluster_name) in last, last
+    assert "`eksprivate permissions` prints the whole policy" in last and "QmFk" not in last
+    assert denied == [1]
+    # The state kept what was made before the refusal (the VPC goes first, alone); the refused kind is short.
+    steps = json.loads((aws_env / "state" / f"{cluster_name}-{REGION}.json").read_text())["steps"]
+    assert steps["vpc"]["ids"]["vpc_id"]
+    made = shape(inventory(stand_in.url, cluster_name))
+    assert len(made.get(kind, [])) < len(clean_shape[kind]), made
+    # Granted: the rerun converges to exactly what an unrefused run makes, nothing twice.
+    again = cli("up", "--name", cluster_name, "--region", REGION)
+    assert again.exit_code == 0, again.stderr
+    assert shape(inventory(stand_in.url, cluster_name)) == clean_shape
+
+
+def _without(policy: dict[str, Any], action: str) -> dict[str, Any]:
+    """The policy with `action` taken out of every statement (a statement left with none goes)."""
+    out = []
+    for statement in policy["Statement"]:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        kept = [a for a in actions if a != action]
+        if kept:
+            out.append({**statement, "Action": kept})
+    return {**policy, "Statement": out}
+
+
+def test_under_a_policy_lacking_one_action_up_names_it_and_the_rerun_after_the_grant_converges(
+        stand_in: SandboxServer, cli: Cli, cluster_name: str, aws_env: Path,
+        clean_shape: dict[str, list[str]]) -> None:
+    """The sandbox enforces the printed policy without eks:CreateNodegroup, as an operator's policy might be:
+    `up` makes everything before the node groups, stops with the action and the resource named, keeps the
+    state; once the action is granted the rerun makes the node groups and nothing twice."""
+    where = ("--name", cluster_name, "--region", REGION)
+    printed = cli("permissions", *where)
+    assert printed.exit_code == 0, printed.stderr
+    policy = json.loads(printed.stdout)
+    stand_in.enforce(_without(policy, "eks:CreateNodegroup"))
+    first = cli("up", *where)
+    assert first.exit_code == 1 and first.exception is None, first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert (f"not allowed to call eks:CreateNodegroup on arn:aws:eks:{REGION}:123456789012:cluster/{cluster_name}"
+            in last), last
+    assert "`eksprivate permissions` prints the whole policy" in last
+    assert {c.action for c in stand_in.refused()} == {"eks:CreateNodegroup"}
+    state = json.loads((aws_env / "state" / f"{cluster_name}-{REGION}.json").read_text())["steps"]
+    assert state["cluster"]["ids"] and not any(k.startswith("nodegroup/") and v.get("ids")
+                                               for k, v in state.items())
+    stand_in.enforce(policy)  # granted
+    again = cli("up", *where)
+    assert again.exit_code == 0, again.stderr
+    assert stand_in.refused() == []
+    stand_in.enforce(None)
+    assert shape(inventory(stand_in.url, cluster_name)) == clean_shape
+
+
+SIMULATE = {"Effect": "Allow", "Action": "iam:SimulatePrincipalPolicy", "Resource": "*"}
+
+
+def test_plan_check_permissions_lists_what_the_caller_lacks_before_anything_is_made(
+        stand_in: SandboxServer, cli: Cli, cluster_name: str, aws_env: Path) -> None:
+    """IAM's policy simulator, asked by `plan --check-permissions` (the sandbox answers it from the enforced
+    policy): the one action taken out is named with its resource and what needs it; nothing is made."""
+    where = ("--name", cluster_name, "--region", REGION)
+    policy = json.loads(cli("permissions", *where).stdout)
+    lacking = _without(policy, "eks:CreateNodegroup")
+    stand_in.enforce({**lacking, "Statement": [*lacking["Statement"], SIMULATE]})
+    stand_in.clear_calls()
+    plan = cli("plan", *where, "--check-permissions", "-o", "json")
+    assert plan.exit_code == 0, plan.stderr
+    checked = json.loads(plan.stdout)["permissions"]
+    assert checked["checked"] is True
+    assert checked["missing"] == [{"action": "eks:CreateNodegroup", "decision": "implicitDeny", "verbs": ["create"],
+                                   "resource": f"arn:aws:eks:{REGION}:123456789012:cluster/{cluster_name}"}]
+    text = cli("plan", *where, "--check-permissions")
+    assert "lacks 1" in text.stdout and "missing eks:CreateNodegroup on arn:aws:eks:" in text.stdout, text.stdout
+    assert [c for c in stand_in.calls() if not c.operation.startswith(("Describe", "List", "Get", "Simulate"))] == []
+    assert stand_in.refused() == []
+
+    # Everything granted: nothing missing. Without iam:SimulatePrincipalPolicy (the printed policy has none):
+    # plan says it could not check, and still plans.
+    stand_in.enforce({**policy, "Statement": [*policy["Statement"], SIMULATE]})
+    full = json.loads(cli("plan", *where, "--check-permissions", "-o", "json").stdout)["permissions"]
+    assert full["checked"] is True and full["missing"] == []
+    stand_in.enforce(policy)
+    unable = cli("plan", *where, "--check-permissions")
+    assert unable.exit_code == 0, unable.stderr
+    assert "permissions not checked: the caller may not call iam:SimulatePrincipalPolicy" in unable.stdout

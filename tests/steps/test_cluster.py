@@ -99,7 +99,9 @@ def test_cluster_create_waits_out_iam_propagation(world: World, stand_in: Sandbo
     the step retries it rather than failing the run."""
     ctx = world.ctx(secrets_encryption=False, control_plane_logging=False)
     build(ctx, *[s for s in needed_by(ctx, "cluster") if s.key != "cluster-role"])
-    stand_in.configure(iam_role_delay=400.0)  # x 0.0005 = 0.2 s before EKS may assume a new role
+    # x 0.0005 = 2 s before EKS may assume a new role: wide enough that a loaded machine still reaches
+    # CreateCluster inside it (0.2 s was missed under load, and the refusal this test is about never came).
+    stand_in.configure(iam_role_delay=4000.0)
     converge(ctx, ClusterRole())
     found, mutating = mutating_during(ctx, lambda: converge(ctx, graph_step(ctx, "cluster")))
     assert found["status"] == "ACTIVE"

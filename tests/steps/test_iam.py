@@ -128,3 +128,32 @@ def test_role_with_our_name_that_we_did_not_make_is_refused(world: World) -> Non
             converge(ctx, ClusterRole())
     finally:
         iam.delete_role(RoleName=name)
+
+
+BOUNDARY_DOC = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def test_a_permissions_boundary_is_set_at_creation_and_put_on_older_roles(world: World) -> None:
+    """permissions_boundary: CreateRole carries it (the role never exists without it); a role made before it was
+    configured gets it as a change, before any policy is attached; a rerun then changes nothing."""
+    iam = world.client("iam")
+    boundary = iam.create_policy(PolicyName=f"{world.name}-boundary",
+                                 PolicyDocument=json.dumps(BOUNDARY_DOC))["Policy"]["Arn"]
+
+    bounded = world.ctx(permissions_boundary=boundary)
+    found = converge(bounded, ClusterRole())
+    assert boundary_of(iam, found["role_name"]) == boundary
+    assert_rerun_is_noop(bounded, ClusterRole())
+
+    older = converge(world.ctx(), NodeRole())  # made without one
+    assert boundary_of(iam, older["role_name"]) is None
+    bounded = world.ctx(permissions_boundary=boundary)
+    item = plan_one(bounded, NodeRole())
+    assert item.action == "update" and item.details[0] == f"set the permissions boundary {world.name}-boundary"
+    up_one(bounded, NodeRole())
+    assert boundary_of(iam, older["role_name"]) == boundary
+    assert_rerun_is_noop(bounded, NodeRole())
+
+
+def boundary_of(iam: Any, name: str) -> str | None:
+    return iam.get_role(RoleName=name)["Role"].get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")

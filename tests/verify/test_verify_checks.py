@@ -219,3 +219,30 @@ def test_report_basics() -> None:
     assert report.to_dict()["summary"] == {"pass": 1, "warn": 1, "fail": 0}
     report.checks.append(Check("c", "C", "FAIL", "r", "bad", "fix it"))
     assert report.failed and report.to_dict()["summary"]["fail"] == 1
+
+
+def test_endpoint_policies_are_judged_against_the_clusters_account() -> None:
+    """The account and partition come from the cluster's ARN: a GovCloud cluster's perimeter passes, the AWS
+    default fails on the S3 gateway, and a policy the evaluator cannot read is a WARN, never a guess."""
+    import json
+
+    from eksprivate.partitions import Partition
+    from eksprivate.perimeter import Perimeter
+
+    inv = healthy()
+    region = "us-gov-west-1"
+    inv.region = region
+    inv.cluster["arn"] = f"arn:aws-us-gov:eks:{region}:123456789012:cluster/c"
+    drawn = Perimeter(partition=Partition("aws-us-gov", "amazonaws.com"), region=region, account="123456789012")
+    inv.endpoints = [endpoint("s3", ServiceName=f"com.amazonaws.{region}.s3", PolicyDocument=json.dumps(
+                         drawn.policy("s3"))),
+                     endpoint("sts", ServiceName=f"com.amazonaws.{region}.sts", PolicyDocument=json.dumps(
+                         drawn.policy("sts"))),
+                     endpoint("logs", ServiceName=f"com.amazonaws.{region}.logs", PolicyDocument=json.dumps(
+                         {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*",
+                                         "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}))]
+    checks = {c.resource: c for c in of(inv, "endpoint.policy")}
+    assert checks["vpce-s3 (s3)"].status == "PASS" and checks["vpce-sts (sts)"].status == "PASS"
+    assert checks["vpce-logs (logs)"].status == "WARN" and "not judged" in checks["vpce-logs (logs)"].detail
+    inv.endpoints[0]["PolicyDocument"] = None  # what an endpoint without a policy reads as: AWS's full access
+    assert {c.resource: c.status for c in of(inv, "endpoint.policy")}["vpce-s3 (s3)"] == "FAIL"

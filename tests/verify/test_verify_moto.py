@@ -17,7 +17,7 @@ ALL_IDS = {
     "vpc.dns-support", "vpc.dns-hostnames", "nodegroup.present", "subnet.s3-gateway", "subnet.no-internet-route",
     "endpoint.available", "endpoint.private-dns", "endpoint.azs", "endpoint.sg-443", "cluster.private-access",
     "cluster.public-access", "cluster.logging", "cluster.secrets-encryption", "nodegroup.imdsv2",
-    "sg.no-world-ingress",
+    "sg.no-world-ingress", "endpoint.policy",
 }
 
 
@@ -306,3 +306,34 @@ def test_render_shows_status_resource_fix_and_summary(moto_aws: None) -> None:
     assert "fix: aws eks update-cluster-config" in out
     summary = out.strip().splitlines()[-1]
     assert summary.startswith(f"{report.count('PASS')} pass, 1 warn, {report.count('FAIL')} fail")
+
+
+# -- endpoint policies: the data perimeter ---------------------------------------------------------------------
+def test_an_endpoint_opened_behind_its_back_is_named(world: World) -> None:
+    """The S3 gateway reset to AWS's default: FAIL (data can leave to any account's bucket), naming the endpoint
+    and its service; an interface endpoint open to any principal: WARN; the others still PASS."""
+    world.ec2.modify_vpc_endpoint(VpcEndpointId=world.s3_gateway, PolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}))
+    world.ec2.modify_vpc_endpoint(VpcEndpointId=world.endpoints["logs"], PolicyDocument=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "logs:*", "Resource": "*"}]}))
+    report = run_checks(world.aws, world.name)
+    (fail,) = only_failure(report, "endpoint.policy")
+    assert fail.resource == f"{world.s3_gateway} (s3)"
+    assert "writes to other accounts' buckets" in fail.detail and "accepts principals of any account" in fail.detail
+    assert f"--vpc-endpoint-id {world.s3_gateway}" in fail.fix
+    (warn,) = [c for c in bad(report, "WARN") if c.id == "endpoint.policy"]
+    assert warn.resource == f"{world.endpoints['logs']} (logs)" and "accepts principals of any account" in warn.detail
+    passing = [c.resource for c in report.by_id("endpoint.policy") if c.status == "PASS"]
+    assert len(passing) == 4  # ec2, ecr.api, ecr.dkr, sts
+
+
+def test_a_perimeter_that_stops_image_pulls_fails(world: World) -> None:
+    """The naive perimeter on the S3 gateway (this account's principals only) refuses ECR's pre-signed layer
+    downloads: nodes never pull an image."""
+    naive = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:PrincipalAccount": "123456789012",
+                                        "aws:ResourceAccount": "123456789012"}}}]}
+    world.ec2.modify_vpc_endpoint(VpcEndpointId=world.s3_gateway, PolicyDocument=json.dumps(naive))
+    (fail,) = only_failure(run_checks(world.aws, world.name), "endpoint.policy")
+    assert "refuses what the nodes need: download image layers" in fail.detail

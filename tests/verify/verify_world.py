@@ -15,6 +15,8 @@ from typing import Any
 import boto3
 
 from eksprivate.aws import Aws, CallLog
+from eksprivate.partitions import AWS
+from eksprivate.perimeter import Perimeter
 from eksprivate.verify import Report, run_checks
 
 REGION = "eu-central-1"
@@ -28,6 +30,9 @@ TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": ["eks.amazonaws.com", "ec2.amazonaws.com"]},
      "Action": "sts:AssumeRole"}]})
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+ACCOUNT = "123456789012"  # moto's
+# A private cluster as it should be built: every endpoint carries the data perimeter (docs/security.md).
+PERIMETER = Perimeter(partition=AWS, region=REGION, account=ACCOUNT)
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,8 @@ class World:
     def create_interface_endpoint(self, service: str, subnets: Sequence[str], private_dns: bool = True) -> str:
         out = self.ec2.create_vpc_endpoint(
             VpcId=self.vpc, VpcEndpointType="Interface", ServiceName=f"com.amazonaws.{REGION}.{service}",
-            SubnetIds=list(subnets), SecurityGroupIds=[self.endpoint_sg], PrivateDnsEnabled=private_dns)
+            SubnetIds=list(subnets), SecurityGroupIds=[self.endpoint_sg], PrivateDnsEnabled=private_dns,
+            PolicyDocument=json.dumps(PERIMETER.policy(service)))
         vpce = str(out["VpcEndpoint"]["VpcEndpointId"])
         self.endpoints[service] = vpce
         return vpce
@@ -134,7 +140,7 @@ def build_private(name: str = "private", *, encryption: bool = True, nodegroups:
                   endpoint_sg=ep_sg, cluster_sg=cl_sg, role=role)
     world.s3_gateway = ec2.create_vpc_endpoint(
         VpcId=vpc, VpcEndpointType="Gateway", ServiceName=f"com.amazonaws.{REGION}.s3",
-        RouteTableIds=tables)["VpcEndpoint"]["VpcEndpointId"]
+        RouteTableIds=tables, PolicyDocument=json.dumps(PERIMETER.policy("s3")))["VpcEndpoint"]["VpcEndpointId"]
     for svc in SERVICES:
         world.create_interface_endpoint(svc, subnets)
 
