@@ -26,9 +26,9 @@ from eksprivate.steps.foreign_check import TEARDOWN_ONLY
 
 REGION = "eu-central-1"  # the `aws_env` fixture's
 INTERFACE = ["ec2", "ecr.api", "ecr.dkr", "eks-auth", "logs", "sts"]  # eks-auth: the Pod Identity add-on
-# 40, plus 9 for day 2: the four managed add-ons read DescribeAddon and DescribeAddonVersions (their default for
-# the cluster's version) each, the upgrade step DescribeCluster.
-RERUN_CALL_BUDGET = 49
+# Issue 22: at most 45 (the benchmark's goal too). 40 before day 2; the four managed add-ons read DescribeAddon
+# and DescribeAddonVersions (their default for the cluster's version) each, once per run shared reads.
+RERUN_CALL_BUDGET = 45
 
 
 class CliResult(Protocol):
