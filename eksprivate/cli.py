@@ -63,6 +63,23 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and API
 OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="text|json", help="text or json.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"eksprivate {version('eksprivate')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("eksprivate (not installed: no version recorded)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_print_version, is_eager=True)] = False) -> None:
+    """Build and tear down an Amazon EKS cluster whose nodes have no internet access."""
+
+
 def main() -> None:
     import signal
 
@@ -162,17 +179,25 @@ def _spell(text: str) -> str:
 
 
 def _again(verb: str, opts: Options) -> str:
-    """`<program> <verb>` with the target flags the user gave, ready to paste."""
+    """`<program> <verb>` with the target flags the user gave that `verb` takes (verify has no --state: it
+    reads no state), ready to paste."""
     import shlex
 
+    takes = _flags_of(verb)
     words = [_program(), verb]
     for flag, value in (("--name", opts.name), ("--region", opts.region), ("--profile", opts.profile),
                         ("--config", opts.config), ("--state", opts.state)):
-        if value is not None:
+        if value is not None and flag in takes:
             words += [flag, shlex.quote(str(value))]
-    if opts.sandbox:
+    if opts.sandbox and "--sandbox" in takes:
         words.append("--sandbox")
     return " ".join(words)
+
+
+def _flags_of(verb: str) -> set[str]:
+    """The options the command `verb` declares (from its own definition, so a hint cannot name another)."""
+    command = getattr(typer.main.get_command(app), "commands", {})[verb]
+    return {flag for param in command.params for flag in getattr(param, "opts", [])}
 
 
 def _can_ask() -> bool:
@@ -352,6 +377,8 @@ def plan(
         opts = _options(name, region, profile, config, state, sandbox, prune=prune)
         ctx = open_context(opts, mutate=False, need_azs=not destroy)
         ui.info(_header("plan" + (" --destroy" if destroy else ""), ctx))
+        for text in ctx.settings.warnings:  # as `up` says them (an unversioned state bucket, a version, ...)
+            ui.warn(text)
         steps = build_graph(ctx, everything=destroy, orphans=True)
         items = Engine(ctx, steps, _Quiet()).plan(destroy=destroy)
         unread = [i for i in items if i.action == "unknown"]
@@ -625,6 +652,44 @@ def sandbox_stop(debug: DebugOpt = False) -> None:
         from eksprivate.sandbox.process import stop
 
         ui.info("sandbox stopped" if stop(Path("state")) else "no sandbox was running")
+
+
+@sandbox_app.command("bucket")
+def sandbox_bucket(
+    bucket: Annotated[str, typer.Argument(metavar="BUCKET", help="Bucket name for the state, e.g. team-state.")],
+    region: RegionOpt = None,
+    versioning: Annotated[bool, typer.Option(
+        "--versioning/--no-versioning", help="Turn versioning on (the state's backup; default).")] = True,
+    debug: DebugOpt = False,
+) -> None:
+    """Make an S3 bucket on the sandbox for `--state s3://BUCKET/...` (versioned, as a team's should be)."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.aws import Aws
+        from eksprivate.errors import AwsApiError, NotFound
+        from eksprivate.sandbox.process import ensure_running
+        from eksprivate.target import SANDBOX_CREDENTIALS, SANDBOX_REGION
+
+        where = region or SANDBOX_REGION
+        info = ensure_running(Path("state"), on_start=lambda text: ui.info(_spell(text)))
+        s3 = Aws(where, endpoint_url=info.url, credentials=SANDBOX_CREDENTIALS).client("s3")
+        args: dict[str, object] = {"Bucket": bucket}
+        if where != "us-east-1":  # S3 refuses a LocationConstraint of us-east-1
+            args["CreateBucketConfiguration"] = {"LocationConstraint": where}
+        try:
+            try:
+                s3.head_bucket(Bucket=bucket)
+                made = "already there"  # a rerun: versioning as asked all the same
+            except NotFound:
+                s3.create_bucket(**args)
+                made = "made"
+            if versioning:
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        except AwsApiError as exc:
+            raise UsageError(f"bucket {bucket}: {exc}", "choose another name") from None
+        said = "with versioning" if versioning else "WITHOUT versioning (up and plan warn about it)"
+        ui.info(_spell(f"bucket {bucket} {made} on the sandbox in {where}, {said}. Use it with: "
+                       f"`eksprivate up --sandbox --state s3://{bucket}/` (the key <name>-<region>.json)"))
 
 
 @sandbox_app.command("status")

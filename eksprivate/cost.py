@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from eksprivate.errors import AccessDenied, EksPrivateError, InvalidParameter, NotFound
 from eksprivate.grants import Grant, reads
+from eksprivate.kube_versions import version_info, version_status
 
 if TYPE_CHECKING:
     from eksprivate.aws import Aws, Client
@@ -253,6 +254,10 @@ class Footprint:
     region: str
     cluster: bool = True
     support_type: str = "STANDARD"
+    # The control plane's Kubernetes version and its support status today (DescribeClusterVersions'
+    # versionStatus; "" when not known): an EXTENDED cluster on a version in extended support pays that rate now.
+    kubernetes_version: str = ""
+    version_status: str = ""
     interface_endpoints: tuple[str, ...] = ()
     az_count: int = 3
     nodegroups: tuple[NodeGroupUse, ...] = ()
@@ -318,11 +323,26 @@ class Estimate:
         }
 
 
-def _line(item: str, quantity: float, kind: str, price: Price | None, *, unknown: str, note: str = "") -> CostLine:
+# Where a price eksprivate does not know is published (an unknown line says where to look).
+PRICING_PAGES = {
+    "eks_cluster_hour": "https://aws.amazon.com/eks/pricing/",
+    "eks_extended_cluster_hour": "https://aws.amazon.com/eks/pricing/",
+    "interface_endpoint_az_hour": "https://aws.amazon.com/privatelink/pricing/",
+    "nat_gateway_hour": "https://aws.amazon.com/vpc/pricing/",
+    "kms_key_month": "https://aws.amazon.com/kms/pricing/",
+    "ebs_gp3_gib_month": "https://aws.amazon.com/ebs/pricing/",
+    "instance_hour": "https://aws.amazon.com/ec2/pricing/on-demand/",
+    "spot": "https://aws.amazon.com/ec2/spot/pricing/",
+}
+
+
+def _line(item: str, quantity: float, kind: str, price: Price | None, *, unknown: str, note: str = "",
+          pricing: str | None = None) -> CostLine:
     per, unit = KINDS[kind]
     hours = HOURS_PER_MONTH if per == "hour" else 0.0
     if price is None:
-        return CostLine(item, quantity, unit, None, hours, None, None, note=f"unknown: {unknown}")
+        where = pricing or PRICING_PAGES[kind]
+        return CostLine(item, quantity, unit, None, hours, None, None, note=f"unknown: {unknown}; see {where}")
     if per == "hour":
         hourly = quantity * price.amount
         monthly = hourly * HOURS_PER_MONTH
@@ -335,6 +355,28 @@ def _line(item: str, quantity: float, kind: str, price: Price | None, *, unknown
 
 def _usage(item: str, unit: str, note: str) -> CostLine:
     return CostLine(item, 0, unit, None, 0.0, None, None, usage_based=True, note=note)
+
+
+def _control_plane(fp: Footprint, price: Callable[[str], Price | None], missing: str) -> CostLine:
+    """The control plane at the rate its version's support status means today: extended support is billed at
+    the extended rate (support type EXTENDED); with STANDARD, EKS upgrades such a cluster instead."""
+    version = f"Kubernetes {fp.kubernetes_version}" if fp.kubernetes_version else "the version"
+    extended = price("eks_extended_cluster_hour")
+    past_standard = fp.version_status in ("EXTENDED_SUPPORT", "UNSUPPORTED")
+    if fp.support_type == "EXTENDED" and past_standard:
+        return _line("EKS control plane", 1, "eks_extended_cluster_hour", extended, unknown=missing,
+                     note=f"EXTENDED support: {version} is past standard support, billed at the extended-support "
+                          "rate until upgraded")
+    if fp.support_type == "EXTENDED":
+        then = f"${extended.amount:.2f}/h" if extended else "the extended-support price"
+        note = (f"EXTENDED support: this price applies until {version} leaves standard support, then {then}"
+                if fp.version_status else f"EXTENDED support: {then} once {version} leaves standard support "
+                "(its support status could not be read)")
+    elif past_standard:
+        note = f"standard support ended for {version}: EKS upgrades the control plane automatically"
+    else:
+        note = "standard support"
+    return _line("EKS control plane", 1, "eks_cluster_hour", price("eks_cluster_hour"), unknown=missing, note=note)
 
 
 def wanted_prices(fp: Footprint) -> list[tuple[str, str, str]]:
@@ -355,12 +397,7 @@ def estimate(fp: Footprint, prices: PriceSource, spot: SpotLookup | None = None)
 
     lines: list[CostLine] = []
     if fp.cluster:
-        extended = price("eks_extended_cluster_hour")
-        note = ("EXTENDED support: this price applies until the version leaves standard support, then "
-                f"{f'${extended.amount:.2f}/h' if extended else 'the extended-support price'}"
-                if fp.support_type == "EXTENDED" else "standard support")
-        lines.append(_line("EKS control plane", 1, "eks_cluster_hour", price("eks_cluster_hour"), unknown=missing,
-                           note=note))
+        lines.append(_control_plane(fp, price, missing))
     endpoint_price = price("interface_endpoint_az_hour")
     for service in fp.interface_endpoints:
         lines.append(_line(f"interface endpoint {service} x {fp.az_count} AZ", fp.az_count,
@@ -373,7 +410,7 @@ def estimate(fp: Footprint, prices: PriceSource, spot: SpotLookup | None = None)
             spot_price = spot(group.instance_type, region, group.azs) if spot else None
             lines.append(_line(label, group.count, "instance_hour", spot_price,
                                unknown=f"no Spot price history for {group.instance_type} in {region}",
-                               note="Spot: median of the last day's prices, varies"))
+                               note="Spot: median of the last day's prices, varies", pricing=PRICING_PAGES["spot"]))
         else:
             lines.append(_line(label, group.count, "instance_hour", price("instance_hour", group.instance_type),
                                unknown=f"no price for {group.instance_type} in {region}"))
@@ -415,12 +452,24 @@ def footprint(ctx: Context, items: list[PlanItem], counted: tuple[str, ...]) -> 
         spec = group.spec
         groups.append(NodeGroupUse(group.name, spec.instance_types[0], spec.capacity_type, spec.desired_size,
                                    spec.disk_size, tuple(group.azs or ctx.azs)))
+    version = _control_plane_version(ctx)
+    info = version_info(ctx, version) or {}
     return Footprint(
         region=ctx.region, cluster="cluster" in present,
         support_type=str(getattr(settings, "support_type", "STANDARD") or "STANDARD"),
+        kubernetes_version=version or "", version_status=version_status(info) if info else "",
         interface_endpoints=settings.interface_endpoints if "endpoints" in present else (),
         az_count=az_count, nodegroups=tuple(groups), kms_key="kms-key" in present,
         control_plane_logs="cluster-log-group" in present, flow_logs="flow-logs" in present)
+
+
+def _control_plane_version(ctx: Context) -> str | None:
+    """The version the control plane runs after `up`: the config's, else the cluster's (read by its step's
+    find this run), else what a new cluster gets."""
+    from eksprivate.steps.base import CLUSTER_MINOR
+    from eksprivate.steps.cluster import new_cluster_kubernetes
+
+    return ctx.settings.kubernetes_version or ctx.run_cache.get(CLUSTER_MINOR) or new_cluster_kubernetes(ctx)
 
 
 def price_source(aws: Aws | None, partition: str) -> PriceSource:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from eksprivate import endpoint_services, partitions
-from eksprivate.aws import Aws, home_region, known_regions, poll_interval, profile_region
+from eksprivate.aws import Aws, home_region, known_regions, poll_interval, profile_region, same_partition
 from eksprivate.config import (
     AL2_LAST_VERSION,
     AL2_SUCCESSOR,
@@ -23,11 +23,14 @@ from eksprivate.config import (
     ami_architecture,
     ami_family,
     build_settings,
+    kubernetes_minor,
     load_file,
     version_tuple,
 )
 from eksprivate.errors import AwsApiError, EksPrivateError, UsageError
 from eksprivate.grants import Grant, reads
+from eksprivate.kube_versions import CLUSTER_VERSIONS, new_cluster_version, offered_versions, read_cluster_versions
+from eksprivate.kube_versions import version_status as _status
 from eksprivate.state import Ledger, StateStore, close_folder, default_path
 from eksprivate.state_s3 import S3Store, is_s3_url, parse_url
 from eksprivate.steps.base import Context
@@ -100,15 +103,24 @@ def confirm_region(aws: Aws) -> None:
         listed = aws.regional_client("ec2", home_region(region)).describe_regions(AllRegions=True)["Regions"]
     except EksPrivateError as exc:
         raise UsageError(f"unknown region {region!r}: the installed botocore does not know it and AWS could "
-                         f"not be asked ({exc.message})", "check the region name, or upgrade boto3") from exc
+                         f"not be asked ({exc.message})",
+                         _did_you_mean(region, known_regions()) or "check the region name, or upgrade boto3") from exc
     entry = next((r for r in listed if r.get("RegionName") == region), None)
     if entry is None:
         names = sorted(str(r.get("RegionName")) for r in listed)
         raise UsageError(f"unknown region {region!r}: the account's partition has no such region",
-                         f"regions: {', '.join(names)}")
+                         _did_you_mean(region, names) or f"regions: {', '.join(same_partition(region, names))}")
     if entry.get("OptInStatus") == "not-opted-in":
         raise UsageError(f"region {region!r} is not enabled for this account",
                          "enable it (AWS console: Account > AWS Regions), or choose another region")
+
+
+def _did_you_mean(region: str, names: list[str]) -> str | None:
+    """The closest region name of `region`'s own partition (a typo of eu-central-1 is never sent to cn-…)."""
+    import difflib
+
+    close = difflib.get_close_matches(region, same_partition(region, names), n=1, cutoff=0.75)
+    return f"did you mean {close[0]}?" if close else None
 
 
 def connect(opts: Options, region: str) -> tuple[Aws, float]:
@@ -346,55 +358,81 @@ def _instance_fits(spec: NodeGroupSpec, name: str, instance: dict[str, Any]) -> 
 
 def check_kubernetes_version(ctx: Context) -> list[str]:
     """`kubernetes_version` against what EKS offers in the region (DescribeClusterVersions), and AL2 node
-    groups against the version a cluster made without one gets. Skipped with a warning when the call is not
-    allowed or not known; a cluster that exists already is only warned about."""
+    groups against the version a cluster made without one gets.
+
+    A version EKS does not offer is refused for an existing cluster too: naive code would upgrade the control
+    plane minor by minor (each a one-way change) until EKS refused one. The only exception is the version
+    the cluster already runs (past extended support: EKS upgrades it itself), which is warned about.
+    Without DescribeClusterVersions (not allowed, or unknown to the installed botocore) nothing can be
+    judged: a new cluster's CreateCluster, or a one-minor upgrade, is refused by EKS before it changes
+    anything, so both go ahead with a warning; an upgrade of more than one minor is refused (it could stop
+    part-way, with no way back)."""
     try:
-        offered = _cluster_versions(ctx)
+        offered = read_cluster_versions(ctx.aws)
     except (AwsApiError, AttributeError) as exc:  # AttributeError: a botocore older than the operation
         why = exc.code if isinstance(exc, AwsApiError) else "the installed botocore does not know it"
-        return [f"kubernetes_version not checked: DescribeClusterVersions is not available ({why})"]
+        ctx.run_cache[CLUSTER_VERSIONS] = {}  # not readable: not asked again this run
+        return _unchecked_version(ctx, why)
+    ctx.run_cache[CLUSTER_VERSIONS] = offered  # the cluster step picks a new cluster's version from it
     if not offered:  # nothing to judge by (an empty answer): never refuse on it
         return ["kubernetes_version not checked: DescribeClusterVersions listed no versions"]
     exists = bool(ctx.ledger.ids("cluster"))
     wanted = ctx.settings.kubernetes_version
-    default = next((v for v, info in offered.items() if info.get("defaultVersion")), None)
     warnings = []
     if wanted is not None:
         info = offered.get(wanted)
         status = _status(info) if info else "UNKNOWN"
         if status in ("UNKNOWN", "UNSUPPORTED"):
-            usable = [v for v, i in offered.items() if _status(i) in ("STANDARD_SUPPORT", "EXTENDED_SUPPORT")]
             why = (f"reached end of extended support on {_date(info, 'endOfExtendedSupportDate')}" if info
                    else "is not a Kubernetes version EKS offers")
             message = f"kubernetes_version \"{wanted}\" {why} in {ctx.region}"
-            if not exists:
-                raise UsageError(message, f"use one of {', '.join(sorted(usable, key=version_tuple))}")
-            warnings.append(message)
+            current = _live_cluster_minor(ctx) if exists else None
+            if current == wanted:  # EKS upgrades such a cluster itself; refusing would only block other changes
+                warnings.append(f"{message}: EKS upgrades the cluster's control plane automatically; raise "
+                                "kubernetes_version to a supported version")
+            else:
+                raise UsageError(message, offered_versions(offered, current))
         elif status == "EXTENDED_SUPPORT":
             since, until = _date(info, "endOfStandardSupportDate"), _date(info, "endOfExtendedSupportDate")
             warnings.append(f"kubernetes_version \"{wanted}\" is in EKS extended support (since {since}, until "
                             f"{until}): the control plane costs the extended-support rate")
-    elif default is not None and not exists and version_tuple(default) > AL2_LAST_VERSION:
+    elif not exists and (default := new_cluster_version(offered)) is not None \
+            and version_tuple(default) > AL2_LAST_VERSION:
         for spec in ctx.settings.nodegroups:
             if ami_family(spec.ami_type) == "AL2":
                 raise UsageError(f"node group {spec.name}: ami_type {spec.ami_type} has no AMIs for Kubernetes "
-                                 f"{default}, the version EKS gives a new cluster in {ctx.region}",
+                                 f"{default}, the version eksprivate gives a new cluster in {ctx.region}",
                                  f"use {AL2_SUCCESSOR[spec.ami_type]}, or set kubernetes_version = \"1.32\"")
     return warnings
 
 
-def _cluster_versions(ctx: Context) -> dict[str, dict[str, Any]]:
-    """Every version EKS knows in the region (includeAll: unsupported ones too, to say why one is refused)."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in ctx.aws.eks.paginate("describe_cluster_versions", "clusterVersions", includeAll=True):
-        if item.get("clusterType", "eks") == "eks" and item.get("clusterVersion"):
-            out[str(item["clusterVersion"])] = item
-    return out
+def _live_cluster_minor(ctx: Context) -> str | None:
+    """The minor the cluster runs now (one DescribeCluster), None when there is no cluster."""
+    from eksprivate.errors import NotFound
+
+    try:
+        version = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version")
+    except NotFound:
+        return None
+    return kubernetes_minor(str(version)) if version else None
 
 
-def _status(info: dict[str, Any]) -> str:
-    """`versionStatus` (the current field), else the deprecated `status` (`standard-support`, ...)."""
-    return str(info.get("versionStatus") or info.get("status") or "").upper().replace("-", "_")
+def _unchecked_version(ctx: Context, why: str) -> list[str]:
+    """No DescribeClusterVersions: what can still be said safely (see check_kubernetes_version)."""
+    skipped = f"kubernetes_version not checked: DescribeClusterVersions is not available ({why})"
+    wanted = ctx.settings.kubernetes_version
+    current = _live_cluster_minor(ctx) if wanted else None
+    if not wanted or current is None or version_tuple(wanted) <= version_tuple(current):
+        return [skipped]
+    steps = version_tuple(wanted)[1] - version_tuple(current)[1]
+    if steps > 1:
+        raise UsageError(f"kubernetes_version \"{wanted}\" is {steps} minors above the cluster's {current}, and "
+                         f"the versions EKS offers cannot be read (DescribeClusterVersions: {why}): the upgrade "
+                         "could stop part-way, on a version there is no way back from",
+                         "allow eks:DescribeClusterVersions, or raise kubernetes_version one minor at a time (EKS "
+                         "refuses a version it does not offer before changing anything)")
+    return [f"{skipped}: EKS itself refuses the upgrade to {wanted} before changing anything if it does not offer "
+            "it"]
 
 
 def _date(info: dict[str, Any] | None, key: str) -> str:

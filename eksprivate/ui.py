@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from rich.cells import cell_len, set_cell_size
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleDimensions, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -36,8 +36,30 @@ REPEAT_SECONDS = 60.0  # a step that keeps waiting says so at most once a minute
 STATUS_WIDTH = max(len(word) for word in STYLE)
 MIN_TITLE = 8  # titles shrink below their length only when even an empty detail does not fit
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+OFF_TERMINAL_WIDTH = 10_000  # columns off a terminal: a table row is one line, whatever it holds
+
+
+class _Console(Console):
+    """A rich Console that, off a terminal (a file, a pipe, a CI log), is wide enough for every row: rich
+    would otherwise lay tables out in 80 columns (or the width of a terminal the output is not going to)
+    and cut `subnet-…/rtb-…` and `vpc-…` ids mid-token. Tables never stretch to the width (expand=False),
+    so a row is as long as its content. On a terminal: the terminal's width, as rich measures it. (COLUMNS,
+    which rich reads once at start, describes a terminal, so it does not apply off one either.)"""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = super().size
+        if not self.is_terminal:
+            return ConsoleDimensions(OFF_TERMINAL_WIDTH, measured.height)
+        return measured
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+out = _Console(soft_wrap=True)
+err = _Console(stderr=True, soft_wrap=True)
 
 
 def _now() -> float:
@@ -65,6 +87,17 @@ class _Row:
         rest = self.phase.split(" ", 1)[1] if " " in self.phase else ""
         text = self.note if self.note and self.phase in (*BUSY, "waiting", "checking") else self.detail
         return f"{rest}: {text}" if rest and text else rest or text
+
+
+SETTLED = ("ACTIVE", "AVAILABLE", "PENDING")  # AWS's words the step's own lines say: done, or just made
+
+
+def _echo(word: str, text: str) -> bool:
+    """An AWS status seen by a waiter that plain lines need not repeat: the step's own word ("CREATING" while
+    creating), the end state its outcome line ("created: …") says next, or one endpoint's `vpce-… pending`
+    / `available`, which the group's lines say for all of them."""
+    words = text.split()
+    return 0 < len(words) <= 2 and words[-1].upper() in (word.upper(), *SETTLED)
 
 
 class Progress:
@@ -129,11 +162,13 @@ class Progress:
                 return  # plain lines: what `find` saw is not a change; the outcome line says it
             now = _now()
             if any(text in said for said in row.said):  # same news ("CREATING" after "CREATING: EKS takes…")
-                if now - row.last_line < REPEAT_SECONDS:
-                    return
+                if now - row.last_line < REPEAT_SECONDS or row.word not in (*BUSY, "waiting"):
+                    return  # a finished step's resource read again by another step is no news
                 line = f"still {row.word}: {text}" + (f" ({_clock(now - row.started)})" if row.started else "")
             else:
                 row.said.append(text)
+                if _echo(row.word, text):
+                    return  # remembered (a long wait still repeats it), said by the lines around it
                 line = text
             row.last_line = now
         self._line(key, line, "dim")

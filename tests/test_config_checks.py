@@ -239,10 +239,28 @@ def test_version_status_follows_the_calendar(calendar: Any) -> None:
     assert calendar.default_version() == "1.34" and not calendar.creatable("1.31") and calendar.creatable("1.32")
 
 
-def test_a_stale_calendar_keeps_creating_clusters(calendar: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Years after the table was written, the sandbox still answers with its newest versions (frozen at the
-    newest one's last standard day) instead of refusing every CreateCluster."""
-    newest = max(calendar.CALENDAR, key=lambda v: v.end_of_standard)
-    monkeypatch.setattr(calendar, "_utc_today", lambda: date(2031, 1, 1))
-    assert calendar.today() < newest.end_of_standard
-    assert calendar.default_version() is not None and calendar.creatable(newest.version)
+def test_the_default_is_in_standard_support_as_the_clock_moves(calendar: Any) -> None:
+    """EKS never defaults to a version in extended support: the table flags 1.34, which left standard support
+    on 2026-12-02, so from that day the default is the newest version in standard support."""
+    calendar.set_calendar(today=date(2026, 12, 1))
+    assert calendar.default_version() == "1.34"
+    calendar.set_calendar(today=date(2026, 12, 2))
+    assert calendar.default_version() == "1.35"
+    assert dict((v.version, s) for v, s in calendar.offered())["1.34"] == "EXTENDED_SUPPORT"
+
+
+def test_past_the_table_minors_are_projected_so_the_sandbox_stays_right(calendar: Any) -> None:
+    """Years after the table was written the sandbox still offers versions in standard support, with the
+    same 14 + 12 month rule, and the add-on and AMI tables know them (naive: every CreateCluster refused,
+    or a calendar frozen at an old date)."""
+    from eksprivate.sandbox import eks_addons, eks_upgrades
+
+    calendar.set_calendar(today=date(2031, 1, 1))
+    offered = calendar.offered()
+    standard = [v.version for v, s in offered if s == "STANDARD_SUPPORT"]
+    assert standard and calendar.default_version() == standard[-1]
+    assert "1.35" not in [v.version for v, _ in offered]  # its extended support ended 2028-03-27
+    newest = offered[-1][0]
+    assert newest.released <= date(2031, 1, 1) and newest.status(date(2031, 1, 1)) == "STANDARD_SUPPORT"
+    assert newest.version in eks_addons.minors()
+    assert eks_upgrades.latest_release(newest.version).startswith(f"{newest.version}.0-")

@@ -40,6 +40,7 @@ from eksprivate.aws.sessions import (
     partition_dns_suffix,
     partition_of_region,
     profile_region,
+    same_partition,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "poll_interval",
     "profile_region",
     "retry_transient",
+    "same_partition",
     "translate",
     "typed_error",
     "update_errors",

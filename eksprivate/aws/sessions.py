@@ -7,6 +7,7 @@ import functools
 import os
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -113,10 +114,11 @@ class Aws:
                  **kwargs)
 
     def wait_update(self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None,
-                    delay: float, timeout: float, what: str, expected: str | None = None) -> dict[str, Any]:
+                    delay: float, timeout: float, what: str, expected: str | None = None,
+                    progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
         """Poll EKS DescribeUpdate until the update leaves InProgress (`wait_for_update`)."""
         return wait_for_update(self.eks, cluster, update_id, nodegroup=nodegroup, addon=addon, delay=delay,
-                               timeout=timeout, what=what, expected=expected)
+                               timeout=timeout, what=what, expected=expected, progress=progress)
 
     # -- observation (calls.py) ------------------------------------------------------------------
     def on_status(self, listener: StatusListener) -> None:
@@ -164,6 +166,23 @@ def partition_dns_suffix(name: str) -> str:
         if part.get("id") == name:
             return str(part.get("outputs", {}).get("dnsSuffix", "amazonaws.com"))
     return "amazonaws.com"
+
+
+def _partition_of(region: str) -> dict[str, Any] | None:
+    """botocore's partition `region` belongs to (listed in it, or matching its region pattern)."""
+    for part in _partitions():
+        if region in part.get("regions", {}) or re.match(str(part.get("regionRegex", "^$")), region):
+            return part
+    return None
+
+
+def same_partition(region: str, names: list[str]) -> list[str]:
+    """The `names` in the partition of `region` (a DescribeRegions answer may list others: moto lists every
+    partition's; a suggestion must never send an aws caller to aws-cn)."""
+    part = _partition_of(region) or _partition_of(home_region(region))  # no pattern matches: as asked, aws
+    if part is None:
+        return names
+    return [n for n in names if _partition_of(n) is part]
 
 
 def home_region(region: str) -> str:

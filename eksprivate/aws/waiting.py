@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -90,12 +91,14 @@ def _waiter_failed(exc: Exception, service: str, waiter_name: str, what: str, op
 
 def wait_for_update(eks: Client, cluster: str, update_id: str, *, nodegroup: str | None = None,
                     addon: str | None = None, delay: float, timeout: float, what: str,
-                    expected: str | None = None) -> dict[str, Any]:
+                    expected: str | None = None,
+                    progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
     """Poll EKS DescribeUpdate (botocore has no waiter for it) until the update leaves InProgress.
 
     Successful: returns the update. Failed or Cancelled: ResourceFailed naming the update id, its type
     and AWS's error details (the change was not made, though the cluster reads ACTIVE again). Still
-    InProgress after `timeout`: WaitTimeout (a rerun waits on the same update)."""
+    InProgress after `timeout`: WaitTimeout (a rerun waits on the same update). `progress(status, seconds
+    waited)` is told after every poll that did not end the wait."""
     args: dict[str, Any] = {"name": cluster, "updateId": update_id}
     if nodegroup is not None:
         args["nodegroupName"] = nodegroup
@@ -113,6 +116,8 @@ def wait_for_update(eks: Client, cluster: str, update_id: str, *, nodegroup: str
             raise ResourceFailed(f"{what}: update {update_id} ({update.get('type', 'unknown type')}) "
                                  f"{status}: {update_errors(update)}",
                                  "the change was not made; fix what AWS names, then rerun to try again")
+        if progress is not None:
+            progress(status, time.monotonic() - start)
         pause = pause_at(phases, time.monotonic() - start)
         if time.monotonic() + pause > end:  # InProgress (or a status this code does not know yet)
             raise WaitTimeout(f"{what}: update {update_id} did not finish within {timeout / 60:.0f} min",

@@ -153,10 +153,13 @@ class Engine:
             # which is never applied but said.
             planned = step.planned_changes(ctx, found)
             warnings = [c.warning for c in planned if not c.applies]
+            applying = [c.text for c in planned if c.applies]
+            if applying:  # said before the (maybe long) apply, one line per change, its progress lines after
+                say(step.key, step.title, "updating", applying[0])
+                for text in applying[1:]:
+                    ctx.say(step.key, text)
             changes = step.apply_changes(ctx, found, planned)
             phase = "updated" if changes else "ready"
-            if changes:
-                say(step.key, step.title, "updating", "; ".join(changes))
         ctx.check_cancel()
         failed_needs = made()  # it exists: steps that need it created start now
         if failed_needs:
@@ -166,7 +169,9 @@ class Engine:
         say(step.key, step.title, "waiting", step.describe(found))
         step.ready(ctx, found)
         warnings += step.health(found)  # usable, with problems worth saying (a DEGRADED node group)
-        return Outcome(step.key, step.title, phase, step.describe(found), changes, warnings=warnings, found=found)
+        # "updated" says what was done (the ids were said when the step was checked); "ready" its ids.
+        detail = "; ".join(changes) if phase == "updated" else step.describe(found)
+        return Outcome(step.key, step.title, phase, detail, changes, warnings=warnings, found=found)
 
     def _down_one(self, step: Step, found: Found | None = None) -> Outcome:
         ctx, say = self.ctx, self.reporter.phase

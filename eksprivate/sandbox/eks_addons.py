@@ -38,15 +38,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from eksprivate.sandbox.core import updates
+from eksprivate.sandbox.core import updates, versions
 from eksprivate.sandbox.core.clock import current_timing, life_of, now
 
 if TYPE_CHECKING:
     from eksprivate.sandbox.core.patching import Patcher
 
 # -- versions -----------------------------------------------------------------------------------------
-MINORS = tuple(f"1.{m}" for m in range(28, 36))
 NEEDS_NODES = ("coredns", "aws-ebs-csi-driver")  # Deployments: DEGRADED until a node can run their pods
+
+
+def minors() -> list[str]:
+    """Every Kubernetes minor the sandbox's EKS knows at its date (eks_versions: the table and projections)."""
+    return [v.version for v in versions.versions()]
 
 
 def _versions(addon: str, minor: str) -> list[tuple[str, bool]]:
@@ -77,10 +81,10 @@ def default_version(addon: str, minor: str) -> str:
 
 
 def version_infos(addon: str, minor: str | None) -> list[dict[str, Any]]:
-    minors = [minor] if minor else list(MINORS)
+    known = minors()
     infos: dict[str, dict[str, Any]] = {}
-    for k8s in minors:
-        if k8s not in MINORS:
+    for k8s in [minor] if minor else known:
+        if k8s not in known:
             continue
         for version, default in _versions(addon, k8s):
             info = infos.setdefault(version, {"addonVersion": version, "architecture": ["amd64", "arm64"],

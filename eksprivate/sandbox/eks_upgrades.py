@@ -69,8 +69,8 @@ def latest_release(version: str) -> str:
     """The latest EKS-optimized AMI release for a Kubernetes minor (`1.33.7-20251104`); a newer one when the
     `newer_ami_release` setting names that minor (as EKS publishes a release every few weeks)."""
     minor = minor_of(version)
-    patch = next((v.patch_version for v in versions.CALENDAR if v.version == minor and v.patch_version),
-                 f"{minor}.0")
+    known = versions.find(minor)
+    patch = known.patch_version if known and known.patch_version else f"{minor}.0"
     newer = updates.current_settings().newer_ami_release == minor
     return f"{patch}-{NEWER_RELEASE_DATE if newer else AMI_RELEASE_DATES[-1]}"
 
@@ -177,7 +177,7 @@ def _update_cluster_version_response(self: Any) -> Any:
         blocking = [i["name"] for i in insights(cluster) if i["insightStatus"]["status"] == "ERROR"]
         if blocking and not force:
             raise _invalid_request(name, None, INSIGHT_BLOCK_MSG.format(names="; ".join(blocking)))
-        platform = next((v.platform_version for v in versions.CALENDAR if v.version == wanted), "eks.1")
+        platform = getattr(versions.find(wanted), "platform_version", "eks.1")
 
         def apply() -> None:
             cluster.version = wanted

@@ -14,6 +14,8 @@ What is modelled (sources in docs/aws-fidelity.md, config-checks):
   deprecated `status` (standard-support | ...) and `kubernetesPatchVersion`; filters `clusterVersions`,
   `defaultOnly`, `includeAll`, `versionStatus`/`status`, `clusterType`; pages with `maxResults`/`nextToken`.
   Without `includeAll` unsupported versions are left out (an assumption: the API reference does not say).
+* `defaultVersion`: the table's flagged default while it is in standard support, else the newest version in
+  standard support (core.versions.default_version).
 * CreateCluster without `version` gets the default version; with one EKS does not offer (unknown, not yet
   released, or past extended support) it answers InvalidParameterException.
 

@@ -27,6 +27,20 @@ if TYPE_CHECKING:
     from eksprivate.sandbox.core.patching import Patcher
 
 PUBLICATION = "2026-11-01T00:00:00Z"
+
+
+def _instance_prices() -> dict[str, dict[str, str]]:
+    """On-demand Linux prices per instance type and region: the public list prices eksprivate ships
+    (data/prices.json), so the sandbox's Price List knows the instance types a new user picks."""
+    from importlib import resources
+
+    data = json.loads(resources.files("eksprivate").joinpath("data/prices.json").read_text())
+    out: dict[str, dict[str, str]] = {}
+    for region in _LOCATIONS:
+        for itype, amount in data["regions"].get(region, {}).get("instance_hour", {}).items():
+            out.setdefault(itype, {})[region] = f"{amount:.10f}"
+    return out
+
 _LOCATIONS = {"eu-central-1": ("EU (Frankfurt)", "EUC1-", "EUC1-"), "us-east-1": ("US East (N. Virginia)", "", "USE1-")}
 # (service code, product family, usagetype suffix, unit, extra attributes, {region: USD})
 _CATALOGUE: list[tuple[str, str, str, str, dict[str, str], dict[str, str]]] = [
@@ -49,8 +63,7 @@ _CATALOGUE: list[tuple[str, str, str, str, dict[str, str], dict[str, str]]] = [
     *[("AmazonEC2", "Compute Instance", f"BoxUsage:{itype}", "Hrs",
        {"instanceType": itype, "operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA",
         "capacitystatus": "Used", "licenseModel": "No License required", "operation": "RunInstances"}, prices)
-      for itype, prices in (("t3.small", {"eu-central-1": "0.0240000000", "us-east-1": "0.0208000000"}),
-                            ("m5.large", {"eu-central-1": "0.1150000000", "us-east-1": "0.0960000000"}))],
+      for itype, prices in _instance_prices().items()],
 ]
 _reachable = True
 

@@ -10,6 +10,7 @@ from eksprivate.aws import retry_transient
 from eksprivate.config import kubernetes_minor
 from eksprivate.errors import EksPrivateError, InUse, NotFound, ResourceFailed
 from eksprivate.grants import Condition, Grant, Verb, equals, grant, pass_role, reads
+from eksprivate.kube_versions import cluster_versions, new_cluster_version
 from eksprivate.propagation import retry_while_propagating
 from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.iam import ClusterRole
@@ -49,6 +50,21 @@ def secrets_key_grants(ctx: Context, verbs: tuple[Verb, ...] = ("create",)) -> l
 UPDATE_KEY = "cluster/update"  # ledger sub-keys cluster/update/<field>: an update's token, then its id
 
 
+def new_cluster_kubernetes(ctx: Context) -> str | None:
+    """The version a new cluster is created with: the config's, else the one in standard support EKS
+    offers (`kube_versions.new_cluster_version`; EKS's own default may be in extended support already)."""
+    if ctx.settings.kubernetes_version:
+        return ctx.settings.kubernetes_version
+    return new_cluster_version(cluster_versions(ctx))
+
+
+def _version_text(ctx: Context) -> str:
+    version = new_cluster_kubernetes(ctx)
+    if not version:
+        return "(EKS's default version)"
+    return version if ctx.settings.kubernetes_version else f"{version} (in standard support)"
+
+
 class Cluster(Step):
     key = "cluster"
     title = "EKS cluster"
@@ -59,7 +75,7 @@ class Cluster(Step):
     def preview(self, ctx: Context) -> list[str]:
         s = ctx.settings
         public = ", ".join(s.public_access_cidrs)
-        return [f"Kubernetes {s.kubernetes_version or '(EKS default version)'}",
+        return [f"Kubernetes {_version_text(ctx)}",
                 f"API endpoint private{', public to ' + public if public else ' only'}",
                 "API authentication, you as cluster admin",
                 "secrets encrypted with KMS" if s.secrets_encryption else "secrets NOT envelope-encrypted",
@@ -135,8 +151,9 @@ class Cluster(Step):
             "upgradePolicy": {"supportType": ctx.settings.support_type},
             "tags": ctx.tags(ctx.name), "clientRequestToken": token,
         }
-        if ctx.settings.kubernetes_version:
-            args["version"] = ctx.settings.kubernetes_version
+        version = new_cluster_kubernetes(ctx)
+        if version:  # None: DescribeClusterVersions could not be read; EKS picks its default
+            args["version"] = version
         # The networking add-ons are EKS managed add-ons (steps/addons.py), existing before the node groups: no
         # self-managed copies for them to take over (kept when the config leaves one out).
         managed = {a.name for a in ctx.settings.addons}

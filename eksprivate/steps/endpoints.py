@@ -171,7 +171,6 @@ class Endpoints(Step):
                 args.update(RouteTableIds=tables)
             ep = ctx.aws.ec2.create_vpc_endpoint(**args)["VpcEndpoint"]
             ctx.ledger.record(f"{self.key}/{svc}", endpoint_id=ep["VpcEndpointId"])
-            ctx.say(self.key, f"{svc}: {ep['VpcEndpointId']} {ep.get('State', '')}")
             eps[svc] = {"endpoint_id": ep["VpcEndpointId"], "state": ep.get("State", "pending"), "type": kind,
                         "subnets": sorted(ep.get("SubnetIds", [])), "route_tables": sorted(ep.get("RouteTableIds", [])),
                         "private_dns": private_dns, "policy": ep.get("PolicyDocument", policy)}
@@ -181,8 +180,10 @@ class Endpoints(Step):
 
     def ready(self, ctx: Context, found: Found) -> None:
         waiting = [e["endpoint_id"] for e in found["endpoints"].values() if e["state"].lower() != "available"]
-        if waiting:
-            ctx.say(self.key, f"waiting for {len(waiting)} endpoint(s) to become available")
+        if waiting:  # one line for the group (the ids and states), not one per endpoint
+            states = ", ".join(f"{svc}={e['endpoint_id']} {e['state'] or 'pending'}"
+                               for svc, e in sorted(found["endpoints"].items()) if e["endpoint_id"] in waiting)
+            ctx.say(self.key, f"waiting for {len(waiting)} endpoint(s) to become available: {states}")
             ctx.aws.wait("ec2", "VpcEndpointsAvailable", delay=ctx.poll, timeout=ctx.timeouts.endpoint_create,
                          what=f"VPC endpoints {', '.join(waiting)}", VpcEndpointIds=waiting)
             for e in found["endpoints"].values():

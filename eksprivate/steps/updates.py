@@ -17,10 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from eksprivate.aws import EXPECTED, REAL_POLL_SECONDS
 from eksprivate.errors import InUse, NotFound, ResourceFailed
 from eksprivate.steps.base import Context
 
 Update = dict[str, Any]
+PROGRESS_EVERY = 60.0  # seconds of AWS time between two progress lines of a running update
+PROGRESS_FLOOR = 5.0  # wall seconds: a fast sandbox says so at most this often
 
 
 def apply_update(ctx: Context, step: str, key: str, call: Callable[[str], Any], *, what: str, timeout: float,
@@ -56,7 +59,8 @@ def wait_recorded(ctx: Context, step: str, key: str, *, what: str, timeout: floa
     try:
         # `expected`: the update's typical duration (aws.EXPECTED), polled faster near its end
         update = ctx.aws.wait_update(ctx.name, update_id, nodegroup=nodegroup, addon=addon, delay=ctx.poll,
-                                     timeout=timeout, what=what, expected=expected)
+                                     timeout=timeout, what=what, expected=expected,
+                                     progress=Ticker(ctx, step, what, expected))
     except NotFound:
         ctx.ledger.forget(key)
         return None
@@ -65,6 +69,28 @@ def wait_recorded(ctx: Context, step: str, key: str, *, what: str, timeout: floa
         raise
     ctx.ledger.forget(key)
     return update
+
+
+class Ticker:
+    """Progress lines while an update runs (a control plane upgrade is 8-10 silent minutes otherwise): one
+    line each PROGRESS_EVERY seconds of AWS time (the poll's scale: a sandbox's scaled minutes), never more
+    often than PROGRESS_FLOOR wall seconds. Each line is new news (its elapsed time), so the plain view prints
+    every one."""
+
+    def __init__(self, ctx: Context, step: str, what: str, expected: str | None) -> None:
+        self.ctx, self.step, self.what = ctx, step, what
+        scale = ctx.poll / REAL_POLL_SECONDS if ctx.poll > 0 else 1.0
+        self.every = max(PROGRESS_EVERY * scale, PROGRESS_FLOOR)
+        typical = EXPECTED.get(expected or "")
+        self.typical = f"; EKS typically takes {typical[0] / 60:.0f}-{typical[1] / 60:.0f} min" if typical else ""
+        self.said = 0
+
+    def __call__(self, status: str, waited: float) -> None:
+        ticks = int(waited // self.every)
+        if ticks > self.said:
+            self.said = ticks
+            minutes, seconds = divmod(int(waited), 60)
+            self.ctx.say(self.step, f"{self.what}: {status} for {minutes}:{seconds:02d}{self.typical}")
 
 
 def resume_updates(ctx: Context, step: str, prefix: str, *, what: str, timeout: float, nodegroup: str | None = None,

@@ -128,9 +128,9 @@ class Upgrade(Step):
         found = self._live(ctx, found)
         groups = ", ".join(sorted(found["nodegroups"])) or "none"
         addons = ", ".join(sorted(found["addons"])) or "none"
-        for step in path(current, wanted):
-            before = kubernetes_minor(current) if step == path(current, wanted)[0] else _before(step)
-            out.append(f"upgrade {before} -> {step}: "
+        steps = path(current, wanted)
+        for number, step in enumerate(steps, 1):  # one line per minor: `up` says them before it starts
+            out.append(f"upgrade {_before(step)} -> {step} ({number}/{len(steps)}, one-way): "
                        f"control plane (~8-10 min), then side by side add-ons ({addons}) to EKS's default for {step} "
                        f"and node groups ({groups}) to the latest AMI release for {step}")
         first = path(current, wanted)[0]
@@ -165,7 +165,7 @@ class Upgrade(Step):
                 if key.startswith(PREFIX + "/") and not (entry.get("ids") or {}).get("update_id"):
                     ctx.ledger.forget(key)
             return done
-        found = self._live(ctx, found)
+        found.update(self._live(ctx, found))  # in place: the engine describes this `found` once done
         while True:
             done += self._catch_up(ctx, found)
             current = found["version"]
@@ -263,10 +263,12 @@ def kubernetes_support(ctx: Context) -> tuple[str, str] | None:
     from eksprivate.verify.discover import utc_today
 
     try:
-        version = kubernetes_minor(ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"].get("version", ""))
+        cluster = ctx.aws.eks.describe_cluster(name=ctx.name)["cluster"]
+        version = kubernetes_minor(cluster.get("version", ""))
         infos = list(ctx.aws.eks.paginate("describe_cluster_versions", "clusterVersions", clusterVersions=[version],
                                           includeAll=True))
     except AwsApiError:
         return None
     info = next((i for i in infos if i.get("clusterVersion") == version), None)
-    return support_judgement(version, info, utc_today()) if info else None
+    support_type = (cluster.get("upgradePolicy") or {}).get("supportType")
+    return support_judgement(version, info, utc_today(), support_type) if info else None

@@ -335,7 +335,12 @@ def support_type(inv: Inventory) -> Iterator[Check]:
     if support is None:
         return  # EKS did not say (an answer from before upgrade policies): nothing to judge
     title = "Support type (upgrade policy)"
-    if support == "STANDARD":
+    past = str((inv.version_info or {}).get("versionStatus") or "") in ("EXTENDED_SUPPORT", "UNSUPPORTED")
+    if support == "STANDARD" and past:
+        yield check("cluster.support-type", title, "PASS", f"cluster {name}",
+                    f"STANDARD: Kubernetes {inv.cluster.get('version', '')} is past standard support, so EKS upgrades "
+                    "the control plane automatically (not billed at the extended-support rate)")
+    elif support == "STANDARD":
         yield check("cluster.support-type", title, "PASS", f"cluster {name}",
                     "STANDARD: AWS upgrades the cluster at the end of standard support, no extended-support charge")
     else:
@@ -355,16 +360,20 @@ def version_support(inv: Inventory) -> Iterator[Check]:
     if not inv.version_info:
         return  # not readable (no eks:DescribeClusterVersions): nothing to judge
     name = inv.cluster_name
-    status, detail = support_judgement(str(inv.cluster.get("version", "")), inv.version_info, inv.today)
+    status, detail = support_judgement(str(inv.cluster.get("version", "")), inv.version_info, inv.today,
+                                       (inv.cluster.get("upgradePolicy") or {}).get("supportType"))
     fix = (f"raise kubernetes_version one minor at a time and run `eksprivate up` (or `aws eks update-cluster-version "
            f"--name {name} --region {inv.region} --kubernetes-version <next>`)")
     yield check("cluster.version-support", "Kubernetes version support", status, f"cluster {name}", detail,
                 fix if status != "PASS" else "")
 
 
-def support_judgement(version: str, info: dict[str, Any], today: dt.date) -> tuple[Status, str]:
+def support_judgement(version: str, info: dict[str, Any], today: dt.date,
+                      support_type: str | None = None) -> tuple[Status, str]:
     """PASS in standard support more than SUPPORT_WARN_DAYS from its end; WARN nearer, or past it (also what
-    `status` prints)."""
+    `status` prints). Past it with support type STANDARD, EKS upgrades the control plane itself ("If the
+    cluster is set to STANDARD, it will be automatically upgraded at the end of standard support": EKS API
+    reference, UpgradePolicyResponse): said, since the node groups and add-ons stay behind."""
     status = str(info.get("versionStatus") or info.get("status") or "").upper().replace("-", "_")
     end = _day(info.get("endOfStandardSupportDate"))
     extended_end = _day(info.get("endOfExtendedSupportDate"))
@@ -374,9 +383,12 @@ def support_judgement(version: str, info: dict[str, Any], today: dt.date) -> tup
         left = f"{(end - today).days} days left" if end is not None else "end date unknown"
         return "WARN", (f"Kubernetes {version}: standard support ends {end.isoformat() if end else '?'} ({left}); "
                         "then EXTENDED support bills about 6x, STANDARD has AWS upgrade the cluster")
+    ended = f"standard support ended {end.isoformat() if end else '?'}"
+    if support_type == "STANDARD" and status in ("EXTENDED_SUPPORT", "UNSUPPORTED"):
+        return "WARN", (f"Kubernetes {version}: {ended}; support type STANDARD: EKS upgrades the control plane "
+                        "automatically to the next minor (node groups and add-ons stay behind until upgraded)")
     until = f" until {extended_end.isoformat()}" if extended_end else ""
-    return "WARN", (f"Kubernetes {version}: {status or 'unknown status'}{until} (standard support ended "
-                    f"{end.isoformat() if end else '?'})")
+    return "WARN", f"Kubernetes {version}: {status or 'unknown status'}{until} ({ended})"
 
 
 def _day(value: Any) -> dt.date | None:

@@ -66,7 +66,7 @@ def test_instance_types_refused_for_the_ami_type(
     ('kubernetes_version = "1.31"\n', 'kubernetes_version "1.31" reached end of extended support on 2026-11-26'),
     ('kubernetes_version = "1.47"\n', 'kubernetes_version "1.47" is not a Kubernetes version EKS offers'),
     ('ami_type = "AL2_ARM_64"\ninstance_types = ["t4g.small"]\n',
-     "no AMIs for Kubernetes 1.34, the version EKS gives a new cluster"),
+     "no AMIs for Kubernetes 1.34, the version eksprivate gives a new cluster"),
 ], ids=["past-extended-support", "unknown-version", "al2-on-the-default-version"])
 def test_kubernetes_version_checked_against_the_region(
         cli: Cli, stand_in: SandboxServer, folder: Folder, cluster_name: str, toml: str, says: str) -> None:

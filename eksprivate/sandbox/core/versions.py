@@ -1,17 +1,21 @@
 """The Kubernetes versions EKS offers, and the date their support status is computed for.
 
 Shared by eks_versions (DescribeClusterVersions; CreateCluster's version) and eks_upgrades (UpdateClusterVersion;
-AMI releases). The versions are data (`CALENDAR`), their status is computed from the calendar date: standard
-support for 14 months from the EKS release, extended support for 12 more, then unsupported (EKS user guide,
-kubernetes-versions). `set_calendar` replaces the table and/or the date, e.g. for a test of an upgrade that
-crosses an end-of-support date; `reset` restores both.
+AMI releases; eks_addons: add-on versions per minor). The versions are data (`CALENDAR`), their status is
+computed from the sandbox's date (`today()`: the real UTC date unless a test sets one): standard support for
+14 months from the EKS release, extended support for 12 more, then unsupported (EKS user guide,
+kubernetes-versions). Past the table's newest version a minor is projected every RELEASE_MONTHS (Kubernetes
+ships three a year; EKS follows), so the sandbox stays right as dates pass: there is always a version in
+standard support, and the default is one (EKS never defaults to a version in extended support).
+`set_calendar` replaces the table and/or the date, e.g. for a test of an upgrade that crosses an
+end-of-support date; `reset` restores both.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 STANDARD, EXTENDED, UNSUPPORTED = "STANDARD_SUPPORT", "EXTENDED_SUPPORT", "UNSUPPORTED"
 UNSUPPORTED_VERSION_MSG = "unsupported Kubernetes version {version}"  # EKS's wording not confirmed
@@ -51,6 +55,12 @@ CALENDAR: tuple[ClusterVersion, ...] = (
     ClusterVersion("1.35", date(2026, 1, 27), date(2027, 3, 27), date(2028, 3, 27), "eks.3", "1.35.0"),
 )
 
+RELEASE_MONTHS = 4  # one Kubernetes minor about every four months (three a year)
+STANDARD_MONTHS, EXTENDED_MONTHS = 14, 12
+# The table holds every minor EKS releases before this date (the next one was not announced when it was
+# written): projections start here, so the table's own dates stay as they are until then.
+TABLE_COMPLETE_UNTIL = date(2027, 1, 1)
+
 _calendar: tuple[ClusterVersion, ...] = CALENDAR
 _today: date | None = None  # None: the real UTC date
 _lock = threading.Lock()
@@ -74,21 +84,47 @@ def _utc_today() -> date:
 
 
 def today() -> date:
-    """The date statuses are computed for. A calendar gone stale (its newest version out of standard
-    support) stays at that version's last standard day, so the sandbox keeps creating clusters until the
-    table is updated."""
-    day = _today if _today is not None else _utc_today()
-    if _today is None and _calendar:
-        newest = max(_calendar, key=lambda v: v.end_of_standard)
-        day = min(day, newest.end_of_standard - timedelta(days=1))
-    return day
+    """The date statuses are computed for: the one `set_calendar` set, else the real UTC date."""
+    return _today if _today is not None else _utc_today()
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, 28))
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def versions() -> list[ClusterVersion]:
+    """The table, oldest first, with minors projected past its newest up to the sandbox's date."""
+    table = sorted(_calendar, key=lambda v: _minor(v.version))
+    if not table:
+        return []
+    now, last = today(), table[-1]
+    while True:
+        released = max(_add_months(last.released, RELEASE_MONTHS), TABLE_COMPLETE_UNTIL)
+        if released > now:
+            return table
+        major, minor = _minor(last.version)
+        last = ClusterVersion(f"{major}.{minor + 1}", released, _add_months(released, STANDARD_MONTHS),
+                              _add_months(released, STANDARD_MONTHS + EXTENDED_MONTHS), "eks.1",
+                              f"{major}.{minor + 1}.0")
+        table.append(last)
+
+
+def find(version: str) -> ClusterVersion | None:
+    return next((v for v in versions() if v.version == version), None)
 
 
 def offered(include_all: bool = False) -> list[tuple[ClusterVersion, str]]:
     """Released versions with their status today, oldest first; unsupported ones only with `include_all`."""
     now = today()
     out = []
-    for item in sorted(_calendar, key=lambda v: tuple(int(p) for p in v.version.split("."))):
+    for item in versions():
         status = item.status(now)
         if status is not None and (include_all or status != UNSUPPORTED):
             out.append((item, status))
@@ -96,11 +132,10 @@ def offered(include_all: bool = False) -> list[tuple[ClusterVersion, str]]:
 
 
 def default_version() -> str | None:
-    """The flagged default while it is offered, else the oldest version in standard support."""
-    versions = offered()
-    flagged = [v.version for v, _ in versions if v.default]
-    standard = [v.version for v, status in versions if status == STANDARD]
-    return next(iter(flagged + standard), None)
+    """The flagged default while it is in standard support, else the newest version in standard support."""
+    standard = [v for v, status in offered() if status == STANDARD]
+    flagged = [v.version for v in standard if v.default]
+    return next(iter(flagged), None) or (standard[-1].version if standard else None)
 
 
 def creatable(version: str) -> bool:
