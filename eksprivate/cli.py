@@ -161,7 +161,7 @@ def _program() -> str:
     import shutil
 
     argv0 = sys.argv[0] if sys.argv else ""
-    if Path(argv0).name == "__main__.py":  # python -m eksprivate: the interpreter as typed
+    if Path(argv0).name == "__main__.py" and Path(argv0).parent.name == "eksprivate":  # python -m eksprivate
         python = getattr(sys, "orig_argv", [sys.executable])[0] or "python3"
         return f"{shlex.quote(python)} -m eksprivate"
     if Path(argv0).name != "eksprivate":
@@ -460,6 +460,42 @@ def verify(
             render(report, ui.out)
         if report.failed:
             raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="cloudformation|terraform",
+                                     help="What to write: a CloudFormation template or Terraform configuration.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR",
+                                         help="Folder to write (must be new or empty unless --force).")],
+    name: NameOpt = None, region: RegionOpt = None, profile: ProfileOpt = None, config: ConfigOpt = None,
+    state: StateOpt = None, sandbox: SandboxOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace what --output holds.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the cluster as CloudFormation or Terraform, with import ids, to adopt it (docs/export.md). Reads only."""
+    with boundary(debug):
+        from eksprivate import ui
+        from eksprivate.export import FORMATS, check_output, write_dir
+        from eksprivate.export import export as run_export
+        from eksprivate.target import open_context
+
+        if fmt not in FORMATS:
+            raise UsageError(f"--format {fmt!r}: use cloudformation or terraform")
+        check_output(output, force)  # before any AWS call: nothing read, nothing written
+        opts = _options(name, region, profile, config, state, sandbox)
+        started = time.monotonic()
+        ctx = open_context(opts, mutate=False)
+        exported = run_export(ctx, fmt)  # a cluster that is not there: its one error line, nothing before it
+        _write_metrics(ctx, "export", time.monotonic() - started)
+        ui.info(_header(f"export --format {fmt}", ctx))
+        write_dir(output, exported.files, force)
+        inventory = exported.inventory
+        ui.info(f"wrote {len(inventory.resources)} resources of {ctx.name} to {output}/ "
+                f"({', '.join(sorted(exported.files))}); next: read {output}/README.md")
+        for line in inventory.differences:
+            ui.warn(f"differs from the config, exported as it is in AWS: {line}")
+        _report_calls(ctx, debug)
 
 
 @app.command()

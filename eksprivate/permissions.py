@@ -189,6 +189,7 @@ def sources_for(ctx: Context, s3_state: str | None) -> list[Source]:
     """Everything this config and state need: the steps of `up`'s and `down`'s graphs (see the module's
     docstring), what building the graph reads, and the commands that are not steps."""
     import eksprivate.cost as cost
+    import eksprivate.export.inventory as export_reads
     import eksprivate.kube as kube
     import eksprivate.state_s3 as state_s3
     import eksprivate.target as target
@@ -207,7 +208,7 @@ def sources_for(ctx: Context, s3_state: str | None) -> list[Source]:
     arns = ctx.arns
     commands = [("checks", target.grants(ctx.settings)),
                 ("kubeconfig", kube.grants(arns)), ("tunnel", tunnel.grants(arns)),
-                ("verify", verify_reads.grants(arns)),
+                ("verify", verify_reads.grants(arns)), ("export", export_reads.grants(ctx)),
                 ("cost", cost.grants())]
     if s3_state is not None:
         where = state_s3.parse_url(s3_state, ctx.name, ctx.region)

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import suite_speed
 from typer.testing import CliRunner
 
-from eksprivate.sandbox import SandboxServer, Timing
+suite_speed.cache_bytecode()  # before eksprivate is imported (and compiled)
+
+from eksprivate.sandbox import SandboxServer, Timing  # noqa: E402
 
 REGION = "eu-central-1"
 # Real durations x 0.0005: cluster 0.27 s, node group 0.09 s, endpoint 0.045 s, IAM delay 5 ms.
@@ -79,21 +82,26 @@ def cluster_name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def aws_env(stand_in: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Environment of a user pointed at the stand-in with standard AWS settings; cwd is a fresh folder
-    so the default `state/` lands there. Returns that folder."""
+def user_environment(monkeypatch: pytest.MonkeyPatch, url: str, folder: Path) -> None:
+    """A user pointed at the stand-in at `url` with standard AWS settings, working in `folder` (so the
+    default `state/` lands there)."""
     for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "EKSPRIVATE_METRICS", "KUBECONFIG"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stand_in.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
     monkeypatch.setenv("EKSPRIVATE_POLL_INTERVAL", "0.01")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(folder)
+
+
+@pytest.fixture
+def aws_env(stand_in: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment of a user pointed at the stand-in (`user_environment`) in a fresh folder; returns it."""
+    user_environment(monkeypatch, stand_in.url, tmp_path)
     return tmp_path
 
 
@@ -105,17 +113,19 @@ class CliResult:
     exception: BaseException | None
 
 
-@pytest.fixture
-def cli(aws_env: Path) -> Callable[..., CliResult]:
-    """Run `eksprivate ARGS` in-process, as a user with no terminal would."""
+def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+    """`eksprivate ARGS` in-process, in this process's environment, as a user with no terminal runs it."""
     from eksprivate.cli import app
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
-        result = CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=True)
-        exc = result.exception if not isinstance(result.exception, SystemExit) else None
-        return CliResult(result.exit_code, result.stdout, result.stderr, exc)
+    result = CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=True)
+    exc = result.exception if not isinstance(result.exception, SystemExit) else None
+    return CliResult(result.exit_code, result.stdout, result.stderr, exc)
 
-    return run
+
+@pytest.fixture
+def cli(aws_env: Path) -> Callable[..., CliResult]:
+    """Run `eksprivate ARGS` in-process, as a user with no terminal would (`run_cli` in `aws_env`)."""
+    return run_cli
 
 
 @pytest.fixture
@@ -167,7 +177,5 @@ def plain_moto_outside_the_sandbox(request: pytest.FixtureRequest) -> Iterator[N
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "plain_moto: uses moto's mock_aws without the sandbox's lifecycles")
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    import suite_speed
-
     suite_speed.apply()
     suite_speed.collect_garbage_less_often()

@@ -145,6 +145,9 @@ def rules() -> list[Rule]:
              never=("eksprivate.engine*", "eksprivate.cli", "eksprivate.ui")),
         Rule("policy documents are plain values", ("eksprivate.steps.policies",), only=("eksprivate.partitions",)),
         Rule("the step base imports no step", ("eksprivate.steps.base",), never=steps),
+        Rule("export is a command: only the CLI imports it (and `permissions`, for its read grants)",
+             ("eksprivate*",), never=("eksprivate.export*",),
+             except_modules=("eksprivate.cli", "eksprivate.permissions", "eksprivate.export*")),
         Rule("steps/iam.py imports no step: steps that own roles or policies import it and the leaf",
              ("eksprivate.steps.iam",), never=steps, unless=("eksprivate.steps.base", "eksprivate.steps.policies")),
     ]

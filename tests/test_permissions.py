@@ -132,6 +132,7 @@ def test_the_whole_life_runs_under_exactly_the_printed_policy(cli: Cli, stand_in
     ok(cli("plan", *name))
     ok(cli("plan", *name, "--destroy"))
     ok(cli("verify", *name))
+    ok(cli("export", *name, "--format", "terraform", "--output", str(aws_env / "export")))
     ok(cli("kubeconfig", *name, "--kubeconfig", str(aws_env / "kubeconfig")))
     ok(cli("down", *name, "--yes"))
     actions = assert_every_call_allowed(stand_in, stand_in.calls()[mark:], policy)
@@ -161,6 +162,7 @@ def test_a_config_with_every_feature_runs_under_its_printed_policy(cli: Cli, sta
     mark = len(stand_in.calls())
     ok(cli("up", *args))
     ok(cli("status", *args))
+    ok(cli("export", *args, "--format", "cloudformation", "--output", str(aws_env / "export")))
     ok(cli("down", *args, "--yes"))
     actions = assert_every_call_allowed(stand_in, calls + stand_in.calls()[mark:], policy)
     assert {"ecr:CreatePullThroughCacheRule", "s3:PutObject", "eks:CreateAccessEntry", "iam:PutRolePolicy"} <= actions
@@ -267,6 +269,12 @@ def test_bad_input_is_one_line_and_exit_2(cli: Cli, aws_env: Path) -> None:
     for args in (["--account", "12345"], ["--output", "yaml"]):
         result = cli("permissions", "--name", "demo", *args)
         assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    # A misspelt region: refused, with the region meant, before a policy is written for it (with --account AWS
+    # is not asked, and without it AWS is asked first, as `up` does).
+    for args in (["--account", ACCOUNT], []):
+        result = cli("permissions", "--name", "demo", "--region", "eu-centrl-1", *args)
+        assert result.exit_code == 2 and result.stdout == "", result.stdout
+        assert "did you mean eu-central-1?" in result.stderr.strip().splitlines()[-1], result.stderr
     bad = write(aws_env, 'permissions_boundary = "eks-boundary"\n')
     result = cli("permissions", "--name", "demo", "--account", ACCOUNT, "--config", str(bad))
     assert result.exit_code == 2 and "permissions_boundary" in result.stderr

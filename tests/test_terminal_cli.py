@@ -13,16 +13,20 @@ import re
 import stat
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import FAST, NO_FAULTS, SandboxResets, run_cli, user_environment
 from faults.helpers import Cli, CliResult
 
 from eksprivate import cli as cli_module
 from eksprivate import ui
-from eksprivate.sandbox import SandboxServer
+from eksprivate.sandbox import SandboxServer, Timing
 
 REGION = "eu-central-1"
 STEPS = 20  # the default config's graph: the steps that make something (4 managed add-ons among them)
@@ -43,23 +47,6 @@ def progress_lines(stderr: str) -> list[str]:
 
 # -- plain lines -----------------------------------------------------------------------------------------
 
-def test_up_prints_one_line_per_change_and_a_rerun_one_line_per_step(cli: Cli, cluster_name: str) -> None:
-    """A default `up` says each step's start, its AWS phases and its end, once each: no poll repeats (the old
-    output printed `endpoints: vpce-... pending` on every poll, 141 lines), no `waiting:` lines. A no-op
-    rerun prints one `ready` line per step and nothing else."""
-    first = ok(cli("up", "--name", cluster_name))
-    lines = progress_lines(first.stderr)
-    assert len(lines) == len(set(lines)), "\n".join(lines)
-    assert not [line for line in lines if any(word in line for word in QUIET_WORDS)]
-    assert sum(line.endswith(": creating") for line in lines) == STEPS
-    assert sum(": created: " in line for line in lines) == STEPS
-    assert len(lines) <= 3 * STEPS + 12, f"{len(lines)} lines:\n" + "\n".join(lines)
-
-    rerun = ok(cli("up", "--name", cluster_name))
-    again = progress_lines(rerun.stderr)
-    assert len(again) == STEPS + ACTIONS and all(": ready: " in line for line in again), "\n".join(again)
-
-
 def test_a_step_that_keeps_waiting_repeats_itself_at_most_once_a_minute(
         cli: Cli, cluster_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Time runs 25 s per look at the clock, so the cluster's polls span minutes: its unchanged status is
@@ -78,7 +65,7 @@ def test_a_step_that_keeps_waiting_repeats_itself_at_most_once_a_minute(
     assert len(lines) == len(set(lines))
 
 
-# -- headers, hints, down's question --------------------------------------------------------------------
+# -- headers ---------------------------------------------------------------------------------------------
 
 def test_plan_up_and_down_name_cluster_region_and_account_first(cli: Cli, cluster_name: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,39 +91,9 @@ def test_plan_details_say_what_will_be_made(cli: Cli, cluster_name: str) -> None
     assert "t3.small" in text and "10.20.0.0/16" in text
 
 
-@pytest.mark.parametrize(("argv0", "orig", "program"), [
-    ("/opt/tools/venv/bin/eksprivate", None, "/opt/tools/venv/bin/eksprivate"),
-    ("/work/x/eksprivate/__main__.py", [".venv/bin/python", "-m", "eksprivate", "up"],
-     ".venv/bin/python -m eksprivate"),
-])
-def test_next_hints_are_spelled_the_way_the_program_was_invoked(
-        cli: Cli, cluster_name: str, monkeypatch: pytest.MonkeyPatch, argv0: str, orig: list[str] | None,
-        program: str) -> None:
-    """Copy-pasteable: `eksprivate status` fails for someone who ran `.venv/bin/eksprivate up`."""
-    monkeypatch.setattr(sys, "argv", [argv0, "up"])
-    if orig is not None:
-        monkeypatch.setattr(sys, "orig_argv", orig, raising=False)
-    result = ok(cli("up", "--name", cluster_name))
-    assert f"Next: `{program} status --name {cluster_name}`, `{program} verify --name {cluster_name}`" \
-        in " ".join(result.stderr.split())
-
-
-def test_answering_no_to_down_is_a_cancel_not_an_error(cli: Cli, cluster_name: str, stand_in: SandboxServer,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """"n" at the question: "cancelled; nothing deleted", exit 0, nothing deleted. Before: a usage error
-    (exit 2, the code reserved for bad input)."""
-    ok(cli("up", "--name", cluster_name))
-    monkeypatch.setattr(cli_module, "_can_ask", lambda: True)
-    mark = len(stand_in.calls())
-    result = cli("down", "--name", cluster_name, input="n\n")
-    assert result.exit_code == 0 and result.exception is None, result.stderr
-    assert "cancelled; nothing deleted" in result.stderr and "error" not in result.stderr
-    assert not [c for c in stand_in.calls()[mark:] if c.operation.startswith("Delete")]
-
-
 def test_help_shows_no_bool_after_switches(cli: Cli) -> None:
     """`--sandbox <bool>` made users type `--sandbox true`, which fails."""
-    for command in (["up"], ["down"], ["plan"], ["status"], ["verify"], ["kubeconfig"], ["tunnel"],
+    for command in (["up"], ["down"], ["plan"], ["status"], ["verify"], ["kubeconfig"], ["tunnel"], ["export"],
                     ["sandbox", "start"], []):
         text = ok(cli(*command, "--help")).stdout
         assert "<bool>" not in text and "<str>" not in text, text
@@ -193,12 +150,95 @@ def test_state_from_an_earlier_sandbox_is_named_with_how_to_start_clean(tmp_path
     assert earlier_sandbox_state(opts, ledger) is None  # the same sandbox made it
 
 
-# -- kubeconfig -----------------------------------------------------------------------------------------
+# -- on one built cluster --------------------------------------------------------------------------------
+# The tests below read what one default `up` made, or rerun `up` on it, and change nothing in AWS: they share
+# that `up` (each one's own cost ~0.8 CPU s). While they run, the sandbox is held: not emptied between them.
 
-def test_kubeconfig_says_it_became_current_and_names_the_one_before(cli: Cli, cluster_name: str,
-                                                                    aws_env: Path,
+@dataclass
+class Built:
+    name: str
+    folder: Path  # the user's folder: state/ is there
+    first: CliResult  # the `up` that made it
+    rerun: CliResult  # a second `up` right after it (a no-op)
+
+
+@pytest.fixture(scope="module")
+def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    folder = tmp_path_factory.mktemp("terminal")
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
+    sandbox_resets.before_test(sandbox_server)
+    with sandbox_resets.held():
+        with pytest.MonkeyPatch.context() as mp:
+            user_environment(mp, sandbox_server.url, folder)
+            first = run_cli("up", "--name", name)
+            rerun = run_cli("up", "--name", name)
+        yield Built(name, folder, first, rerun)
+
+
+@pytest.fixture
+def on_built(built: Built, aws_env: Path, monkeypatch: pytest.MonkeyPatch) -> Built:
+    """The built cluster, in a test's user environment (`aws_env`) working in the folder that holds its state."""
+    monkeypatch.chdir(built.folder)
+    return built
+
+
+def test_up_prints_one_line_per_change_and_a_rerun_one_line_per_step(built: Built) -> None:
+    """A default `up` says each step's start, its AWS phases and its end, once each: no poll repeats (the old
+    output printed `endpoints: vpce-... pending` on every poll, 141 lines), no `waiting:` lines. A no-op
+    rerun prints one `ready` line per step and nothing else."""
+    first = ok(built.first)
+    lines = progress_lines(first.stderr)
+    assert len(lines) == len(set(lines)), "\n".join(lines)
+    assert not [line for line in lines if any(word in line for word in QUIET_WORDS)]
+    assert sum(line.endswith(": creating") for line in lines) == STEPS
+    assert sum(": created: " in line for line in lines) == STEPS
+    assert len(lines) <= 3 * STEPS + 12, f"{len(lines)} lines:\n" + "\n".join(lines)
+
+    rerun = ok(built.rerun)
+    again = progress_lines(rerun.stderr)
+    assert len(again) == STEPS + ACTIONS and all(": ready: " in line for line in again), "\n".join(again)
+
+
+@pytest.mark.parametrize(("argv0", "orig", "program"), [
+    ("/opt/tools/venv/bin/eksprivate", None, "/opt/tools/venv/bin/eksprivate"),
+    ("/work/x/eksprivate/__main__.py", [".venv/bin/python", "-m", "eksprivate", "up"],
+     ".venv/bin/python -m eksprivate"),
+    # Another program's `python -m` (here pytest, run serially): eksprivate is embedded, not invoked.
+    ("/work/x/.venv/lib/python3.11/site-packages/pytest/__main__.py", [".venv/bin/python", "-m", "pytest"],
+     "eksprivate"),
+])
+def test_next_hints_are_spelled_the_way_the_program_was_invoked(
+        cli: Cli, on_built: Built, monkeypatch: pytest.MonkeyPatch, argv0: str, orig: list[str] | None,
+        program: str) -> None:
+    """Copy-pasteable: `eksprivate status` fails for someone who ran `.venv/bin/eksprivate up`."""
+    monkeypatch.setattr(sys, "argv", [argv0, "up"])
+    if orig is not None:
+        monkeypatch.setattr(sys, "orig_argv", orig, raising=False)
+    name = on_built.name
+    result = ok(cli("up", "--name", name))
+    assert f"Next: `{program} status --name {name}`, `{program} verify --name {name}`" \
+        in " ".join(result.stderr.split())
+
+
+def test_answering_no_to_down_is_a_cancel_not_an_error(cli: Cli, on_built: Built, stand_in: SandboxServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """"n" at the question: "cancelled; nothing deleted", exit 0, nothing deleted. Before: a usage error
+    (exit 2, the code reserved for bad input)."""
+    monkeypatch.setattr(cli_module, "_can_ask", lambda: True)
+    mark = len(stand_in.calls())
+    result = cli("down", "--name", on_built.name, input="n\n")
+    assert result.exit_code == 0 and result.exception is None, result.stderr
+    assert "cancelled; nothing deleted" in result.stderr and "error" not in result.stderr
+    assert not [c for c in stand_in.calls()[mark:] if c.operation.startswith("Delete")]
+
+
+# -- kubeconfig ------------------------------------------------------------------------------------------
+
+def test_kubeconfig_says_it_became_current_and_names_the_one_before(cli: Cli, on_built: Built, aws_env: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    ok(cli("up", "--name", cluster_name))
+    cluster_name = on_built.name
     kubeconfig = aws_env / "kube" / "config"
     kubeconfig.parent.mkdir()
     kubeconfig.write_text(yaml.safe_dump({
@@ -215,20 +255,20 @@ def test_kubeconfig_says_it_became_current_and_names_the_one_before(cli: Cli, cl
 
 
 def test_kubeconfig_with_the_sandbox_never_writes_the_users_file_and_loads_in_the_kubernetes_client(
-        cli: Cli, cluster_name: str, aws_env: Path, stand_in: SandboxServer,
+        cli: Cli, on_built: Built, aws_env: Path, stand_in: SandboxServer,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """--sandbox: a file under state/ and the `export KUBECONFIG=...` to use it; $KUBECONFIG and
     ~/.kube/config stay untouched. The file passes the official Kubernetes Python client's loader."""
     from eksprivate.sandbox import process
 
-    ok(cli("up", "--name", cluster_name))
+    cluster_name = on_built.name
     monkeypatch.setattr(process, "ensure_running", lambda *a, **k: process.SandboxInfo(
         pid=os.getpid(), port=0, url=stand_in.url, time_scale=0.0005, started_at="2000-01-01T00:00:00+00:00"))
     home, users = aws_env / "home", aws_env / "users-kubeconfig"
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("KUBECONFIG", str(users))
     result = ok(cli("kubeconfig", "--sandbox", "--name", cluster_name))
-    written = aws_env / "state" / f"kubeconfig-{cluster_name}.yaml"
+    written = on_built.folder / "state" / f"kubeconfig-{cluster_name}.yaml"
     assert written.exists() and not users.exists() and not (home / ".kube").exists()
     assert f"export KUBECONFIG={written.resolve()}" in " ".join(result.stderr.split())
     assert stat.S_IMODE(written.stat().st_mode) == 0o600

@@ -212,13 +212,18 @@ def _route(method: str, request_uri: str, operation: str, op_model: Any = None) 
 @functools.cache
 def _rest_routes(signing_name: str) -> tuple[tuple[_Route, ...], WireProtocol]:
     """Method + URI templates of a REST service's operations, from botocore's model."""
-    import botocore.session
-    from botocore.exceptions import UnknownServiceError
+    import botocore.loaders
+    from botocore.exceptions import DataNotFoundError
+    from botocore.model import ServiceModel
 
     name = _SERVICE_BY_SIGNING_NAME.get(signing_name, signing_name)
+    # A loader of its own, not a session's: botocore's S3 client strips `/{Bucket}` from an operation's
+    # requestUri the first time it calls it (handlers.remove_bucket_from_url_paths_from_model), in the
+    # model dict its loader shares with every session using that loader. Read from a shared loader after
+    # such a call, CreateBucket's template became "" and the request went unnamed ("PUT /bucket").
     try:
-        model = botocore.session.get_session().get_service_model(name)
-    except UnknownServiceError:
+        model = ServiceModel(botocore.loaders.Loader().load_service_model(name, "service-2"), name)
+    except DataNotFoundError:
         return (), "rest-json"
     routes = tuple(
         _route(op.http.get("method", "POST"), op.http.get("requestUri", "/"), op.name, op)

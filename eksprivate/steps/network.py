@@ -187,6 +187,9 @@ class Vpc(Step):
                 ec2_write(ctx.arns, "create", "ec2:CreateVpc", why="the VPC"),
                 ec2_tag_on_create(ctx.arns, "ec2:CreateVpc"),
                 ec2_write(ctx.arns, ("create", "update"), "ec2:ModifyVpcAttribute", why="DNS support and hostnames on"),
+                reads("ec2:DescribeSecurityGroups", why="the VPC's default security group and its rules"),
+                ec2_write(ctx.arns, ("create", "update"), "ec2:RevokeSecurityGroupIngress",
+                          "ec2:RevokeSecurityGroupEgress", why="empty the VPC's default security group"),
                 ec2_write(ctx.arns, "remove", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup",
                       why="the VPC, and the groups left in it that are the cluster's"),
                 *sweep_grants(ctx.arns)]
@@ -206,6 +209,7 @@ class Vpc(Step):
             "status": vpc.get("State", "available"),
             "dns_support": support["EnableDnsSupport"]["Value"],
             "dns_hostnames": hostnames["EnableDnsHostnames"]["Value"],
+            "default_group": default_group(ctx, vpc_id),
             "duplicates": [v["VpcId"] for v in vpcs if v["VpcId"] != vpc_id],
         }
 
@@ -215,7 +219,8 @@ class Vpc(Step):
                                      TagSpecifications=ctx.tag_spec("vpc", ctx.resource_name("vpc")))["Vpc"]
         ctx.ledger.record(self.key, vpc_id=vpc["VpcId"], cidr=vpc["CidrBlock"])
         found = {"vpc_id": vpc["VpcId"], "cidr": vpc["CidrBlock"], "status": vpc.get("State", "pending"),
-                 "dns_support": False, "dns_hostnames": False, "duplicates": []}
+                 "dns_support": False, "dns_hostnames": False, "duplicates": [],
+                 "default_group": default_group(ctx, vpc["VpcId"])}  # EC2 makes it with the VPC
         self.update(ctx, found)
         return found
 
@@ -232,11 +237,30 @@ class Vpc(Step):
                                             ("EnableDnsHostnames", "dns_hostnames", "DNS hostnames")):
             if not found[field_name]:
                 out.append(Change(f"enable {what}", partial(self._enable, ctx, found, attribute, field_name, what)))
+        group = found.get("default_group")
+        if group and (group["ingress"] or group["egress"]):
+            # AWS gives every new VPC a default group that admits its own members and lets everything out.
+            # Nothing eksprivate makes uses it (endpoints have their group, EKS makes the cluster's), so it
+            # is emptied: an interface someone launches without a group then reaches nothing (CIS 5.4,
+            # checkov CKV2_AWS_12).
+            out.append(Change(f"remove the rules of the VPC's default security group {group['group_id']} "
+                              "(nothing uses it)", partial(self._empty_default_group, ctx, group)))
         if found["cidr"] != ctx.settings.vpc_cidr:
             out.append(Change(f"vpc_cidr is {found['cidr']} in AWS but {ctx.settings.vpc_cidr} in the config",
                               blocked="a VPC CIDR cannot change in place (restore the config value, or `down` "
                                       "then `up`)"))
         return out
+
+    @staticmethod
+    def _empty_default_group(ctx: Context, group: dict[str, Any]) -> str:
+        if group["ingress"]:
+            _ignore_missing(lambda: ctx.aws.ec2.revoke_security_group_ingress(
+                GroupId=group["group_id"], IpPermissions=group["ingress"]))
+        if group["egress"]:
+            _ignore_missing(lambda: ctx.aws.ec2.revoke_security_group_egress(
+                GroupId=group["group_id"], IpPermissions=group["egress"]))
+        group.update(ingress=[], egress=[])
+        return "emptied the default security group"
 
     @staticmethod
     def _enable(ctx: Context, found: Found, attribute: str, field_name: str, what: str) -> str:
@@ -270,6 +294,28 @@ class Vpc(Step):
 
     def ids(self, found: Found) -> dict[str, Any]:
         return {"vpc_id": found["vpc_id"], "cidr": found["cidr"]}
+
+
+def default_group(ctx: Context, vpc_id: str) -> dict[str, Any] | None:
+    """The VPC's default security group (EC2 makes it with the VPC, named `default`) and its rules."""
+    groups = ctx.aws.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                          {"Name": "group-name", "Values": ["default"]}])
+    for group in groups.get("SecurityGroups", []):
+        return {"group_id": group["GroupId"], "ingress": _rules(group.get("IpPermissions")),
+                "egress": _rules(group.get("IpPermissionsEgress"))}
+    return None
+
+
+def _rules(permissions: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Rules as a revoke takes them back (DescribeSecurityGroups adds empty lists and owner ids)."""
+    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds", "UserIdGroupPairs")
+    out = []
+    for rule in permissions or []:
+        cleaned = {k: v for k, v in rule.items() if k in keep and v not in ([], None)}
+        if "UserIdGroupPairs" in cleaned:
+            cleaned["UserIdGroupPairs"] = [{"GroupId": p["GroupId"]} for p in cleaned["UserIdGroupPairs"]]
+        out.append(cleaned)
+    return out
 
 
 def vpc_cidr(ctx: Context) -> str:

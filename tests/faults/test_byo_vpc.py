@@ -158,6 +158,17 @@ def test_up_uses_the_teams_network_and_down_leaves_it_exactly_as_it_was(
     verified = cli("verify", "--name", cluster_name, "--region", REGION)
     assert verified.exit_code == 0, verified.stdout + verified.stderr
 
+    # The export hands over what eksprivate made, never the team's network: named as used, ids left literal.
+    exported = cli("export", "--name", cluster_name, "--region", REGION, "--config", config, "--format", "terraform",
+                   "--output", "tf")
+    assert exported.exit_code == 0, exported.stderr
+    text = "".join(p.read_text() for p in (aws_env / "tf").glob("*.tf"))
+    assert 'resource "aws_vpc"' not in text and 'resource "aws_subnet"' not in text
+    assert network.sts_endpoint not in text and 'resource "aws_default_security_group"' not in text
+    assert f'vpc_id = "{network.vpc_id}"' in " ".join(text.split())  # outside the export: a literal id
+    readme = (aws_env / "tf" / "README.md").read_text()
+    assert network.vpc_id in readme and network.sts_endpoint in readme
+
     down = cli("down", "--name", cluster_name, "--region", REGION, "--config", config, "--yes")
     assert down.exit_code == 0, down.stderr
     assert _ours(network, cluster_name) == {}

@@ -20,7 +20,9 @@ from .helpers import REGION
 
 def _post(url: str) -> Any:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-    with opener.open(urllib.request.Request(url, data=b"", method="POST"), timeout=5) as response:
+    # The timeout only stops a hung test: a reset in a fresh sandbox process builds moto's backends again,
+    # which took over 5 s on the shared 2-core machine under load (the test failed on it, not on an answer).
+    with opener.open(urllib.request.Request(url, data=b"", method="POST"), timeout=120) as response:
         return json.load(response)
 
 

@@ -10,7 +10,7 @@ import pytest
 from eksprivate.sandbox import FaultConfig, Timing, install, uninstall
 from eksprivate.sandbox.core.clock import current_timing, update_timing
 from eksprivate.sandbox.families import installed
-from eksprivate.sandbox.faults import FaultInjector, fault_response, identify
+from eksprivate.sandbox.faults import FaultInjector, _rest_routes, fault_response, identify
 
 
 def test_timing_scales_real_durations() -> None:
@@ -111,6 +111,34 @@ def test_identify_each_protocol() -> None:
     for (method, path), operation in cases.items():
         info = identify(_environ(method, path, "eks"))
         assert (info.operation, info.protocol) == (operation, "rest-json"), path
+
+
+def test_s3_calls_are_named_after_a_client_in_this_process_used_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's S3 client strips `/{Bucket}` from an operation's requestUri in its loader's model the first
+    time it calls it. With one loader shared by every session in the process (as eksprivate and the test
+    suite share it), a route table read after that named CreateBucket and HeadBucket "PUT /b" / "HEAD /b",
+    so they counted as mutating and an enforced operator policy refused them."""
+    import botocore.loaders
+    import botocore.session
+    from botocore.stub import Stubber
+
+    shared = botocore.loaders.create_loader()
+    monkeypatch.setattr(botocore.session, "create_loader", lambda *_: shared)
+    s3 = botocore.session.get_session().create_client(
+        "s3", region_name="eu-central-1", aws_access_key_id="k", aws_secret_access_key="s")
+    with Stubber(s3) as stub:
+        stub.add_response("head_bucket", {})
+        stub.add_response("create_bucket", {})
+        s3.head_bucket(Bucket="b")
+        s3.create_bucket(Bucket="b", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    shared_model = botocore.session.get_session().get_service_model("s3")
+    assert shared_model.operation_model("HeadBucket").http["requestUri"] == ""  # the mutation this is about
+
+    _rest_routes.cache_clear()  # read the routes now, after the client's calls
+    monkeypatch.setattr(botocore.session, "create_loader", lambda *_: shared)
+    assert identify(_environ("HEAD", "/b", "s3")).operation == "HeadBucket"
+    assert identify(_environ("PUT", "/b", "s3")).operation == "CreateBucket"
+    assert identify(_environ("PUT", "/b/state.json", "s3")).operation == "PutObject"
 
 
 def test_fault_responses_carry_the_protocols_error_code() -> None:

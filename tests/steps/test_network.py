@@ -68,6 +68,26 @@ def test_vpc_turns_dns_hostnames_back_on(world: World) -> None:
     assert_rerun_is_noop(ctx, Vpc())
 
 
+def test_vpc_default_security_group_is_emptied_and_kept_empty(world: World) -> None:
+    ctx = world.ctx()
+    ec2 = world.client("ec2")
+    vpc_id = converge(ctx, Vpc())["vpc_id"]
+    only = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": ["default"]}]
+    group = ec2.describe_security_groups(Filters=only)["SecurityGroups"][0]
+    # AWS's rules (its members reach each other, everything goes out) are gone: nothing eksprivate makes uses it.
+    assert group["IpPermissions"] == [] and group["IpPermissionsEgress"] == []
+    assert_rerun_is_noop(ctx, Vpc())
+
+    ec2.authorize_security_group_egress(GroupId=group["GroupId"], IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])  # someone put one back
+    assert plan_one(ctx, Vpc()).details == [f"remove the rules of the VPC's default security group "
+                                            f"{group['GroupId']} (nothing uses it)"]
+    outcome, mutating = mutating_during(ctx, lambda: up_one(ctx, Vpc()))
+    assert outcome.changes == ["emptied the default security group"]
+    assert mutating == ["ec2:RevokeSecurityGroupEgress"]
+    assert ec2.describe_security_groups(Filters=only)["SecurityGroups"][0]["IpPermissionsEgress"] == []
+
+
 def test_vpc_cidr_change_is_reported_not_applied(world: World) -> None:
     converge(world.ctx(), Vpc())
     ctx = world.ctx(vpc_cidr="10.30.0.0/16")
