@@ -30,13 +30,41 @@ NOT_ASSUMABLE = "Role with arn: arn:aws:iam::123456789012:role/x, could not be a
 def test_floors_follow_the_critical_path() -> None:
     timing = {"time_scale": 0.5, "iam_role_delay": 10.0, "cluster_create": 540.0, "nodegroup_create": 180.0,
               "interface_endpoint_create": 90.0, "nodegroup_delete": 240.0, "cluster_delete": 240.0}
-    assert bench.floors(timing) == {"up": (10 + 540 + 180) * 0.5, "down": (240 + 240) * 0.5}
-    # Managed add-ons: the networking ones between the cluster and the nodes, coredns after the nodes.
-    with_addons = {**timing, "addon_create": 45.0}
-    assert bench.floors(with_addons)["up"] == (10 + 540 + 45 + 180 + 45) * 0.5
+    assert bench.floors(timing) == {"up": (10 + 540 + 180) * 0.5, "down": (240 + 240) * 0.5, "upgrade": 0.0}
+    # Managed add-ons are not on the physical path: they must fit beside the node groups.
+    with_addons = {**timing, "addon_create": 45.0, "addon_update": 30.0}
+    assert bench.floors(with_addons)["up"] == (10 + 540 + 180) * 0.5
+    # Upgrade: per minor (two), the control plane then the node roll; the add-on updates beside the roll.
+    upgrade = {**with_addons, "cluster_version_update": 540.0, "nodegroup_version_update": 600.0}
+    assert bench.floors(upgrade)["upgrade"] == 2 * (540 + 600) * 0.5
     # Endpoints slower than role + cluster would put them on the path instead.
     slow_endpoints = {**timing, "interface_endpoint_create": 1000.0}
     assert bench.floors(slow_endpoints)["up"] == (1000 + 180) * 0.5
+
+
+def test_real_terms_separate_stretched_phases_from_fixed_seconds() -> None:
+    """Two scales of one command whose phases stretch x1.02 and which adds 3 s of its own: k and the fixed
+    seconds come back, and at real durations the fixed seconds nearly vanish."""
+    real_floor = 730.0
+
+    def span(scale: float) -> tuple[float, float]:
+        return real_floor * scale, 1.02 * real_floor * scale + 3.0
+
+    got = bench.real_terms(span(0.02), span(0.05), real_floor)
+    assert (got["k"], got["fixed_s"]) == (pytest.approx(1.02), pytest.approx(3.0))
+    assert got["ratio"] == pytest.approx(1.02 + 3.0 / 730, abs=1e-4)
+    one_scale = span(0.02)[1] / span(0.02)[0]
+    assert one_scale > got["ratio"] + 0.15  # one compressed scale overstates it: 3 s against a 14.6 s floor
+    # A lead-in taken out of both makespans comes back in the fixed seconds: the same answer.
+    (fa, sa), (fb, sb) = span(0.02), span(0.05)
+    apart = bench.real_terms((fa, sa - 2.0), (fb, sb - 2.0), real_floor, lead_in=2.0)
+    assert apart == got
+
+
+def test_machine_load_names_the_load_and_a_fixed_loop() -> None:
+    load = bench.machine_load()
+    assert set(load) == {"load_1m", "load_5m", "load_15m", "cpu_loop_wall_s", "cpu_loop_cpu_s"}
+    assert load["cpu_loop_cpu_s"] > 0
 
 
 @pytest.mark.parametrize(("count", "groups", "per_az"), [(3, 1, True), (6, 2, True), (2, 2, False)])

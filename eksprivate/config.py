@@ -68,8 +68,9 @@ class NodeGroupSpec:
 
 # EKS managed add-ons eksprivate installs when the config has no [addons] table (docs/configuration.md).
 CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent")
-# Add-ons whose pods the nodes need to join and network (DaemonSets): made before the node groups. The others
-# (coredns, CSI drivers: Deployments) need nodes to run on: made after them.
+# Add-ons whose pods the nodes need to join and network (DaemonSets): they must exist before the node groups
+# are created (not be ACTIVE). The others (coredns, CSI drivers: Deployments) need nodes to run on: made at the
+# same time, judged once the node groups are ready.
 NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 ADDON_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+(-eksbuild\.\d+)?$")

@@ -477,10 +477,17 @@ def permissions_context(opts: Options, account: str | None) -> tuple[Context, st
         raise UsageError(f"--account {account!r} is not a 12-digit AWS account id")
     if account is None:
         aws, _ = connect(opts, region)
+        confirm_region(aws)  # a misspelt region is named before a policy is written for it
         identity = aws.sts.get_caller_identity()
         account, partition = str(identity["Account"]), caller_partition(str(identity["Arn"]))
     else:  # for an account whose credentials are not at hand: its partition from botocore's region data
         from eksprivate.aws import partition_of_region
+
+        if region not in known_regions():  # AWS is not asked here, so only botocore's list can tell
+            raise UsageError(f"unknown region {region!r}: the installed botocore does not know it",
+                             _did_you_mean(region, known_regions())
+                             or "check the region name; for a region newer than botocore, run without --account "
+                                "(AWS is then asked) or upgrade boto3")
 
         aws, partition = Aws(region), partitions.named(partition_of_region(region))
     where = opts.state if opts.state is not None else settings.state

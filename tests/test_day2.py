@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
+import eksprivate.steps as steps_module
 from eksprivate.aws import is_mutating
 from eksprivate.sandbox import SandboxServer, eks_addons, eks_upgrades
 from tests.test_updates_support import CliResult, User
@@ -29,17 +31,15 @@ def _step(plan: dict[str, object], key: str) -> dict[str, object]:
     return found
 
 
-def test_up_makes_the_managed_addons_networking_before_nodes_coredns_after(user: User) -> None:
-    """Naive code leaves the cluster on whatever EKS bootstrapped (no add-on at all), or makes coredns before
-    the nodes and then fails (or waits 20 min) on its DEGRADED status."""
+def test_up_makes_every_managed_addon_and_ends_with_all_active(user: User) -> None:
+    """Naive code leaves the cluster on whatever EKS bootstrapped (no add-on at all), or makes coredns and then
+    fails (or waits 20 min) on its DEGRADED status."""
     user.write(BASE)
     user.sandbox.clear_calls()
     result = user.run("up")
     calls = [c.operation for c in user.sandbox.calls() if is_mutating(c.operation)]
-    creates = [i for i, op in enumerate(calls) if op == "CreateAddon"]
-    nodegroup = calls.index("CreateNodegroup")
-    assert len(creates) == 4
-    assert sum(1 for i in creates if i < nodegroup) == 3 and creates[-1] > nodegroup  # coredns last
+    assert calls.count("CreateAddon") == 4
+    assert calls.index("CreateAddon") < calls.index("CreateNodegroup")  # the order itself: tests/test_e2e.py
     addons = sorted(user.eks.list_addons(clusterName=user.name)["addons"])
     assert addons == ["coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
     for name in addons:
@@ -51,6 +51,33 @@ def test_up_makes_the_managed_addons_networking_before_nodes_coredns_after(user:
     assert any("eks-auth" in str(v) for v in endpoints.values()), endpoints  # Pod Identity's endpoint
     _, mutations = user.mutations("up")
     assert mutations == []  # converged: nothing to change
+
+
+def test_node_groups_made_before_the_cni_never_join(user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The naive order (add-ons once the node groups are up, as terraform-aws-eks's default and eksctl before
+    0.52 did) on a cluster made without the self-managed add-ons: the nodes boot with no CNI, stay NotReady and
+    the node group fails with NodeCreationFailure (moto alone makes it ACTIVE). `up` says so, naming the issue."""
+    real = steps_module.build_graph
+
+    def add_ons_after_node_groups(ctx: Any, **kwargs: Any) -> list[Any]:
+        graph = real(ctx, **kwargs)
+        groups = tuple(s.key for s in graph if s.key.startswith("nodegroup/"))
+        for step in graph:
+            if step.key.startswith("nodegroup/"):
+                step.needs_created = ()
+            elif step.key.startswith("addon/"):
+                step.needs, step.ready_needs = (*step.needs, *groups), ()
+        return graph
+
+    monkeypatch.setattr(steps_module, "build_graph", add_ons_after_node_groups)
+    user.write(BASE)
+    user.sandbox.clear_calls()
+    result = user.run("up", expect=1)
+    assert "NodeCreationFailure" in result.stderr and "node group nodes" in result.stderr
+    assert "CreateAddon" not in user.calls()
+    group = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]
+    assert group["status"] == "CREATE_FAILED"
+    assert group["health"]["issues"][0]["code"] == "NodeCreationFailure"
 
 
 def test_an_addon_removed_from_the_config_is_shown_and_removed_only_with_prune(user: User) -> None:
@@ -81,18 +108,27 @@ def test_an_addon_removed_from_the_config_is_shown_and_removed_only_with_prune(u
 
 
 def test_a_two_minor_upgrade_end_to_end(user: User) -> None:
-    """1.32 -> 1.34: control plane, add-ons, node groups, per minor. Naive code calls UpdateClusterVersion with
-    1.34 (EKS refuses the skip), or upgrades the control plane twice before the nodes (refused too)."""
+    """1.32 -> 1.34: per minor the control plane, then add-ons and node groups side by side. Naive code calls
+    UpdateClusterVersion with 1.34 (EKS refuses the skip), upgrades the control plane twice before the nodes
+    (refused too), or rolls the nodes only once every add-on update finished (longer than it need be)."""
     user.write(BASE)
     user.run("up")
     user.write(BASE.replace("1.32", "1.34"))
     plan = json.loads(user.run("plan", "--output", "json").stdout)
     details = " ".join(_step(plan, "upgrade")["details"])  # type: ignore[arg-type]
     assert "1.32 -> 1.33" in details and "1.33 -> 1.34" in details
-    _, mutations = user.mutations("up")
-    upgrades = [m for m in mutations if m in ("UpdateClusterVersion", "UpdateNodegroupVersion", "UpdateAddon")]
-    assert upgrades == ["UpdateClusterVersion", "UpdateAddon", "UpdateAddon", "UpdateAddon", "UpdateAddon",
-                        "UpdateNodegroupVersion"] * 2
+    user.sandbox.configure(addon_update=2000.0)  # x 0.0005 = 1 s: a node roll waiting on it would show
+    user.sandbox.clear_calls()
+    user.run("up")
+    kinds = ("UpdateClusterVersion", "UpdateNodegroupVersion", "UpdateAddon")
+    upgrades = [c for c in user.sandbox.calls() if c.operation in kinds]
+    ops = [c.operation for c in upgrades]
+    assert ops[0] == "UpdateClusterVersion" and ops.count("UpdateClusterVersion") == 2
+    second = ops.index("UpdateClusterVersion", 1)
+    for minor in (upgrades[1:second], upgrades[second + 1:]):  # after each control plane: 4 add-ons + the nodes
+        assert sorted(c.operation for c in minor) == ["UpdateAddon"] * 4 + ["UpdateNodegroupVersion"]
+        roll = next(c.timestamp for c in minor if c.operation == "UpdateNodegroupVersion")
+        assert roll - min(c.timestamp for c in minor) < 0.5  # sent beside the add-on updates, not after them
     assert user.cluster()["version"] == "1.34"
     ng = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]
     assert ng["version"] == "1.34" and ng["releaseVersion"] == eks_upgrades.latest_release("1.34")

@@ -59,10 +59,13 @@ class Fake(Step):
 
     def __init__(self, key: str, needs: tuple[str, ...], events: Events, *, exists: bool = False,
                  changes: list[str] | None = None, on_create: Hook | None = None,
-                 on_remove: Hook | None = None, on_ready: Hook | None = None, orphan: bool = False) -> None:
+                 on_remove: Hook | None = None, on_ready: Hook | None = None, orphan: bool = False,
+                 needs_created: tuple[str, ...] = (), ready_needs: tuple[str, ...] = ()) -> None:
         self.key = key
         self.title = f"step {key}"
         self.needs = needs
+        self.needs_created = needs_created
+        self.ready_needs = ready_needs
         self.events = events
         self.exists = exists
         self.pending = list(changes or [])
@@ -154,7 +157,8 @@ def assert_set(event: threading.Event) -> None:
 
 def real_shape(ctx: Context, events: Events, **kw: Any) -> list[Fake]:
     """Fakes with the keys and needs of the real graph for the default configuration."""
-    return [Fake(s.key, s.needs, events, **kw) for s in build_graph(ctx)]
+    return [Fake(s.key, s.needs, events, needs_created=s.needs_created, ready_needs=s.ready_needs, **kw)
+            for s in build_graph(ctx)]
 
 
 # -- up --------------------------------------------------------------------------------------------------
@@ -189,10 +193,67 @@ def test_a_step_starts_only_after_its_needs_are_ready(ctx: Context) -> None:
     for step in steps:
         for need in step.needs:
             assert events.at(need, "ready") < events.at(step.key, "find"), f"{step.key} started before {need}"
+        for need in step.needs_created:
+            assert events.at(need, "created") < events.at(step.key, "find"), f"{step.key} started before {need}"
+        for need in step.ready_needs:
+            assert events.at(need, "ready") < events.at(step.key, "ready"), f"{step.key} ready before {need}"
     # The graph really has the shape the product relies on.
     needs = {s.key: set(s.needs) for s in steps}
     assert {"cluster", "endpoints", "node-role"} <= needs["nodegroup/nodes-a"]
     assert "endpoints" not in needs["cluster"]  # the cluster (the long pole) does not wait for endpoints
+    # Node groups start once the networking add-ons exist, not once they are ready; coredns is made beside them.
+    made_first = {s.key: set(s.needs_created) for s in steps}["nodegroup/nodes-a"]
+    assert made_first == {"addon/vpc-cni", "addon/kube-proxy", "addon/eks-pod-identity-agent"}
+    assert not {k for k in needs["nodegroup/nodes-a"] if k.startswith("addon/")}
+    assert not {k for k in needs["addon/coredns"] if k.startswith("nodegroup/")}
+    assert {s.key: set(s.ready_needs) for s in steps}["addon/coredns"] == {
+        "nodegroup/nodes-a", "nodegroup/nodes-b", "nodegroup/nodes-c"}
+
+
+def test_a_step_needing_another_created_starts_while_that_one_still_waits(ctx: Context) -> None:
+    """`needs_created`: the node group starts once the add-on's create returned; the add-on's `ready` cannot end
+    before the node group was created (a runner that waited for it to be ready would never get there)."""
+    events = Events()
+    group_made = threading.Event()
+    steps = [Fake("cni", (), events, on_ready=lambda: assert_set(group_made)),
+             Fake("group", (), events, needs_created=("cni",), on_create=group_made.set)]
+    outcomes = {o.key: o.phase for o in engine(ctx, steps, Reporter()).up()}
+    assert outcomes == {"cni": "created", "group": "created"}
+    assert events.at("cni", "created") < events.at("group", "find") < events.at("cni", "ready")
+
+
+def test_a_step_made_beside_its_ready_needs_is_judged_after_them(ctx: Context) -> None:
+    """`ready_needs`: coredns is created while the node group is still being made, and waited on only after."""
+    events = Events()
+    coredns_made = threading.Event()
+    steps = [Fake("group", (), events, on_create=lambda: assert_set(coredns_made)),
+             Fake("coredns", (), events, ready_needs=("group",), on_create=coredns_made.set)]
+    engine(ctx, steps, Reporter()).up()
+    assert events.at("coredns", "created") < events.at("group", "created")
+    assert events.at("group", "ready") < events.at("coredns", "ready")
+
+
+def test_failures_through_the_new_edges(ctx: Context) -> None:
+    """An add-on that fails before it exists skips what needs it created; a node group that fails leaves the
+    add-on judged after it made but not waited for; the run fails naming the failed step."""
+    events = Events()
+
+    def refused(operation: str) -> Hook:
+        def fail() -> None:
+            raise AwsApiError("eks", operation, "InvalidParameterException", "refused")
+        return fail
+
+    steps = [Fake("cni", (), events, on_create=refused("CreateAddon")),
+             Fake("group", (), events, needs_created=("cni",)),
+             Fake("group2", (), events, on_create=refused("CreateNodegroup")),
+             Fake("coredns", (), events, ready_needs=("group2",))]
+    with pytest.raises(RunFailed) as info:
+        engine(ctx, steps, Reporter()).up()
+    outcomes = {o.key: o for o in info.value.outcomes}
+    assert {k: o.phase for k, o in outcomes.items()} == {
+        "cni": "failed", "group": "skipped", "group2": "failed", "coredns": "skipped"}
+    assert events.of("group") == [] and events.of("coredns") == ["find", "create", "created"]
+    assert "waits for group2" in outcomes["coredns"].detail
 
 
 def test_endpoints_and_cluster_are_built_side_by_side(ctx: Context) -> None:
@@ -372,9 +433,15 @@ def test_plan_and_status_only_read(ctx: Context) -> None:
 
 def test_the_graph_in_docs_architecture_is_the_real_one(ctx: Context) -> None:
     text = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
-    block = text.split("The same as a list (`key: needs`)", 1)[1].split("```", 2)[1]
-    documented: dict[str, tuple[str, ...]] = {}
+    block = text.split("The same as a list (`key: needs`", 1)[1].split("```", 2)[1]
+    documented: dict[str, tuple[tuple[str, ...], ...]] = {}
+
+    def keys(text: str) -> tuple[str, ...]:
+        return tuple(n.strip() for n in text.split(",")) if text.strip() not in ("—", "") else ()
+
     for line in block.strip().splitlines():
-        key, needs = line.split(":", 1)
-        documented[key.strip()] = tuple(n.strip() for n in needs.split(",")) if needs.strip() != "—" else ()
-    assert documented == {s.key: s.needs for s in build_graph(ctx)}
+        key, edges = line.split(":", 1)
+        needs, *others = edges.split(";")
+        extra = {kind.strip(): keys(rest) for kind, rest in (o.split(":", 1) for o in others)}
+        documented[key.strip()] = (keys(needs), extra.get("created", ()), extra.get("ready after", ()))
+    assert documented == {s.key: (s.needs, s.needs_created, s.ready_needs) for s in build_graph(ctx)}

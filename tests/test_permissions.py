@@ -269,6 +269,12 @@ def test_bad_input_is_one_line_and_exit_2(cli: Cli, aws_env: Path) -> None:
     for args in (["--account", "12345"], ["--output", "yaml"]):
         result = cli("permissions", "--name", "demo", *args)
         assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    # A misspelt region: refused, with the region meant, before a policy is written for it (with --account AWS
+    # is not asked, and without it AWS is asked first, as `up` does).
+    for args in (["--account", ACCOUNT], []):
+        result = cli("permissions", "--name", "demo", "--region", "eu-centrl-1", *args)
+        assert result.exit_code == 2 and result.stdout == "", result.stdout
+        assert "did you mean eu-central-1?" in result.stderr.strip().splitlines()[-1], result.stderr
     bad = write(aws_env, 'permissions_boundary = "eks-boundary"\n')
     result = cli("permissions", "--name", "demo", "--account", ACCOUNT, "--config", str(bad))
     assert result.exit_code == 2 and "permissions_boundary" in result.stderr

@@ -248,7 +248,7 @@ def update_errors(update: dict[str, Any]) -> str:
 
 def failure_detail(response: dict[str, Any]) -> str:
     """Pull the useful part out of a failed resource (EKS health issues, endpoint state)."""
-    for key in ("cluster", "nodegroup"):
+    for key in ("cluster", "nodegroup", "addon"):
         res = response.get(key)
         if isinstance(res, dict):
             issues = res.get("health", {}).get("issues", [])

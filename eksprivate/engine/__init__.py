@@ -1,7 +1,9 @@
 """The engine behind `up`, `down`, `plan` and `status`: what each verb does with one step, over one graph.
 
 Each step runs in its own thread as soon as the steps it needs are done (the work is waiting on AWS,
-so threads are enough). `down` walks the same graph reversed: a step is removed once every step that
+so threads are enough). A step may also need another one only *created* (its create call returned, its
+readiness still awaited elsewhere), and may wait for others only before its own `ready` (`Step.needs_created`,
+`Step.ready_needs`). `down` walks the same graph reversed: a step is removed once every step that
 needs it is gone. Every change is in the state file before the engine moves on, so a kill at any
 instant leaves a ledger that the next `up` or `down` resumes from.
 
@@ -25,7 +27,7 @@ from eksprivate.engine.showing import (
     summarize,
     unread_item,
 )
-from eksprivate.engine.walk import RunFailed, reverse, walk
+from eksprivate.engine.walk import Edges, Made, RunFailed, reverse, walk
 from eksprivate.errors import EksPrivateError
 from eksprivate.steps import Context, Discovery, Found, Step
 from eksprivate.steps.discovery import expand_discoveries
@@ -46,8 +48,19 @@ class Engine:
 
     def _set_needs(self) -> None:
         keys = {s.key for s in self.steps}
-        # Needs on steps the configuration left out (e.g. no KMS step with a user key) are satisfied.
-        self.needs = {s.key: tuple(n for n in s.needs if n in keys) for s in self.steps}
+
+        def kept(needs: tuple[str, ...]) -> tuple[str, ...]:
+            # Needs on steps the configuration left out (e.g. no KMS step with a user key) are satisfied.
+            return tuple(n for n in needs if n in keys)
+
+        self.needs = {s.key: kept(s.needs) for s in self.steps}
+        self.needs_created = {s.key: kept(s.needs_created) for s in self.steps}
+        self.ready_needs = {s.key: kept(s.ready_needs) for s in self.steps}
+
+    def _all_needs(self) -> dict[str, tuple[str, ...]]:
+        """Every edge as a plain need: what a step depends on in any way (down's reverse order, plan, status)."""
+        return {s.key: tuple(dict.fromkeys((*self.needs[s.key], *self.needs_created[s.key],
+                                            *self.ready_needs[s.key]))) for s in self.steps}
 
     def _discover(self, *, tolerant: bool = False) -> None:
         """Read the graph's discoveries (steps/discovery.py: what eksprivate made that the config and the state do
@@ -68,18 +81,19 @@ class Engine:
         self.steps = expand_discoveries(self.ctx, self.steps, found)
         self._set_needs()
 
-    def _walk(self, deps: dict[str, tuple[str, ...]], work: Callable[[Step], Outcome], verb: str,
+    def _walk(self, edges: Edges, work: Callable[[Step, Made], Outcome], verb: str,
               quiet: bool = False) -> list[Outcome]:
-        return walk(self.steps, deps, work, verb, self.reporter, self.ctx.cancel, quiet)
+        return walk(self.steps, edges, work, verb, self.reporter, self.ctx.cancel, quiet)
 
     # -- the verbs -------------------------------------------------------------------------------
     def up(self) -> list[Outcome]:
         self._discover()
-        return self._walk(self.needs, self._up_one, "up")
+        return self._walk(Edges(self.needs, self.needs_created, self.ready_needs), self._up_one, "up")
 
     def down(self) -> list[Outcome]:
         self._discover()
-        return self._walk(reverse(self.steps, self.needs), self._down_one, "down")
+        return self._walk(Edges(reverse(self.steps, self._all_needs())), lambda step, _: self._down_one(step),
+                          "down")
 
     def plan(self, destroy: bool = False) -> list[PlanItem]:
         """One item per step, in graph order. A step whose reads fail (no permission, an unreachable endpoint) is
@@ -87,7 +101,7 @@ class Engine:
         self._discover(tolerant=True)
         items: dict[str, PlanItem] = dict(self._unread)
 
-        def one(step: Step) -> Outcome:
+        def one(step: Step, _: Made) -> Outcome:
             if step.key not in items:
                 try:
                     found = step.find(self.ctx)
@@ -98,25 +112,25 @@ class Engine:
                     items[step.key] = unread_item(step, exc)
             return Outcome(step.key, step.title, "ready")
 
-        outcomes = self._walk(self.needs, one, "plan", quiet=True)
+        outcomes = self._walk(Edges(self._all_needs()), one, "plan", quiet=True)
         return [items.get(o.key) or PlanItem(o.key, o.title, "unknown", details=[o.detail]) for o in outcomes]
 
     def status(self) -> list[PlanItem]:
         self._discover()
         items: dict[str, PlanItem] = {}
 
-        def one(step: Step) -> Outcome:
+        def one(step: Step, _: Made) -> Outcome:
             found = step.find(self.ctx)
             if found is not None:
                 record(self.ctx, step, found)
             items[step.key] = status_item(step, found)
             return Outcome(step.key, step.title, "ready")
 
-        outcomes = self._walk(self.needs, one, "status", quiet=True)
+        outcomes = self._walk(Edges(self._all_needs()), one, "status", quiet=True)
         return [items.get(o.key) or PlanItem(o.key, o.title, "unknown", details=[o.detail]) for o in outcomes]
 
     # -- one step --------------------------------------------------------------------------------
-    def _up_one(self, step: Step) -> Outcome:
+    def _up_one(self, step: Step, made: Made) -> Outcome:
         ctx, say = self.ctx, self.reporter.phase
         say(step.key, step.title, "checking")
         found = step.find(ctx)
@@ -146,6 +160,11 @@ class Engine:
                     ctx.say(step.key, text)
             changes = step.apply_changes(ctx, found, planned)
             phase = "updated" if changes else "ready"
+        ctx.check_cancel()
+        failed_needs = made()  # it exists: steps that need it created start now
+        if failed_needs:
+            return Outcome(step.key, step.title, "skipped", f"{step.describe(found)}: made, not waited for "
+                           f"(waits for {', '.join(failed_needs)})", changes, warnings=warnings, found=found)
         ctx.check_cancel()
         say(step.key, step.title, "waiting", step.describe(found))
         step.ready(ctx, found)

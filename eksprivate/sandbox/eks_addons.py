@@ -14,6 +14,16 @@ What is modelled (sources in docs/aws-fidelity.md, section day2):
   not a JSON/YAML object (InvalidParameterException). The same `clientRequestToken` answers what it started.
 * DescribeAddonVersions: a few versions per add-on and Kubernetes minor, one of them the default
   (`compatibilities[].defaultVersion`), newest first. Version strings are illustrative, not AWS's.
+* What the add-ons mean for nodes, on a cluster created with `bootstrapSelfManagedAddons` false (no
+  self-managed CNI or kube-proxy; moto keeps no such flag, so CreateCluster's is recorded here): a managed
+  node group's nodes become Ready only once the cluster has the vpc-cni and kube-proxy add-ons (the CNI reaches
+  the API server through kube-proxy's service rules). Until then the group reads CREATING past its usual
+  duration; added later, the group turns ACTIVE once they are up (`addon_create` after their CreateAddon); never
+  added within `Timing.nodegroup_join_timeout` of the group's creation, it reads CREATE_FAILED with the health issue
+  NodeCreationFailure "Instances failed to join the kubernetes cluster", as EKS reports nodes stuck NotReady
+  ("cni plugin not initialized": terraform-aws-eks #3446, #1910; amazon-vpc-cni-k8s #575, #1385). moto makes
+  every node group ACTIVE regardless. A cluster created with the bootstrap has its self-managed copies: its
+  nodes join without any managed add-on.
 
 moto is imported inside functions only: importing this module stays cheap.
 """
@@ -29,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eksprivate.sandbox.core import updates, versions
-from eksprivate.sandbox.core.clock import current_timing, now
+from eksprivate.sandbox.core.clock import current_timing, life_of, now
 
 if TYPE_CHECKING:
     from eksprivate.sandbox.core.patching import Patcher
@@ -85,6 +95,9 @@ def version_infos(addon: str, minor: str | None) -> list[dict[str, Any]]:
                                             "defaultVersion": default})
     return list(infos.values())
 
+
+NODES_NEED = ("vpc-cni", "kube-proxy")  # no Ready node without the CNI, which reaches the API through kube-proxy
+NODE_CREATION_FAILURE = {"code": "NodeCreationFailure", "message": "Instances failed to join the kubernetes cluster"}
 
 # -- add-ons ------------------------------------------------------------------------------------------
 
@@ -350,10 +363,62 @@ _URL_PATHS = (
 )
 
 
+# -- what the add-ons mean for nodes -------------------------------------------------------------------
+
+
+def node_join(nodegroup: Any) -> str | None:
+    """Whether a node group's nodes wait for the cluster's networking add-ons: None when they need not (a
+    cluster with the self-managed bootstrap, a group not made through the sandbox, one being deleted) or have
+    joined; "waiting" or "failed" (NodeCreationFailure) otherwise. Read from creation times only, so the answer
+    never flips: a group failed stays failed, whatever is added later."""
+    cluster = vars(nodegroup).get("_sandbox_cluster")
+    life = life_of(nodegroup)
+    if cluster is None or vars(cluster).get("_sandbox_bootstrap", True) or life is None or life.dying is not None:
+        return None
+    timing = current_timing()
+    deadline = life.born + timing.scaled(timing.nodegroup_join_timeout)
+    joined = life.born + timing.scaled(timing.nodegroup_create)
+    addons: dict[str, Addon] = vars(cluster).get("_sandbox_addons", {})  # not addons_of: coredns reads our status
+    for name in NODES_NEED:
+        addon = addons.get(name)
+        if addon is None or addon.born > deadline:
+            return "failed" if now() >= deadline else "waiting"
+        joined = max(joined, addon.born + timing.scaled(timing.addon_create))
+    return None if now() >= joined else "waiting"
+
+
+def _joined_status(previous: property) -> property:
+    def get(nodegroup: Any) -> Any:
+        status = previous.__get__(nodegroup)
+        if status in ("CREATING", "DELETING"):
+            return status
+        state = node_join(nodegroup)
+        return status if state is None else "CREATE_FAILED" if state == "failed" else "CREATING"
+
+    def set_(nodegroup: Any, value: Any) -> None:
+        previous.__set__(nodegroup, value)
+
+    return property(get, set_)
+
+
+def _joined_health(previous: property) -> property:
+    def get(nodegroup: Any) -> Any:
+        if node_join(nodegroup) == "failed":
+            return {"issues": [{**NODE_CREATION_FAILURE, "resourceIds": [f"eks-{nodegroup.nodegroup_name}-asg"]}]}
+        return previous.__get__(nodegroup)
+
+    def set_(nodegroup: Any, value: Any) -> None:
+        previous.__set__(nodegroup, value)
+
+    return property(get, set_)
+
+
 def install(patcher: Patcher) -> None:
     """Add the add-on operations to moto's EKS responses and URL map (after eks_updates, whose DescribeUpdate
-    it extends)."""
+    it extends), and what they mean for nodes (after eks_lifecycle and eks_updates, whose node group statuses
+    and CreateNodegroup it wraps)."""
     from moto.eks import urls
+    from moto.eks.models import EKSBackend, Nodegroup
     from moto.eks.responses import EKSResponse
 
     for name, method in _RESPONSES.items():
@@ -362,3 +427,24 @@ def install(patcher: Patcher) -> None:
     patcher.set_attr(EKSResponse, "describe_update", _describe_update(vars(EKSResponse)["describe_update"]))
     for path in _URL_PATHS:
         patcher.set_item(urls.url_paths, path, urls.response.dispatch)
+
+    create_cluster = EKSResponse.create_cluster  # the wrappers before this one (access entries, updates)
+
+    def create_cluster_keeping_bootstrap(self: Any) -> Any:
+        bootstrap = self._get_param("bootstrapSelfManagedAddons")
+        result: Any = create_cluster(self)
+        cluster = result.result["cluster"]
+        vars(cluster).setdefault("_sandbox_bootstrap", bootstrap is not False)  # a retry keeps the first answer
+        return result
+
+    create_nodegroup = EKSBackend.create_nodegroup
+
+    def create_nodegroup_knowing_its_cluster(self: Any, **kwargs: Any) -> Any:
+        nodegroup = create_nodegroup(self, **kwargs)
+        vars(nodegroup).setdefault("_sandbox_cluster", self.clusters.get(kwargs["cluster_name"]))
+        return nodegroup
+
+    patcher.set_attr(EKSResponse, "create_cluster", create_cluster_keeping_bootstrap)
+    patcher.set_attr(EKSBackend, "create_nodegroup", create_nodegroup_knowing_its_cluster)
+    patcher.set_attr(Nodegroup, "status", _joined_status(vars(Nodegroup)["status"]))
+    patcher.set_attr(Nodegroup, "health", _joined_health(vars(Nodegroup)["health"]))

@@ -62,7 +62,8 @@ FAMILIES: tuple[Family, ...] = (
     eks_versions,  # DescribeClusterVersions; wraps CreateCluster with the version calendar
     nodegroup_ami,  # instance type / AMI type checks on CreateNodegroup
     lb_dependents,  # load balancer interfaces and the deletes they block; emits EC2_DELETIONS_DUE
-    eks_addons,  # managed add-ons; extends eks_updates' DescribeUpdate with addonName
+    eks_addons,  # managed add-ons; extends eks_updates' DescribeUpdate; nodes join only with the CNI (wraps the
+    # access entries' and updates' CreateCluster response, the CreateNodegroup and node group status before it)
     eks_upgrades,  # Kubernetes version upgrades, insights, AMI releases (after eks_updates and nodegroup_ami)
 )
 

@@ -67,12 +67,14 @@ def build_graph(ctx: Context, *, everything: bool = False, orphans: bool = False
     for group in groups:
         if group.orphan:  # its template is unknown: delete it before any template
             group.needs = (*group.needs, *lt_keys)
-    # Managed add-ons: the networking ones before the node groups (nodes join with a CNI), the others after.
+    # Managed add-ons, all made as soon as the cluster is ACTIVE. Node groups start once the networking ones
+    # exist (their instances boot with a CNI to run), not once they are ACTIVE; the add-ons whose pods need nodes
+    # wait for the node groups only before judging their own readiness (addons.py).
     addons = addon_steps(ctx, tuple(g.key for g in groups if not g.orphan), everything=everything, orphans=orphans)
     node_addons = tuple(a.key for a in addons if isinstance(a, Addon) and a.name in NODE_ADDONS and not a.orphan)
     for group in groups:
         if not group.orphan:
-            group.needs = (*group.needs, *node_addons)
+            group.needs_created = (*group.needs_created, *node_addons)
     # A kubernetes_version raise: the upgrade runs before the add-on and node group steps converge the rest.
     # Not in `down`'s graph (nothing to delete).
     upgrade = [] if everything else [Upgrade()]

@@ -1,10 +1,15 @@
 """EKS managed add-ons (vpc-cni, kube-proxy, coredns, eks-pod-identity-agent, optional others), one step each.
 
-Order on a private cluster created without the self-managed bootstrap (`bootstrapSelfManagedAddons` false):
-the networking add-ons (DaemonSets) before the node groups, so nodes join with a CNI; coredns and the CSI
-drivers (Deployments) after them, since without a node their pods have nowhere to run (DEGRADED: expected,
-said, not a failure). Images come from the regional EKS ECR account through the ecr.api/ecr.dkr endpoints;
-the Pod Identity agent needs the eks-auth endpoint (`Settings.interface_endpoints` adds it).
+Order on a private cluster created without the self-managed bootstrap (`bootstrapSelfManagedAddons` false), as
+eksctl does: every add-on is created the moment the cluster is ACTIVE. The node groups start as soon as the
+networking add-ons (vpc-cni, kube-proxy, eks-pod-identity-agent: DaemonSets) *exist*, not once they are ACTIVE:
+their DaemonSets are in the cluster long before an instance has booted, and nodes become Ready only with the
+CNI (and kube-proxy, through which it reaches the API). coredns and the CSI drivers (Deployments) are made at
+the same time; they read DEGRADED until nodes can run their pods, which is expected, so their wait for ACTIVE
+begins once the node groups are ready (`ready_needs`). Every add-on's wait runs beside the node groups:
+none lengthens `up` (docs/architecture.md, "The graph"). Images come from the regional EKS ECR account through
+the ecr.api/ecr.dkr endpoints; the Pod Identity agent needs the eks-auth endpoint (`Settings.interface_endpoints`
+adds it).
 
 Each change's text and its apply function sit side by side (`_changes`), so they move as one when the Step
 contract becomes typed change lists.
@@ -18,15 +23,15 @@ from functools import partial
 from typing import Any
 
 from eksprivate.config import NODE_ADDONS, AddonSpec, kubernetes_minor
-from eksprivate.errors import NotFound, ResourceFailed
+from eksprivate.errors import NotFound, ResourceFailed, WaitTimeout
 from eksprivate.grants import Grant, grant, pass_role, reads
 from eksprivate.steps.base import CLUSTER_MINOR, CLUSTER_TAG, Change, Context, Found, Step
 from eksprivate.steps.iam import Role
 from eksprivate.steps.policies import managed_policy
 from eksprivate.steps.updates import apply_update, recorded_updates, resume_updates
 
-USABLE = ("ACTIVE", "DEGRADED")
 EBS_CSI = "aws-ebs-csi-driver"
+POD_IDENTITY_AGENT = "eks-pod-identity-agent"
 EBS_CSI_ROLE_KEY = "ebs-csi-role"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"  # the driver's controller, in kube-system
 FAILED = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
@@ -95,14 +100,18 @@ def _same_values(live: str, wanted: str) -> bool:
 
 class Addon(Step):
     """`spec` None: an orphan (recorded in the state, no longer in the config): only removed, with --prune.
-    `teardown`: in `down`'s graph, where deleting the cluster deletes its add-ons (no call of our own)."""
+    `teardown`: in `down`'s graph, where deleting the cluster deletes its add-ons (no call of our own).
+    `ready_needs`: for an add-on whose pods need nodes, the node groups (its wait for ACTIVE starts once they are
+    ready; without any, DEGRADED is what it can be and is accepted)."""
 
-    def __init__(self, spec: AddonSpec | None, name: str, needs: tuple[str, ...], *, teardown: bool = False) -> None:
+    def __init__(self, spec: AddonSpec | None, name: str, needs: tuple[str, ...], *, teardown: bool = False,
+                 ready_needs: tuple[str, ...] = ()) -> None:
         self.spec = spec
         self.name = name
         self.key = addon_key(name)
         self.title = f"Add-on {name}"
         self.needs = needs
+        self.ready_needs = ready_needs
         self.orphan = spec is None
         self.teardown = teardown
         if teardown:
@@ -112,7 +121,8 @@ class Addon(Step):
         spec = self.spec
         if spec is None:
             return []
-        when = "before the node groups" if self.name in NODE_ADDONS else "once the node groups exist"
+        when = ("as soon as the cluster is ACTIVE; the node groups start once it exists" if self.name in NODE_ADDONS
+                else "as soon as the cluster is ACTIVE, beside the node groups; ACTIVE once their nodes are Ready")
         return [f"EKS managed add-on, version {spec.version}"
                 + (" (EKS's default for the Kubernetes version)" if spec.version == "default" else ""), when]
 
@@ -139,6 +149,10 @@ class Addon(Step):
             a = ctx.aws.eks.describe_addon(clusterName=ctx.name, addonName=self.name)["addon"]
         except NotFound:  # no add-on, or no cluster
             return None
+        return self._found(ctx, a)
+
+    def _found(self, ctx: Context, a: dict[str, Any]) -> Found:
+        """What DescribeAddon (or CreateAddon, which answers the same shape) says of it."""
         return {"addon_name": self.name, "addon_arn": a.get("addonArn", ""), "status": a.get("status", ""),
                 "version": a.get("addonVersion", ""), "configuration_values": a.get("configurationValues") or "",
                 "ours": (a.get("tags") or {}).get(CLUSTER_TAG) == ctx.name,
@@ -173,26 +187,50 @@ class Addon(Step):
                                                 "roleArn": ctx.ledger.ids(EBS_CSI_ROLE_KEY)["role_arn"]}]
         a = ctx.aws.eks.create_addon(**args)["addon"]
         ctx.ledger.record(self.key, addon_name=self.name, addon_arn=a.get("addonArn", ""))
-        return self.find(ctx) or {"addon_name": self.name, "status": a.get("status", "CREATING"), "ours": True}
+        # CreateAddon answers the add-on itself: no DescribeAddon between it and the node groups that wait for it.
+        return self._found(ctx, a)
+
+    @property
+    def _nodeless(self) -> bool:
+        """Its pods need nodes and there is no node group to wait for: DEGRADED is all it can be."""
+        return self.name not in NODE_ADDONS and not self.ready_needs
 
     def ready(self, ctx: Context, found: Found) -> None:
-        if found.get("status") in USABLE or not found.get("ours", True):
+        """ACTIVE, or a failure naming EKS's health issues. DEGRADED right after nodes joined is waited through
+        for `Timeouts.addon_settle` (pods still starting); still DEGRADED then, it is usable with problems (a
+        warning, as for a DEGRADED node group)."""
+        if found.get("status") == "ACTIVE" or not found.get("ours", True):
             return
+        if self.ready_needs:  # it was made before what it waited for since: `found` is that old
+            found.update(self.find(ctx) or {})
+            if found.get("status") == "ACTIVE":
+                return
         if found.get("status") in FAILED:
             raise ResourceFailed(f"add-on {self.name} is {found['status']}: {'; '.join(found.get('health', []))}",
                                  "fix what EKS names (`aws eks describe-addon`), then rerun")
-        ctx.say(self.key, f"{found.get('status')}: EKS takes about a minute")
-        ctx.aws.wait("eks", "AddonUsable", delay=ctx.poll, timeout=ctx.timeouts.addon, expected="addon",
-                     what=f"add-on {self.name}", clusterName=ctx.name, addonName=self.name)
+        if found.get("status") != "DEGRADED":
+            ctx.say(self.key, f"{found.get('status')}: EKS takes about a minute")
+            # ACTIVE or DEGRADED ends it; CREATE_FAILED fails it, naming the health issues (aws._failure_detail).
+            ctx.aws.wait("eks", "AddonUsable", delay=ctx.poll, timeout=ctx.timeouts.addon, expected="addon",
+                         what=f"add-on {self.name}", clusterName=ctx.name, addonName=self.name)
+            found.update(self.find(ctx) or {})
+        if found.get("status") != "DEGRADED" or self._nodeless:
+            return
+        ctx.say(self.key, f"DEGRADED ({'; '.join(found.get('health') or [])}): waiting for ACTIVE")
+        with contextlib.suppress(WaitTimeout):  # still DEGRADED: `health` says so
+            ctx.aws.wait("eks", "AddonActiveAfterDegraded", delay=ctx.poll, timeout=ctx.timeouts.addon_settle,
+                         what=f"add-on {self.name}", clusterName=ctx.name, addonName=self.name)
         found.update(self.find(ctx) or {})
 
     def health(self, found: Found) -> list[str]:
         if found.get("status") != "DEGRADED":
             return []
         issues = "; ".join(found.get("health") or []) or "EKS lists no health issue"
-        expected = (" (expected while no node can run its pods: it turns ACTIVE once nodes are Ready)"
-                    if self.name not in NODE_ADDONS else "")
-        return [f"add-on {self.name} is DEGRADED{expected}: {issues}"]
+        if self._nodeless:
+            return [f"add-on {self.name} is DEGRADED (expected: no node group to run its pods; it turns ACTIVE "
+                    f"once nodes are Ready): {issues}"]
+        return [f"add-on {self.name} is DEGRADED with nodes Ready: {issues}. Fix what EKS names "
+                "(`aws eks describe-addon`), then rerun"]
 
     # -- changes -----------------------------------------------------------------------------------------
     def diff(self, ctx: Context, found: Found) -> list[Change]:
@@ -256,13 +294,22 @@ def addon_steps(ctx: Context, nodegroup_keys: tuple[str, ...], *, everything: bo
     """The configured add-ons with their order, plus (for `plan`/`up --prune`, and `down`) those the state
     records that the config no longer names, and the EBS CSI driver's role when configured or recorded. No
     AWS call."""
+    configured = {spec.name for spec in ctx.settings.addons}
+
     def needs(name: str) -> tuple[str, ...]:
         role = (EBS_CSI_ROLE_KEY,) if name == EBS_CSI else ()
-        return ("cluster", "endpoints", *role) if name in NODE_ADDONS else (
-            "cluster", "endpoints", *nodegroup_keys, *role)
+        return ("cluster", "endpoints", *role)
 
-    steps: list[Step] = [Addon(spec, spec.name, needs(spec.name), teardown=everything)
-                         for spec in ctx.settings.addons]
+    def ready_needs(name: str) -> tuple[str, ...]:
+        """Pods that need nodes are judged once the node groups are ready; the EBS CSI controller's credentials
+        come through the Pod Identity agent."""
+        if name in NODE_ADDONS:
+            return ()
+        agent = (addon_key(POD_IDENTITY_AGENT),) if name == EBS_CSI and POD_IDENTITY_AGENT in configured else ()
+        return (*nodegroup_keys, *agent)
+
+    steps: list[Step] = [Addon(spec, spec.name, needs(spec.name), teardown=everything,
+                               ready_needs=ready_needs(spec.name)) for spec in ctx.settings.addons]
     if everything or orphans:
         known = {spec.name for spec in ctx.settings.addons}
         recorded = sorted(key.split("/", 1)[1] for key in ctx.ledger.snapshot()["steps"]

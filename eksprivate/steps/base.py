@@ -43,6 +43,9 @@ class Timeouts:
     # An add-on's create, update or delete: about a minute; coredns waits for nodes (EKS's AddonActive waiter
     # polls 10 min).
     addon: float = 20 * 60
+    # An add-on still DEGRADED once its nodes are Ready (pods starting, images pulling through the endpoints):
+    # waited for up to this long, then said as a warning.
+    addon_settle: float = 5 * 60
     # UpdateClusterVersion: ~8-10 min; UpdateNodegroupVersion rolls every node (drains them, PDBs permitting).
     cluster_upgrade: float = 60 * 60
     nodegroup_upgrade: float = 120 * 60
@@ -205,7 +208,16 @@ class Step:
 
     key: str
     title: str
+    # Three kinds of edge, the engine's whole model of order (it knows nothing else of what a step does):
+    # `needs`: steps that must be *ready* before this one starts (its find/create).
     needs: tuple[str, ...] = ()
+    # `needs_created`: steps whose resource must *exist* before this one starts: their create (or update) call
+    # has returned, their `ready` may still be waiting (a node group needs its cluster's CNI add-on to exist
+    # when its instances boot, not to be ACTIVE).
+    needs_created: tuple[str, ...] = ()
+    # `ready_needs`: steps that must be ready before this one's `ready` begins; it is created without them (an
+    # add-on whose pods need nodes is made beside the node groups and judged once they are ready).
+    ready_needs: tuple[str, ...] = ()
     orphan: bool = False  # made by eksprivate, no longer in the config: only ever removed
     # What `down` reports once remove and gone returned; a phrase whose first word is the status word.
     deleted_as: str = "deleted"

@@ -154,7 +154,7 @@ class Cluster(Step):
         version = new_cluster_kubernetes(ctx)
         if version:  # None: DescribeClusterVersions could not be read; EKS picks its default
             args["version"] = version
-        # The networking add-ons are EKS managed add-ons (steps/addons.py), made before the node groups: no
+        # The networking add-ons are EKS managed add-ons (steps/addons.py), existing before the node groups: no
         # self-managed copies for them to take over (kept when the config leaves one out).
         managed = {a.name for a in ctx.settings.addons}
         if {"vpc-cni", "kube-proxy", "coredns"} <= managed:

@@ -2,10 +2,14 @@
 
 For each minor from the cluster's version up to `kubernetes_version`:
 1. the control plane (UpdateClusterVersion, about 8-10 min), judged by DescribeUpdate;
-2. the managed add-ons that follow EKS's default version, to the default for the new minor;
-3. every node group (UpdateNodegroupVersion, latest AMI release for the minor; each group's update_config
-   max unavailable applies), in parallel: EKS refuses the next control-plane upgrade while a managed node
-   group runs an older version.
+2. side by side, once it runs the new minor: the managed add-ons that follow EKS's default version, to the
+   default for the new minor, and every node group (UpdateNodegroupVersion, latest AMI release for the minor;
+   each group's update_config max unavailable applies). EKS documents both as what follows the control plane
+   (eksctl: control plane, node groups, add-ons; the EKS User Guide's update-cluster: nodes and add-ons after
+   it), and neither waits on the other: add-on versions for a minor run on the nodes of the minor before it
+   (Kubernetes' skew policy lets kube-proxy be three minors from its kubelet), and a node roll replaces nodes,
+   whose DaemonSet pods come up with whatever add-on version is current. The next control-plane upgrade waits
+   for both: EKS refuses it while a managed node group runs an older version.
 
 Every phase is derived from what AWS says now (versions of the cluster, node groups and add-ons), and each
 update's id is in the state the moment EKS returns it: a run killed at any instant resumes the update in
@@ -127,8 +131,8 @@ class Upgrade(Step):
         steps = path(current, wanted)
         for number, step in enumerate(steps, 1):  # one line per minor: `up` says them before it starts
             out.append(f"upgrade {_before(step)} -> {step} ({number}/{len(steps)}, one-way): "
-                       f"control plane (~8-10 min), then add-ons ({addons}) to EKS's default for {step}, then node "
-                       f"groups ({groups}) in parallel to the latest AMI release for {step}")
+                       f"control plane (~8-10 min), then side by side add-ons ({addons}) to EKS's default for {step} "
+                       f"and node groups ({groups}) to the latest AMI release for {step}")
         first = path(current, wanted)[0]
         out += [f"! upgrade to {first} blocked by EKS upgrade insight \"{name}\": {reason}. Fix it, or accept it "
                 f"with upgrade_accept_insights = [\"{name}\"]" for name, reason in self._blocking(ctx, first)]
@@ -185,29 +189,30 @@ class Upgrade(Step):
             found.update(self._live(ctx, self._fresh(ctx)))
 
     def _catch_up(self, ctx: Context, found: Found) -> list[str]:
-        """Add-ons to the default for the control plane's version, then node groups behind it (in parallel)."""
+        """Add-ons to the default for the control plane's version and node groups behind it, all side by side:
+        the phase lasts as long as its slowest update (a node roll), not the sum of add-ons then nodes."""
         current = found["version"]
-        done = []
         wanted = {name: default_addon_version(ctx, name, current) for name in sorted(found["addons"])}
         stale = {name: want for name, want in wanted.items() if want and found["addons"][name] != want}
-        if stale:  # independent of each other: in parallel, so the phase lasts as long as the slowest
-            ctx.say(self.key, f"add-ons {', '.join(stale)} -> EKS's default for {current}")
-            _parallel([lambda n=name, v=want: apply_update(  # type: ignore[misc]
-                ctx, self.key, f"{PREFIX}/addon/{n}", what=f"add-on {n}", addon=n, timeout=ctx.timeouts.addon,
-                expected="addon", call=lambda token: ctx.aws.eks.update_addon(
-                    clusterName=ctx.name, addonName=n, addonVersion=v, resolveConflicts="OVERWRITE",
-                    clientRequestToken=token)) for name, want in stale.items()])
-            done += [f"add-on {name} {found['addons'][name]} -> {want}" for name, want in stale.items()]
         behind = sorted(n for n, v in found["nodegroups"].items() if version_tuple(v) < version_tuple(current))
-        if behind:
-            ctx.say(self.key, f"node groups {', '.join(behind)} -> {current} in parallel")
-            _parallel([lambda n=name: apply_update(  # type: ignore[misc]
+        if not stale and not behind:
+            return []
+        ctx.say(self.key, " and ".join(
+            ([f"add-ons {', '.join(stale)} -> EKS's default for {current}"] if stale else [])
+            + ([f"node groups {', '.join(behind)} -> {current}"] if behind else [])) + ", side by side")
+        _parallel([*(lambda n=name, v=want: apply_update(  # type: ignore[misc]
+            ctx, self.key, f"{PREFIX}/addon/{n}", what=f"add-on {n}", addon=n, timeout=ctx.timeouts.addon,
+            expected="addon", call=lambda token: ctx.aws.eks.update_addon(
+                clusterName=ctx.name, addonName=n, addonVersion=v, resolveConflicts="OVERWRITE",
+                clientRequestToken=token)) for name, want in stale.items()),
+            *(lambda n=name: apply_update(  # type: ignore[misc]
                 ctx, self.key, f"{PREFIX}/nodegroup/{n}", what=f"node group {n} upgrade to {current}", nodegroup=n,
                 timeout=ctx.timeouts.nodegroup_upgrade, expected="nodegroup_version_update",
                 call=lambda token: ctx.aws.eks.update_nodegroup_version(
                     clusterName=ctx.name, nodegroupName=n, version=current, clientRequestToken=token))
-                for name in behind])
-            done += [f"node group {name} upgraded to {current}" for name in behind]
+                for name in behind)])
+        done = [f"add-on {name} {found['addons'][name]} -> {want}" for name, want in stale.items()]
+        done += [f"node group {name} upgraded to {current}" for name in behind]
         found.update(self._live(ctx, self._fresh(ctx)))
         return done
 

@@ -30,6 +30,7 @@ TEST_TIMING: dict[str, float] = {
     "addon_create": 0.0,
     "addon_update": 0.0,
     "addon_delete": 0.0,
+    "nodegroup_join_timeout": 0.0,
 }
 LONG = 3600.0  # a duration no test waits for
 NO_FAULTS: dict[str, Any] = {"throttle_rate": 0.0, "unavailable_rate": 0.0, "seed": 0}

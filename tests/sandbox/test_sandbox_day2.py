@@ -63,6 +63,47 @@ def test_addon_lifecycle_and_coredns_degraded_without_nodes(
     assert _code(error) == "ResourceInUseException"
 
 
+def test_nodes_join_only_once_the_cluster_has_a_cni(sandbox: SandboxServer, client: ClientFactory, eks: Any,
+                                                    cluster: tuple[str, str, list[str]], name: str) -> None:
+    """Naive model (moto's): a node group is ACTIVE whatever the cluster runs. On a cluster made without the
+    self-managed add-ons there is no CNI until one is added: nodes stay NotReady, the group CREATING, and
+    without vpc-cni and kube-proxy within the join window it fails with NodeCreationFailure."""
+    _, node_role, subnets = cluster
+    role = make_role(client("iam"), f"{name}-bare")
+
+    def bare_cluster(cluster_name: str) -> None:
+        eks.create_cluster(name=cluster_name, version="1.32", roleArn=role, bootstrapSelfManagedAddons=False,
+                           resourcesVpcConfig={"subnetIds": subnets})
+        eks.create_nodegroup(clusterName=cluster_name, nodegroupName="ng", nodeRole=node_role, subnets=subnets)
+
+    def group(cluster_name: str) -> dict[str, Any]:
+        found: dict[str, Any] = eks.describe_nodegroup(clusterName=cluster_name, nodegroupName="ng")["nodegroup"]
+        return found
+
+    sandbox.configure(nodegroup_join_timeout=LONG)
+    bare_cluster(f"{name}-a")
+    assert group(f"{name}-a")["status"] == "CREATING"  # its 0 s of creation are over: waiting for a CNI
+    eks.create_addon(clusterName=f"{name}-a", addonName="coredns")
+    assert eks.describe_addon(clusterName=f"{name}-a", addonName="coredns")["addon"]["status"] == "DEGRADED"
+    eks.create_addon(clusterName=f"{name}-a", addonName="vpc-cni")
+    assert group(f"{name}-a")["status"] == "CREATING"  # the CNI reaches the API through kube-proxy
+    eks.create_addon(clusterName=f"{name}-a", addonName="kube-proxy")
+    assert group(f"{name}-a")["status"] == "ACTIVE"
+    assert eks.describe_addon(clusterName=f"{name}-a", addonName="coredns")["addon"]["status"] == "ACTIVE"
+
+    sandbox.configure(nodegroup_join_timeout=0)  # the join window is over at once
+    bare_cluster(f"{name}-b")
+    failed = group(f"{name}-b")
+    assert failed["status"] == "CREATE_FAILED"
+    assert [i["code"] for i in failed["health"]["issues"]] == ["NodeCreationFailure"]
+    for addon in ("vpc-cni", "kube-proxy"):  # too late: the group stays failed
+        eks.create_addon(clusterName=f"{name}-b", addonName=addon)
+    assert group(f"{name}-b")["status"] == "CREATE_FAILED"
+    # EKS's default (the bootstrap): its self-managed CNI lets nodes join without any managed add-on.
+    eks.create_nodegroup(clusterName=cluster[0], nodegroupName="ng", nodeRole=node_role, subnets=subnets)
+    assert eks.describe_nodegroup(clusterName=cluster[0], nodegroupName="ng")["nodegroup"]["status"] == "ACTIVE"
+
+
 def test_addon_refusals(eks: Any, cluster: tuple[str, str, list[str]]) -> None:
     name = cluster[0]
     with pytest.raises(ClientError) as error:

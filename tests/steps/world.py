@@ -198,7 +198,8 @@ def needed_by(ctx: Context, key: str) -> list[Step]:
     order: list[str] = []
 
     def visit(k: str) -> None:
-        for need in graph[k].needs:
+        step = graph[k]
+        for need in (*step.needs, *step.needs_created, *step.ready_needs):  # every kind of edge
             if need in graph and need not in order:
                 visit(need)
         if k != key and k not in order:

@@ -41,6 +41,9 @@ class Timing:
     addon_create: float = 45.0
     addon_update: float = 30.0
     addon_delete: float = 20.0
+    # A managed node group whose nodes never become Ready (no CNI on a cluster made without the self-managed
+    # add-ons) fails with NodeCreationFailure after about 20 min (terraform-aws-eks #1910: 21-24 min; eks_addons).
+    nodegroup_join_timeout: float = 1200.0
     # A new IAM role is not assumable by EKS until it has propagated.
     iam_role_delay: float = 10.0
     # A deleted load balancer's network interfaces stay until AWS releases them; no published figure, public
