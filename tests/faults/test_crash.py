@@ -14,9 +14,10 @@ import signal
 from pathlib import Path
 
 from eksprivate.sandbox import SandboxServer
+from tests.sandbox.helpers import wait_until
 
 from .conftest import FAST, SLOW
-from .helpers import REGION, Children, inventory, mutating_calls, shape, unrecorded
+from .helpers import HANG_SECONDS, REGION, Children, inventory, mutating_calls, shape, unrecorded
 
 
 def _args(verb: str, name: str) -> list[str]:
@@ -115,9 +116,13 @@ def test_down_killed_midway_then_rerun_leaves_nothing(
     child.wait_for(r"\] nodegroup/\S+: DELETING")
     assert child.signal(signal.SIGKILL) == -signal.SIGKILL
     stand_in.configure(nodegroup_delete=FAST["nodegroup_delete"], cluster_delete=SLOW, interface_endpoint_delete=SLOW)
+    mark = len(stand_in.calls())
     child = children.start(*down)
     child.wait_for(r"\] cluster: DELETING")
-    child.wait_for(r"\] endpoints: \S+ deleting")
+    # The endpoints are deleting once AWS accepted their DeleteVpcEndpoints. (Their progress line says so only
+    # as its once-a-minute "still deleting (1:00)": waiting for that line cost this test a minute.)
+    wait_until(lambda: [c for c in stand_in.calls()[mark:] if c.operation == "DeleteVpcEndpoints" and c.status == 200],
+               timeout=HANG_SECONDS)
     assert child.signal(signal.SIGKILL) == -signal.SIGKILL
     stand_in.configure(cluster_delete=FAST["cluster_delete"])
 
