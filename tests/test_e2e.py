@@ -16,13 +16,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
 from eksprivate.aws import Aws, is_mutating
 from eksprivate.sandbox import CallRecord, SandboxServer
 from eksprivate.steps.foreign_check import TEARDOWN_ONLY
+from tests.faults.helpers import Cli, CliResult
 
 REGION = "eu-central-1"  # the `aws_env` fixture's
 INTERFACE = ["ec2", "ecr.api", "ecr.dkr", "eks-auth", "logs", "sts"]  # eks-auth: the Pod Identity add-on
@@ -30,15 +31,6 @@ INTERFACE = ["ec2", "ecr.api", "ecr.dkr", "eks-auth", "logs", "sts"]  # eks-auth
 # and DescribeAddonVersions (their default for the cluster's version) each, once per run shared reads.
 RERUN_CALL_BUDGET = 45
 
-
-class CliResult(Protocol):
-    exit_code: int
-    stdout: str
-    stderr: str
-    exception: BaseException | None
-
-
-Cli = Callable[..., CliResult]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import hcl2
 import pytest
@@ -18,6 +18,7 @@ from cfnlint.decode import decode_str
 from eksprivate.export import write_dir
 from eksprivate.export.cloudformation import TYPES as CFN_TYPES
 from eksprivate.sandbox import SandboxServer
+from tests.faults.helpers import Cli
 
 CONFIG = """
 name = "{name}"
@@ -31,15 +32,6 @@ labels = {{ team = "data" }}
 taints = [{{ key = "dedicated", value = "batch", effect = "NO_SCHEDULE" }}]
 """
 
-
-class CliResult(Protocol):
-    exit_code: int
-    stdout: str
-    stderr: str
-    exception: BaseException | None
-
-
-Cli = Callable[..., CliResult]
 
 
 def _up(cli: Cli, folder: Path, name: str) -> Path:
