@@ -2,6 +2,13 @@
 
 moto keeps its state in process-wide globals: every SandboxServer in one process serves the same
 backends and the same (current) Timing.  moto and werkzeug are imported in `start()` only.
+
+moto's backends are not thread-safe (a lookup iterates a dict that a concurrent create or delete resizes:
+"RuntimeError: dictionary changed size during iteration", a 500 that no AWS call ever returns), while
+eksprivate calls AWS from several threads at once.  AWS serialises nothing of the kind; the sandbox runs one
+moto request at a time per process (`MOTO_STATE`) so that what a test sees is AWS's behaviour, not moto's
+races.  moto's handlers never wait (the lifecycles are computed from the scaled clock when read), so the
+lock is held for milliseconds.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from eksprivate.sandbox.faults import (
     StartResponse,
 )
 from eksprivate.sandbox.operator_policy import Check, OperatorPolicy
+
+MOTO_STATE = threading.Lock()
+"""Held while moto serves a request or is reset: its state is process-wide, so the lock is too."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -107,13 +117,15 @@ class SandboxServer:
         def patched_moto(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             # Someone in this process may have called uninstall() (a test wanting plain moto):
             # this server always serves moto with real-world behaviour.
-            families.install()
-            return moto_app(environ, start_response)  # type: ignore[no-any-return]
+            with MOTO_STATE:
+                families.install()
+                return moto_app(environ, start_response)  # type: ignore[no-any-return]
 
         policy = self._policy
 
         def gate(environ: Environ, info: RequestInfo) -> tuple[int, list[tuple[str, str]], bytes] | None:
-            refused = policy.authorise(environ, info.service, info.operation, info.region, info.protocol)
+            with MOTO_STATE:  # authorising reads moto's roles (PassRole, boundaries)
+                refused = policy.authorise(environ, info.service, info.operation, info.region, info.protocol)
             if refused is None and (info.service, info.operation) == ("iam", "SimulatePrincipalPolicy"):
                 return iam_simulation.answer(environ, policy.policy)  # moto has no policy simulator
             return refused
@@ -177,7 +189,8 @@ class SandboxServer:
         """Forget every AWS resource (all moto backends) and the call log."""
         from moto.moto_api._internal.models import moto_api_backend
 
-        moto_api_backend.reset()
+        with MOTO_STATE:
+            moto_api_backend.reset()
         self._log.clear()
 
     def settings(self) -> dict[str, Any]:
