@@ -99,6 +99,19 @@ def collect_garbage_less_often() -> None:
     gc.set_threshold(20_000, 20, 1_000)
 
 
+def freeze_what_lasts(resets: int) -> None:
+    """Keep the collector from scanning what lives as long as the process: modules, botocore's models,
+    moto's classes and tables. Right after a sandbox reset almost everything alive is that; `gc.freeze()`
+    moves it out of the collector's sight, so a full collection scans only what tests made since (measured on
+    in-process `up`s: a full collection 0.24 s before, 0.02 s after). Done at the 1st, 2nd, 4th, 8th, ... reset,
+    as the lasting heap grows while models load on first use, after a collection so no garbage is frozen."""
+    import gc
+
+    if resets & (resets - 1) == 0:
+        gc.collect()
+        gc.freeze()
+
+
 def _few_default_amis() -> None:
     """Only moto's 44 base AMIs (all `amazon`-owned, in every region), not the ~1,250 regional "latest" and
     ECS-optimised ones: no test picks an image by name. `MOTO_AMIS_PATH` is moto's own setting, read when
