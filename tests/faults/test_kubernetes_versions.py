@@ -136,15 +136,12 @@ def test_without_describe_cluster_versions_only_a_one_minor_upgrade_goes_ahead(
 
 
 def test_a_control_plane_upgrade_is_not_silent(
-        user: User, stand_in: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        user: User, stand_in: SandboxServer) -> None:
     """Progress lines while EKS upgrades the control plane (once a minute of AWS time; at most every 5 s of
     wall time on a fast sandbox): here the upgrade is made to last ~6 s of wall time."""
     user.write(BASE.format("1.34"))
     user.run("up")
     stand_in.configure(cluster_version_update=12000.0)  # x 0.0005: 6 s
-    # Polled every 0.05 s, not 0.01 (`aws_env`): the lines come at most every 5 s of wall time whatever the
-    # poll (steps/updates.py `Ticker`), and 6 s of polls at 0.01 s were most of this test's CPU.
-    monkeypatch.setenv("EKSPRIVATE_POLL_INTERVAL", "0.05")
     user.write(BASE.format("1.35"))
     result = user.run("up")
     ticks = [line for line in result.stderr.splitlines() if "upgrade to 1.35: InProgress for 0:0" in line]
