@@ -21,6 +21,8 @@ test looks at:
 * moto's server lists its package folder on disk (~200 `isdir` calls) to route each request, and
   introspects the response class (`inspect.getmembers`) to find each action: a quarter of the sandbox's
   CPU per request;
+* moto's KMS generates an RSA-2048 key pair for every key it creates, symmetric ones included (used only by
+  Sign, Verify and GetPublicKey, which no test calls on a symmetric key): 40-100 ms per `up`;
 * botocore builds a new client class (a method and a lazy docstring per operation: ~600 for EC2) for every
   client it makes, and every in-process command makes its clients anew: 6-7 % of an in-process `up`.
 
@@ -59,6 +61,7 @@ def apply() -> None:
     _event_aliases_resolved_once()
     _cheaper_moto_request_routing()
     _client_classes_made_once()
+    _kms_key_pairs_made_when_used()
 
 
 def cache_bytecode() -> None:
@@ -316,3 +319,23 @@ def _client_classes_made_once() -> None:
             return made[key]
 
     botocore_client.ClientCreator._create_client_class = create_client_class
+
+
+def _kms_key_pairs_made_when_used() -> None:
+    """moto makes each KMS key's asymmetric key pair in its constructor; here it is made on first use (Sign,
+    Verify, GetPublicKey), by moto's own function, for the key spec it would have used."""
+    from moto.kms import models as kms_models
+
+    generate = kms_models.generate_private_key
+
+    class KeyPairWhenUsed:
+        def __init__(self, key_spec: str) -> None:
+            self._key_spec = key_spec
+            self._made: Any = None
+
+        def __getattr__(self, name: str) -> Any:
+            if self._made is None:
+                self._made = generate(self._key_spec)
+            return getattr(self._made, name)
+
+    kms_models.generate_private_key = KeyPairWhenUsed
