@@ -23,6 +23,10 @@ test looks at:
   CPU per request;
 * moto's KMS generates an RSA-2048 key pair for every key it creates, symmetric ones included (used only by
   Sign, Verify and GetPublicKey, which no test calls on a symmetric key): 40-100 ms per `up`;
+* typer's test runner builds the whole click command tree from the app's type hints on every invocation
+  (~0.1 s: `inspect.signature` and `typing.get_type_hints` for every option of every command);
+* botocore makes a new service model for every client, and with it recomputes what it caches per model
+  (the endpoint-discovery scan of every operation, ~600 for EC2, the error shapes);
 * botocore builds a new client class (a method and a lazy docstring per operation: ~600 for EC2) for every
   client it makes, and every in-process command makes its clients anew: 6-7 % of an in-process `up`.
 
@@ -62,6 +66,8 @@ def apply() -> None:
     _cheaper_moto_request_routing()
     _client_classes_made_once()
     _kms_key_pairs_made_when_used()
+    _service_models_made_once()
+    _typer_commands_built_once()
 
 
 def cache_bytecode() -> None:
@@ -339,3 +345,41 @@ def _kms_key_pairs_made_when_used() -> None:
             return getattr(self._made, name)
 
     kms_models.generate_private_key = KeyPairWhenUsed
+
+
+def _service_models_made_once() -> None:
+    """One botocore ServiceModel per loader, service and API version: the loader already shares the parsed
+    JSON (botocore's own `instance_cache`), and a ServiceModel is a read-only view of it whose cached
+    properties (operation models, error shapes, the endpoint-discovery operation) are then computed once."""
+    import threading
+
+    from botocore import client as botocore_client
+
+    made: dict[tuple[int, str, str | None], Any] = {}
+    lock = threading.Lock()
+    load = botocore_client.ClientCreator._load_service_model
+
+    def load_service_model(self: Any, service_name: str, api_version: str | None = None) -> Any:
+        key = (id(self._loader), service_name, api_version)
+        with lock:
+            if key not in made:
+                made[key] = load(self, service_name, api_version)
+            return made[key]
+
+    botocore_client.ClientCreator._load_service_model = load_service_model
+
+
+def _typer_commands_built_once() -> None:
+    """typer.testing.CliRunner.invoke builds the click command from the Typer app each time; a click command
+    keeps no state between invocations (each gets a new click Context), so one is built per app."""
+    from typer import testing
+
+    built: dict[int, Any] = {}
+    get_command = testing._get_command
+
+    def command_of(app: Any) -> Any:
+        if id(app) not in built:
+            built[id(app)] = (app, get_command(app))  # the app is kept so its id is not reused
+        return built[id(app)][1]
+
+    testing._get_command = command_of
