@@ -39,6 +39,7 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,25 @@ def _cheaper_moto_request_routing() -> None:
     responses.method_names_from_class = MethodNames  # only `call_action`'s `in` test uses this name
 
 
+def _answered_once(owner: type[Any], method: str, key: Callable[..., Hashable]) -> None:
+    """Replace `owner.method` by one that calls the original once per `key(self, *args)` and gives every
+    later caller with the same key that first answer (thread-safe)."""
+    import threading
+
+    answers: dict[Hashable, Any] = {}
+    lock = threading.Lock()
+    original = getattr(owner, method)
+
+    def answered(self: Any, *args: Any) -> Any:
+        k = key(self, *args)
+        with lock:
+            if k not in answers:
+                answers[k] = original(self, *args)
+            return answers[k]
+
+    setattr(owner, method, answered)
+
+
 def _client_classes_made_once() -> None:
     """One client class per service and API version for the whole process. The class holds only what the
     service model and the `creating-client-class` handlers give it: each operation's method (a closure over
@@ -309,22 +329,10 @@ def _client_classes_made_once() -> None:
     and botocore's defaults; no test or eksprivate code listens to that event), so the class made for the
     first client of a service is the class botocore would make for every later one. Instances, and with them
     each client's events, config and endpoint, are still made per client."""
-    import threading
+    from botocore.client import ClientCreator
 
-    from botocore import client as botocore_client
-
-    made: dict[tuple[str, str], type[Any]] = {}
-    lock = threading.Lock()
-    create = botocore_client.ClientCreator._create_client_class
-
-    def create_client_class(self: Any, service_name: str, service_model: Any) -> type[Any]:
-        key = (service_name, service_model.api_version)
-        with lock:
-            if key not in made:
-                made[key] = create(self, service_name, service_model)
-            return made[key]
-
-    botocore_client.ClientCreator._create_client_class = create_client_class
+    _answered_once(ClientCreator, "_create_client_class",
+                   lambda _, service_name, service_model: (service_name, service_model.api_version))
 
 
 def _kms_key_pairs_made_when_used() -> None:
@@ -351,22 +359,10 @@ def _service_models_made_once() -> None:
     """One botocore ServiceModel per loader, service and API version: the loader already shares the parsed
     JSON (botocore's own `instance_cache`), and a ServiceModel is a read-only view of it whose cached
     properties (operation models, error shapes, the endpoint-discovery operation) are then computed once."""
-    import threading
+    from botocore.client import ClientCreator
 
-    from botocore import client as botocore_client
-
-    made: dict[tuple[int, str, str | None], Any] = {}
-    lock = threading.Lock()
-    load = botocore_client.ClientCreator._load_service_model
-
-    def load_service_model(self: Any, service_name: str, api_version: str | None = None) -> Any:
-        key = (id(self._loader), service_name, api_version)
-        with lock:
-            if key not in made:
-                made[key] = load(self, service_name, api_version)
-            return made[key]
-
-    botocore_client.ClientCreator._load_service_model = load_service_model
+    _answered_once(ClientCreator, "_load_service_model",
+                   lambda self, service_name, api_version=None: (id(self._loader), service_name, api_version))
 
 
 def _typer_commands_built_once() -> None:
