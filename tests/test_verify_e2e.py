@@ -46,7 +46,7 @@ def pinned_day(monkeypatch: pytest.MonkeyPatch) -> Any:
 # Where a test checks what verify says of one thing broken (or of the public API), not the shape of the whole
 # cluster (test_verify_passes_on_what_up_built counts node groups, subnets and endpoints: a default cluster), a
 # lean cluster serves: two AZs, one node group, no flow logs (verify does not audit them); the secrets key
-# stays, verify fails a cluster without one. About half the calls of a default `up`, and fewer for verify.
+# stays, verify fails a cluster without one. A fifth fewer calls than a default `up`.
 LEAN = "flow_logs = false\navailability_zones = 2\nper_az = false\n"
 
 

@@ -90,7 +90,7 @@ def _build(url: str, *, dns_hostnames: bool = True, internet: bool = False, endp
 
 # The cluster on the team's network need not be a default one for what these tests check (what is made or
 # used in the network, and left as found): one node group, no flow logs (and no KMS key where `verify` is not
-# asked), about half the calls of a default `up` and `down`.
+# asked), a fifth fewer calls than a default `up` and `down`.
 LEAN = "flow_logs = false\nper_az = false\n"
 LEANER = LEAN + "secrets_encryption = false\n"
 

@@ -22,7 +22,8 @@ from .conftest import FAST, SLOW
 from .helpers import REGION, Children, Cli, CliResult, SdkHooks, inventory, mutating_calls, shape
 
 # What these tests check is where the state lives and who holds its lock, not the cluster's shape: they build a
-# lean one (one node group, no flow logs or KMS key), about half the calls of a default `up` and `down`.
+# lean one (one node group, no flow logs or KMS key), a fifth fewer calls than a default `up`
+# (88 against 113) and `down` (102 against 132).
 LEAN = "flow_logs = false\nsecrets_encryption = false\navailability_zones = 2\nper_az = false\n"
 
 
