@@ -94,7 +94,7 @@ def user_environment(monkeypatch: pytest.MonkeyPatch, url: str, folder: Path) ->
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
-    monkeypatch.setenv("EKSPRIVATE_POLL_INTERVAL", "0.01")
+    monkeypatch.setenv("EKSPRIVATE_POLL_INTERVAL", suite_speed.POLL_INTERVAL)
     monkeypatch.chdir(folder)
 
 
