@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,12 @@ def team(sandbox_client: Callable[[str], Any]) -> Team:
     return make_team(sandbox_client("iam"))
 
 
+def _iam(server: SandboxServer) -> Any:
+    """An IAM client on the sandbox for fixtures wider than a test (`sandbox_client` is one test's)."""
+    return boto3.client("iam", endpoint_url=server.url, region_name=REGION, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
 def _config(folder: Path, roles: dict[str, str], extra: str = "") -> str:
     path = folder / f"given-{uuid.uuid4().hex[:6]}.toml"
     path.write_text("".join(f'{k} = "{v}"\n' for k, v in roles.items()) + extra + ADDONS)
@@ -152,8 +158,7 @@ def given_life(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
     with sandbox_resets.held(), pytest.MonkeyPatch.context() as mp:
         user_environment(mp, sandbox_server.url, folder)
         hooks = SdkHooks(mp)
-        team = make_team(boto3.client("iam", endpoint_url=sandbox_server.url, region_name=REGION,
-                                      aws_access_key_id="testing", aws_secret_access_key="testing"))
+        team = make_team(_iam(sandbox_server))
         before = team.snapshot()
         where = ("--name", name, "--region", REGION, "--config", _config(folder, team.arns, SSM))
         printed = run_cli("permissions", *where)
@@ -331,17 +336,29 @@ MISFITS: dict[str, tuple[Bad, tuple[str, ...]]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(MISFITS))
-def test_a_role_that_does_not_fit_is_refused_before_anything_is_made(
-        cli: Cli, aws_env: Path, stand_in: SandboxServer, team: Team, cluster_name: str, case: str) -> None:
-    build, says = MISFITS[case]
-    setting, arn = build(team)
-    config = _config(aws_env, {**team.arns, setting: arn})
-    stand_in.clear_calls()
-    for command in ("up", "plan"):
-        refused_on_input(cli(command, "--name", cluster_name, "--region", REGION, "--config", config), *says)
-    assert mutating_calls(stand_in.calls()) == []
-    assert not (aws_env / "state" / f"{cluster_name}-{REGION}.json").exists()
+@pytest.fixture(scope="class")
+def misfit_team(sandbox_server: SandboxServer, sandbox_resets: SandboxResets) -> Iterator[Team]:
+    """One team for every misfit test (made once; the sandbox is held, not emptied, while `TestMisfits` runs):
+    each test only adds its own misfit role, under a name of its own, and nothing else is made."""
+    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
+    sandbox_resets.before_test(sandbox_server)
+    with sandbox_resets.held():
+        yield make_team(_iam(sandbox_server))
+
+
+class TestMisfits:
+    @pytest.mark.parametrize("case", sorted(MISFITS))
+    def test_a_role_that_does_not_fit_is_refused_before_anything_is_made(
+            self, cli: Cli, aws_env: Path, stand_in: SandboxServer, misfit_team: Team, cluster_name: str,
+            case: str) -> None:
+        build, says = MISFITS[case]
+        setting, arn = build(misfit_team)
+        config = _config(aws_env, {**misfit_team.arns, setting: arn})
+        stand_in.clear_calls()
+        for command in ("up", "plan"):
+            refused_on_input(cli(command, "--name", cluster_name, "--region", REGION, "--config", config), *says)
+        assert mutating_calls(stand_in.calls()) == []
+        assert not (aws_env / "state" / f"{cluster_name}-{REGION}.json").exists()
 
 
 @pytest.mark.parametrize(("setting", "service"), [("cluster_role_arn", "eks.amazonaws.com"),
