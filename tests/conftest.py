@@ -41,6 +41,7 @@ class SandboxResets:
 
     def __init__(self) -> None:
         self._holders = 0
+        self._resets = 0
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -53,6 +54,8 @@ class SandboxResets:
     def before_test(self, server: SandboxServer) -> None:
         if self._holders == 0:
             server.reset()
+            self._resets += 1
+            suite_speed.freeze_what_lasts(self._resets)
 
 
 @pytest.fixture(scope="session")
