@@ -23,6 +23,10 @@ test looks at:
   CPU per request;
 * moto's KMS generates an RSA-2048 key pair for every key it creates, symmetric ones included (used only by
   Sign, Verify and GetPublicKey, which no test calls on a symmetric key): 40-100 ms per `up`;
+* typer's test runner builds the whole click command tree from the app's type hints on every invocation
+  (~0.1 s: `inspect.signature` and `typing.get_type_hints` for every option of every command);
+* botocore makes a new service model for every client, and with it recomputes what it caches per model
+  (the endpoint-discovery scan of every operation, ~600 for EC2, the error shapes);
 * botocore builds a new client class (a method and a lazy docstring per operation: ~600 for EC2) for every
   client it makes, and every in-process command makes its clients anew: 6-7 % of an in-process `up`.
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +67,8 @@ def apply() -> None:
     _cheaper_moto_request_routing()
     _client_classes_made_once()
     _kms_key_pairs_made_when_used()
+    _service_models_made_once()
+    _typer_commands_built_once()
 
 
 def cache_bytecode() -> None:
@@ -296,6 +303,25 @@ def _cheaper_moto_request_routing() -> None:
     responses.method_names_from_class = MethodNames  # only `call_action`'s `in` test uses this name
 
 
+def _answered_once(owner: type[Any], method: str, key: Callable[..., Hashable]) -> None:
+    """Replace `owner.method` by one that calls the original once per `key(self, *args)` and gives every
+    later caller with the same key that first answer (thread-safe)."""
+    import threading
+
+    answers: dict[Hashable, Any] = {}
+    lock = threading.Lock()
+    original = getattr(owner, method)
+
+    def answered(self: Any, *args: Any) -> Any:
+        k = key(self, *args)
+        with lock:
+            if k not in answers:
+                answers[k] = original(self, *args)
+            return answers[k]
+
+    setattr(owner, method, answered)
+
+
 def _client_classes_made_once() -> None:
     """One client class per service and API version for the whole process. The class holds only what the
     service model and the `creating-client-class` handlers give it: each operation's method (a closure over
@@ -303,22 +329,10 @@ def _client_classes_made_once() -> None:
     and botocore's defaults; no test or eksprivate code listens to that event), so the class made for the
     first client of a service is the class botocore would make for every later one. Instances, and with them
     each client's events, config and endpoint, are still made per client."""
-    import threading
+    from botocore.client import ClientCreator
 
-    from botocore import client as botocore_client
-
-    made: dict[tuple[str, str], type[Any]] = {}
-    lock = threading.Lock()
-    create = botocore_client.ClientCreator._create_client_class
-
-    def create_client_class(self: Any, service_name: str, service_model: Any) -> type[Any]:
-        key = (service_name, service_model.api_version)
-        with lock:
-            if key not in made:
-                made[key] = create(self, service_name, service_model)
-            return made[key]
-
-    botocore_client.ClientCreator._create_client_class = create_client_class
+    _answered_once(ClientCreator, "_create_client_class",
+                   lambda _, service_name, service_model: (service_name, service_model.api_version))
 
 
 def _kms_key_pairs_made_when_used() -> None:
@@ -339,3 +353,29 @@ def _kms_key_pairs_made_when_used() -> None:
             return getattr(self._made, name)
 
     kms_models.generate_private_key = KeyPairWhenUsed
+
+
+def _service_models_made_once() -> None:
+    """One botocore ServiceModel per loader, service and API version: the loader already shares the parsed
+    JSON (botocore's own `instance_cache`), and a ServiceModel is a read-only view of it whose cached
+    properties (operation models, error shapes, the endpoint-discovery operation) are then computed once."""
+    from botocore.client import ClientCreator
+
+    _answered_once(ClientCreator, "_load_service_model",
+                   lambda self, service_name, api_version=None: (id(self._loader), service_name, api_version))
+
+
+def _typer_commands_built_once() -> None:
+    """typer.testing.CliRunner.invoke builds the click command from the Typer app each time; a click command
+    keeps no state between invocations (each gets a new click Context), so one is built per app."""
+    from typer import testing
+
+    built: dict[int, Any] = {}
+    get_command = testing._get_command
+
+    def command_of(app: Any) -> Any:
+        if id(app) not in built:
+            built[id(app)] = (app, get_command(app))  # the app is kept so its id is not reused
+        return built[id(app)][1]
+
+    testing._get_command = command_of
