@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eksprivate.sandbox import SandboxServer
-from tests.conftest import CliResult
+from eksprivate.sandbox import SandboxServer, Timing
+from tests.conftest import FAST, NO_FAULTS, CliResult, SandboxResets, run_cli, user_environment
 
 AWS_ID = re.compile(r"\b(?:vpc|subnet|rtb|sg|vpce|lt|fl|eni)-[0-9a-f]{8,17}\b")
 
@@ -33,16 +34,32 @@ def ids_in(document: Any) -> set[str]:
     return {match for text in strings(document) for match in AWS_ID.findall(text)}
 
 
+@pytest.fixture(scope="module")
+def built_config(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cluster for the tests below, which only read it (status, plan, verify): built once, the sandbox
+    held (not emptied) while they run."""
+    folder = tmp_path_factory.mktemp("redirected")
+    config = folder / "cluster.toml"
+    config.write_text(f'name = "t-{uuid.uuid4().hex[:10]}"\nper_az = false\n')
+    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
+    sandbox_resets.before_test(sandbox_server)
+    with sandbox_resets.held():
+        with pytest.MonkeyPatch.context() as env:
+            user_environment(env, sandbox_server.url, folder)
+            up = run_cli("up", "--config", str(config))
+        assert up.exit_code == 0, up.stderr
+        yield config
+
+
 @pytest.fixture
-def made(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer,
+def made(built_config: Path, cli: Callable[..., CliResult],
          monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
     monkeypatch.setenv("COLUMNS", "80")  # what a narrow terminal exports; the file is still not a terminal
-    config = aws_env / "cluster.toml"
-    config.write_text(f'name = "{cluster_name}"\nper_az = false\n')
-    assert cli("up", "--config", str(config)).exit_code == 0
+    monkeypatch.chdir(built_config.parent)  # where its state/ is
 
     def run(*args: str) -> CliResult:
-        result = cli(*args, "--config", str(config))
+        result = cli(*args, "--config", str(built_config))
         assert result.exit_code == 0, result.stderr
         return result
 
