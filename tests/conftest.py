@@ -41,6 +41,7 @@ class SandboxResets:
 
     def __init__(self) -> None:
         self._holders = 0
+        self._resets = 0
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -53,6 +54,8 @@ class SandboxResets:
     def before_test(self, server: SandboxServer) -> None:
         if self._holders == 0:
             server.reset()
+            self._resets += 1
+            suite_speed.freeze_what_lasts(self._resets)
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +97,7 @@ def user_environment(monkeypatch: pytest.MonkeyPatch, url: str, folder: Path) ->
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
-    monkeypatch.setenv("EKSPRIVATE_POLL_INTERVAL", "0.01")
+    monkeypatch.setenv("EKSPRIVATE_POLL_INTERVAL", suite_speed.POLL_INTERVAL)
     monkeypatch.chdir(folder)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 import pytest
+import suite_speed
 from typer.testing import CliRunner
 
 from eksprivate.aws import Aws
@@ -159,7 +160,7 @@ def user_env(url: str) -> dict[str, str | None]:
         "AWS_ENDPOINT_URL": url, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": SENTINEL_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": SENTINEL_SECRET, "AWS_SESSION_TOKEN": SENTINEL_TOKEN,
         "AWS_CONFIG_FILE": "no-aws-config", "AWS_SHARED_CREDENTIALS_FILE": "no-aws-credentials",
-        "EKSPRIVATE_POLL_INTERVAL": "0.01", "AWS_PROFILE": None, "AWS_DEFAULT_PROFILE": None,
+        "EKSPRIVATE_POLL_INTERVAL": suite_speed.POLL_INTERVAL, "AWS_PROFILE": None, "AWS_DEFAULT_PROFILE": None,
         "AWS_DEFAULT_REGION": None, "EKSPRIVATE_METRICS": None, "KUBECONFIG": None,
     }
 

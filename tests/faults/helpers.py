@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import boto3
 import pytest
+import suite_speed
 from botocore.awsrequest import AWSResponse
 
 from eksprivate.aws import Aws, is_mutating
@@ -52,7 +53,8 @@ def child_env(url: str, **extra: str) -> dict[str, str]:
     env.update({
         "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true", "EKSPRIVATE_POLL_INTERVAL": "0.01", "PYTHONUNBUFFERED": "1",
+        "AWS_EC2_METADATA_DISABLED": "true", "EKSPRIVATE_POLL_INTERVAL": suite_speed.POLL_INTERVAL,
+        "PYTHONUNBUFFERED": "1",
     })
     env.update(extra)
     return env
