@@ -12,11 +12,11 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FAST, NO_FAULTS, SandboxResets, run_cli, user_environment
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 
 import eksprivate.steps as steps_module
 from eksprivate.aws import is_mutating
-from eksprivate.sandbox import SandboxServer, Timing, eks_addons, eks_upgrades
+from eksprivate.sandbox import SandboxServer, eks_addons, eks_upgrades
 from tests.test_updates_support import CliResult, User
 
 BASE = 'per_az = false\nkubernetes_version = "1.32"\n'
@@ -230,9 +230,7 @@ def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     folder = tmp_path_factory.mktemp("day2")
     name = f"t-{uuid.uuid4().hex[:10]}"
-    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
         with pytest.MonkeyPatch.context() as mp:
             user_environment(mp, sandbox_server.url, folder)
             user = User(run_cli, name, folder, sandbox_server)

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 import boto3
 import pytest
-from conftest import FAST, NO_FAULTS, SandboxResets, run_cli, user_environment
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 
 from eksprivate.aws import is_mutating
-from eksprivate.sandbox import SandboxServer, Timing
+from eksprivate.sandbox import SandboxServer
 
 REGION = "eu-central-1"
 LEAN = "flow_logs = false\nsecrets_encryption = false\navailability_zones = 2\n"
@@ -190,9 +190,7 @@ def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     folder = tmp_path_factory.mktemp("updates")
     name = f"t-{uuid.uuid4().hex[:10]}"
-    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
         with pytest.MonkeyPatch.context() as mp:
             user_environment(mp, sandbox_server.url, folder)
             user = User(run_cli, name, folder, sandbox_server, config="built.toml")
