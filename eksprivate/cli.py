@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure, 2 usage or configuration error, 130 interrupte
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -194,10 +195,16 @@ def _again(verb: str, opts: Options) -> str:
     return " ".join(words)
 
 
-def _flags_of(verb: str) -> set[str]:
+def _flags_of(verb: str) -> frozenset[str]:
     """The options the command `verb` declares (from its own definition, so a hint cannot name another)."""
-    command = getattr(typer.main.get_command(app), "commands", {})[verb]
-    return {flag for param in command.params for flag in getattr(param, "opts", [])}
+    return _flags_by_verb()[verb]
+
+
+@functools.cache  # typer builds the whole command tree from type hints: ~0.1 s, the same answer every time
+def _flags_by_verb() -> dict[str, frozenset[str]]:
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    return {verb: frozenset(flag for param in command.params for flag in getattr(param, "opts", []))
+            for verb, command in commands.items()}
 
 
 def _can_ask() -> bool:

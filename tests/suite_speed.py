@@ -21,6 +21,12 @@ test looks at:
 * moto's server lists its package folder on disk (~200 `isdir` calls) to route each request, and
   introspects the response class (`inspect.getmembers`) to find each action: a quarter of the sandbox's
   CPU per request;
+* moto's KMS generates an RSA-2048 key pair for every key it creates, symmetric ones included (used only by
+  Sign, Verify and GetPublicKey, which no test calls on a symmetric key): 40-100 ms per `up`;
+* typer's test runner builds the whole click command tree from the app's type hints on every invocation
+  (~0.1 s: `inspect.signature` and `typing.get_type_hints` for every option of every command);
+* botocore makes a new service model for every client, and with it recomputes what it caches per model
+  (the endpoint-discovery scan of every operation, ~600 for EC2, the error shapes);
 * botocore builds a new client class (a method and a lazy docstring per operation: ~600 for EC2) for every
   client it makes, and every in-process command makes its clients anew: 6-7 % of an in-process `up`.
 
@@ -33,6 +39,7 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +66,9 @@ def apply() -> None:
     _event_aliases_resolved_once()
     _cheaper_moto_request_routing()
     _client_classes_made_once()
+    _kms_key_pairs_made_when_used()
+    _service_models_made_once()
+    _typer_commands_built_once()
 
 
 def cache_bytecode() -> None:
@@ -173,7 +183,6 @@ def _managed_policy_data_parsed_once() -> None:
     objects (they count their attachments), made with the same arguments moto's `from_data` passes: the first
     backend of an account builds them, later ones (after each reset) get copies with their own counters, tags
     and versions (building 1,600 policies cost ~30 ms per reset, copying them ~5 ms)."""
-    import copy
     import functools
     import json
     from datetime import datetime
@@ -202,11 +211,16 @@ def _managed_policy_data_parsed_once() -> None:
                          for name, args in prepared()]
         return [fresh(p) for p in made[key]]
 
+    def copied(template: Any) -> Any:  # copy.copy's generic path (__reduce_ex__) costs 10x this
+        twin = object.__new__(type(template))
+        twin.__dict__.update(template.__dict__)
+        return twin
+
     def fresh(template: Any) -> Any:
         # What the constructor would make again: the same fields, its own counters, tags and versions.
-        policy = copy.copy(template)
+        policy = copied(template)
         policy.tags = {}
-        policy.versions = [copy.copy(v) for v in template.versions]
+        policy.versions = [copied(v) for v in template.versions]
         return policy
 
     iam_models.IAMBackend._init_aws_policies = init_aws_policies
@@ -289,6 +303,25 @@ def _cheaper_moto_request_routing() -> None:
     responses.method_names_from_class = MethodNames  # only `call_action`'s `in` test uses this name
 
 
+def _answered_once(owner: type[Any], method: str, key: Callable[..., Hashable]) -> None:
+    """Replace `owner.method` by one that calls the original once per `key(self, *args)` and gives every
+    later caller with the same key that first answer (thread-safe)."""
+    import threading
+
+    answers: dict[Hashable, Any] = {}
+    lock = threading.Lock()
+    original = getattr(owner, method)
+
+    def answered(self: Any, *args: Any) -> Any:
+        k = key(self, *args)
+        with lock:
+            if k not in answers:
+                answers[k] = original(self, *args)
+            return answers[k]
+
+    setattr(owner, method, answered)
+
+
 def _client_classes_made_once() -> None:
     """One client class per service and API version for the whole process. The class holds only what the
     service model and the `creating-client-class` handlers give it: each operation's method (a closure over
@@ -296,19 +329,53 @@ def _client_classes_made_once() -> None:
     and botocore's defaults; no test or eksprivate code listens to that event), so the class made for the
     first client of a service is the class botocore would make for every later one. Instances, and with them
     each client's events, config and endpoint, are still made per client."""
-    import threading
+    from botocore.client import ClientCreator
 
-    from botocore import client as botocore_client
+    _answered_once(ClientCreator, "_create_client_class",
+                   lambda _, service_name, service_model: (service_name, service_model.api_version))
 
-    made: dict[tuple[str, str], type[Any]] = {}
-    lock = threading.Lock()
-    create = botocore_client.ClientCreator._create_client_class
 
-    def create_client_class(self: Any, service_name: str, service_model: Any) -> type[Any]:
-        key = (service_name, service_model.api_version)
-        with lock:
-            if key not in made:
-                made[key] = create(self, service_name, service_model)
-            return made[key]
+def _kms_key_pairs_made_when_used() -> None:
+    """moto makes each KMS key's asymmetric key pair in its constructor; here it is made on first use (Sign,
+    Verify, GetPublicKey), by moto's own function, for the key spec it would have used."""
+    from moto.kms import models as kms_models
 
-    botocore_client.ClientCreator._create_client_class = create_client_class
+    generate = kms_models.generate_private_key
+
+    class KeyPairWhenUsed:
+        def __init__(self, key_spec: str) -> None:
+            self._key_spec = key_spec
+            self._made: Any = None
+
+        def __getattr__(self, name: str) -> Any:
+            if self._made is None:
+                self._made = generate(self._key_spec)
+            return getattr(self._made, name)
+
+    kms_models.generate_private_key = KeyPairWhenUsed
+
+
+def _service_models_made_once() -> None:
+    """One botocore ServiceModel per loader, service and API version: the loader already shares the parsed
+    JSON (botocore's own `instance_cache`), and a ServiceModel is a read-only view of it whose cached
+    properties (operation models, error shapes, the endpoint-discovery operation) are then computed once."""
+    from botocore.client import ClientCreator
+
+    _answered_once(ClientCreator, "_load_service_model",
+                   lambda self, service_name, api_version=None: (id(self._loader), service_name, api_version))
+
+
+def _typer_commands_built_once() -> None:
+    """typer.testing.CliRunner.invoke builds the click command from the Typer app each time; a click command
+    keeps no state between invocations (each gets a new click Context), so one is built per app."""
+    from typer import testing
+
+    built: dict[int, Any] = {}
+    get_command = testing._get_command
+
+    def command_of(app: Any) -> Any:
+        if id(app) not in built:
+            built[id(app)] = (app, get_command(app))  # the app is kept so its id is not reused
+        return built[id(app)][1]
+
+    testing._get_command = command_of

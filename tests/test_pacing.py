@@ -52,3 +52,27 @@ def test_the_expected_durations_scale_with_the_poll() -> None:
     """A sandbox at time scale s polls every 15 s x s: its expected durations shrink by s too."""
     assert expected_for("cluster_create", 0.15) == pytest.approx((4.8, 7.2))
     assert expected_for("unknown", 15) is None and paced(15, 60, None) == [(15, 60)]
+
+
+def test_a_wait_on_what_was_just_seen_looks_first_after_one_pause() -> None:
+    """A step's `ready` has just read its resource (CREATING): a botocore waiter would read it again at once.
+    With `seen_now` the first DescribeCluster comes one pause later, and the wait still ends on ACTIVE."""
+    import time
+
+    from botocore.stub import Stubber
+
+    from eksprivate.aws import Aws
+
+    aws = Aws("eu-central-1", credentials={"aws_access_key_id": "x", "aws_secret_access_key": "x"})
+    eks = aws.eks.raw
+    looked: list[float] = []
+    eks.meta.events.register("provide-client-params.eks.DescribeCluster", lambda **_: looked.append(time.monotonic()))
+    cluster = {"name": "c", "arn": "arn:aws:eks:eu-central-1:123456789012:cluster/c"}
+    with Stubber(eks) as stub:
+        stub.add_response("describe_cluster", {"cluster": {**cluster, "status": "CREATING"}}, {"name": "c"})
+        stub.add_response("describe_cluster", {"cluster": {**cluster, "status": "ACTIVE"}}, {"name": "c"})
+        start = time.monotonic()
+        aws.wait("eks", "cluster_active", delay=0.2, timeout=5.0, what="EKS cluster c", seen_now=True, name="c")
+        stub.assert_no_pending_responses()
+    assert len(looked) == 2
+    assert looked[0] - start >= 0.2

@@ -48,9 +48,11 @@ def progress_lines(stderr: str) -> list[str]:
 # -- plain lines -----------------------------------------------------------------------------------------
 
 def test_a_step_that_keeps_waiting_repeats_itself_at_most_once_a_minute(
-        cli: Cli, cluster_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        cli: Cli, cluster_name: str, stand_in: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Time runs 25 s per look at the clock, so the cluster's polls span minutes: its unchanged status is
-    said again at most once a minute, never once per poll."""
+    said again at most once a minute, never once per poll. The cluster takes 1 s here (2000 s x 0.0005), about
+    30 polls, so that a loaded machine's slow start still leaves it many polls to be seen waiting on."""
+    stand_in.configure(cluster_create=2000.0)
     ticks = itertools.count()
     monkeypatch.setattr(ui, "_now", lambda: time.monotonic() + 25.0 * next(ticks))
     lines = progress_lines(ok(cli("up", "--name", cluster_name)).stderr)

@@ -108,10 +108,10 @@ class Aws:
 
     # -- waiting (waiting.py) --------------------------------------------------------------------
     def wait(self, service: str, waiter_name: str, *, delay: float, timeout: float, what: str,
-             expected: str | None = None, **kwargs: Any) -> None:
+             expected: str | None = None, seen_now: bool = False, **kwargs: Any) -> None:
         """Wait with a boto3 waiter (or one of ours) until it succeeds, fails, or `timeout` passes (`wait_for`)."""
         wait_for(self.client(service), waiter_name, delay=delay, timeout=timeout, what=what, expected=expected,
-                 **kwargs)
+                 seen_now=seen_now, **kwargs)
 
     def wait_update(self, cluster: str, update_id: str, *, nodegroup: str | None = None, addon: str | None = None,
                     delay: float, timeout: float, what: str, expected: str | None = None,

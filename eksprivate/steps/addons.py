@@ -212,7 +212,7 @@ class Addon(Step):
             ctx.say(self.key, f"{found.get('status')}: EKS takes about a minute")
             # ACTIVE or DEGRADED ends it; CREATE_FAILED fails it, naming the health issues (aws._failure_detail).
             ctx.aws.wait("eks", "AddonUsable", delay=ctx.poll, timeout=ctx.timeouts.addon, expected="addon",
-                         what=f"add-on {self.name}", clusterName=ctx.name, addonName=self.name)
+                         seen_now=True, what=f"add-on {self.name}", clusterName=ctx.name, addonName=self.name)
             found.update(self.find(ctx) or {})
         if found.get("status") != "DEGRADED" or self._nodeless:
             return

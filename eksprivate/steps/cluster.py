@@ -177,7 +177,7 @@ class Cluster(Step):
             raise ResourceFailed(f"EKS cluster {ctx.name} is FAILED", "run `eksprivate down`, then `up` again")
         ctx.say(self.key, f"{status}: EKS takes ~9 min (up to 30)")
         ctx.aws.wait("eks", "cluster_active", delay=ctx.poll, timeout=ctx.timeouts.cluster_create,
-                     expected="cluster_create",
+                     expected="cluster_create", seen_now=True,
                      what=f"EKS cluster {ctx.name}", name=ctx.name)
         found["status"] = "ACTIVE"
 

@@ -185,7 +185,7 @@ class Endpoints(Step):
                                for svc, e in sorted(found["endpoints"].items()) if e["endpoint_id"] in waiting)
             ctx.say(self.key, f"waiting for {len(waiting)} endpoint(s) to become available: {states}")
             ctx.aws.wait("ec2", "VpcEndpointsAvailable", delay=ctx.poll, timeout=ctx.timeouts.endpoint_create,
-                         what=f"VPC endpoints {', '.join(waiting)}", VpcEndpointIds=waiting)
+                         seen_now=True, what=f"VPC endpoints {', '.join(waiting)}", VpcEndpointIds=waiting)
             for e in found["endpoints"].values():
                 e["state"] = "available"
 

@@ -128,7 +128,7 @@ class NodeGroup(Step):
         ctx.say(self.key, f"{found.get('status')}: EKS takes ~3 min")
         # Not botocore's NodegroupActive: it would poll a DEGRADED group until the timeout.
         ctx.aws.wait("eks", "NodegroupUsable", delay=ctx.poll, timeout=ctx.timeouts.nodegroup_create,
-                     expected="nodegroup_create",
+                     expected="nodegroup_create", seen_now=True,
                      what=f"node group {self.name}", clusterName=ctx.name, nodegroupName=self.name)
         found.update(self.find(ctx) or {"status": "ACTIVE"})  # ACTIVE, or DEGRADED with its health issues
 
