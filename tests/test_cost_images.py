@@ -45,6 +45,18 @@ def write_config(folder: Path, text: str) -> str:
     return str(path)
 
 
+# The pull-through tests look at rules, the node role's inline policy and cache repositories, all made by a step
+# that needs only the node role. Their clusters leave out what none of them looks at (one node group over two
+# AZs; no logs, flow logs, KMS key or add-ons): the same rules and policy for about a third less CPU per life.
+LEAN = ('per_az = false\navailability_zones = 2\ncontrol_plane_logging = false\nflow_logs = false\n'
+        'secrets_encryption = false\n[addons]\n')
+
+
+def lean_config(folder: Path, text: str) -> str:
+    """`write_config` of `text` (top-level keys) on a lean cluster (`LEAN`)."""
+    return write_config(folder, text + LEAN)
+
+
 def plan_json(cli: Callable[..., Any], *args: str) -> dict[str, Any]:
     result = cli("plan", *args, "--output", "json")
     assert result.exit_code == 0, result.stderr
@@ -189,28 +201,11 @@ def test_image_command_prints_the_cluster_reference(cli: Callable[..., Any], aws
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
 
 
+# Rules are registry-wide (one per prefix per account and region); every test starts from an emptied sandbox
+# (`SandboxResets`), so with no rule and no repository.
 def _rules(sandbox_client: Callable[[str], Any]) -> dict[str, dict[str, Any]]:
     return {r["ecrRepositoryPrefix"]: r for r in
             sandbox_client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]}
-
-
-def _delete_rules(sandbox_client: Callable[[str], Any], *prefixes: str) -> None:
-    for prefix in prefixes:
-        try:
-            sandbox_client("ecr").delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
-        except sandbox_client("ecr").exceptions.PullThroughCacheRuleNotFoundException:
-            pass
-
-
-@pytest.fixture
-def free_prefixes(sandbox_client: Callable[[str], Any]) -> Iterator[None]:
-    """Rules are registry-wide (one per prefix per account and region): tests sharing the sandbox start free."""
-    _delete_rules(sandbox_client, "k8s", "quay", "ecr-public", "docker-hub", "ghcr", "gitlab")
-    for repo in sandbox_client("ecr").describe_repositories()["repositories"]:
-        if repo["repositoryName"].split("/")[0] in ("k8s", "quay", "ecr-public", "docker-hub"):
-            sandbox_client("ecr").delete_repository(repositoryName=repo["repositoryName"], force=True)
-    yield
-    _delete_rules(sandbox_client, "k8s", "quay", "ecr-public", "docker-hub", "ghcr", "gitlab")
 
 
 def _node_policy(sandbox_client: Callable[[str], Any], cluster_name: str) -> dict[str, Any]:
@@ -220,10 +215,10 @@ def _node_policy(sandbox_client: Callable[[str], Any], cluster_name: str) -> dic
 
 def test_up_creates_rules_and_exactly_the_first_pull_permissions_down_deletes_them_and_the_cache(
         cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
-        stand_in: SandboxServer, free_prefixes: None) -> None:
+        stand_in: SandboxServer) -> None:
     """Naive code forgets the node role's ecr:BatchImportUpstreamImage (first pulls fail), grants ecr:* on *,
     or leaves the cache repositories behind at `down` (or deletes a same-prefix repository it never made)."""
-    config = write_config(aws_env, 'pull_through_cache = ["ecr-public", "k8s", "quay"]\n')
+    config = lean_config(aws_env, 'pull_through_cache = ["ecr-public", "k8s", "quay"]\n')
     # Made by someone before our rule: not a cache repository of it, never deleted.
     sandbox_client("ecr").create_repository(repositoryName="k8s/theirs")
     assert cli("up", "--name", cluster_name, "--config", config).exit_code == 0
@@ -253,10 +248,9 @@ def test_up_creates_rules_and_exactly_the_first_pull_permissions_down_deletes_th
 
 
 def test_lost_state_down_finds_the_rules_from_the_node_policy(
-        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
-        free_prefixes: None) -> None:
+        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any]) -> None:
     """Rules cannot be tagged: naive code that only trusts the state file leaves them behind."""
-    config = write_config(aws_env, 'pull_through_cache = ["k8s"]\n')
+    config = lean_config(aws_env, 'pull_through_cache = ["k8s"]\n')
     assert cli("up", "--name", cluster_name, "--config", config).exit_code == 0
     for path in (aws_env / "state").glob(f"{cluster_name}-*.json*"):
         path.unlink()
@@ -265,10 +259,9 @@ def test_lost_state_down_finds_the_rules_from_the_node_policy(
 
 
 def test_a_rule_eksprivate_did_not_make_is_used_and_kept(
-        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
-        free_prefixes: None) -> None:
+        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any]) -> None:
     sandbox_client("ecr").create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
-    config = write_config(aws_env, 'pull_through_cache = ["quay"]\n')
+    config = lean_config(aws_env, 'pull_through_cache = ["quay"]\n')
     planned = plan_json(cli, "--name", cluster_name, "--config", config)
     assert cli("up", "--name", cluster_name, "--config", config).exit_code == 0
     assert cli("down", "--name", cluster_name, "--config", config, "--yes").exit_code == 0
@@ -281,10 +274,9 @@ def _secret(sandbox_client: Callable[[str], Any], name: str, value: dict[str, st
 
 
 def test_credentialed_upstream_is_created_with_its_secret_and_validated(
-        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
-        free_prefixes: None) -> None:
+        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any]) -> None:
     arn = _secret(sandbox_client, f"ecr-pullthroughcache/{cluster_name}-hub", {"username": "u", "accessToken": "t"})
-    config = write_config(aws_env, f'pull_through_cache = ["docker-hub"]\n'
+    config = lean_config(aws_env, f'pull_through_cache = ["docker-hub"]\n'
                                    f'pull_through_credentials = {{ docker-hub = "{arn}" }}\n')
     result = cli("up", "--name", cluster_name, "--config", config)
     assert result.exit_code == 0, result.stderr
@@ -296,12 +288,11 @@ def test_credentialed_upstream_is_created_with_its_secret_and_validated(
 
 
 def test_a_secret_without_credentials_fails_validation_in_one_line(
-        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
-        free_prefixes: None) -> None:
+        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any]) -> None:
     """ValidatePullThroughCacheRule is the only early sign of a wrong token: naive code never calls it and
     the first pod pull fails hours later."""
     arn = _secret(sandbox_client, f"ecr-pullthroughcache/{cluster_name}-gh", {"user": "u"})
-    config = write_config(aws_env, f'pull_through_cache = ["ghcr"]\npull_through_credentials = {{ ghcr = "{arn}" }}\n')
+    config = lean_config(aws_env, f'pull_through_cache = ["ghcr"]\npull_through_credentials = {{ ghcr = "{arn}" }}\n')
     result = cli("up", "--name", cluster_name, "--config", config)
     assert result.exit_code == 1
     assert "cannot sign in to ghcr.io" in result.stderr
@@ -353,7 +344,7 @@ def test_extended_support_names_its_price_and_nat_swaps_only_the_endpoints() -> 
 
 def test_a_rule_made_by_someone_else_during_up_is_used_never_owned(
         cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
-        free_prefixes: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Between `find` and CreatePullThroughCacheRule another tool makes the same prefix. Naive code fails the
     run, or records the rule as its own and `down` deletes someone else's rule."""
     from eksprivate.steps.pull_through import PullThroughCache
@@ -369,7 +360,7 @@ def test_a_rule_made_by_someone_else_during_up_is_used_never_owned(
         return original(self, *args)
 
     monkeypatch.setattr(PullThroughCache, "_policy", policy_then_race)
-    config = write_config(aws_env, 'pull_through_cache = ["quay"]\n')
+    config = lean_config(aws_env, 'pull_through_cache = ["quay"]\n')
     result = cli("up", "--name", cluster_name, "--config", config)
     assert result.exit_code == 0, result.stderr
     assert raced
@@ -381,14 +372,13 @@ def test_a_rule_made_by_someone_else_during_up_is_used_never_owned(
 
 
 def test_a_rule_dropped_from_the_config_is_kept_until_prune(
-        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any],
-        free_prefixes: None) -> None:
+        cli: Callable[..., Any], cluster_name: str, aws_env: Path, sandbox_client: Callable[[str], Any]) -> None:
     """Naive code deletes the rule (and the cache) the moment it leaves the config, or never, and leaves the
     node role allowed on a prefix it no longer uses."""
-    config = write_config(aws_env, 'pull_through_cache = ["k8s", "quay"]\n')
+    config = lean_config(aws_env, 'pull_through_cache = ["k8s", "quay"]\n')
     assert cli("up", "--name", cluster_name, "--config", config).exit_code == 0
     sandbox_client("ecr").create_repository(repositoryName="quay/cached/image")
-    write_config(aws_env, 'pull_through_cache = ["k8s"]\n')
+    lean_config(aws_env, 'pull_through_cache = ["k8s"]\n')
     planned = plan_json(cli, "--name", cluster_name, "--config", config)
     details = next(s for s in planned["steps"] if s["key"] == "pull-through-cache")["details"]
     assert any(d.startswith("! rule quay/ is not in pull_through_cache") for d in details)
