@@ -21,6 +21,10 @@ from eksprivate.sandbox import SandboxServer
 
 REGION = "eu-central-1"
 LEAN = "flow_logs = false\nsecrets_encryption = false\navailability_zones = 2\n"
+# The clusters of this file's tests also leave out the managed add-ons (EKS bootstraps its self-managed
+# networking add-ons instead): what they check is the cluster's and the node groups' updates and statuses.
+# tests/test_day2.py, whose subject the add-ons are, uses `User` with them.
+NO_ADDONS = "\n[addons]\n"  # a TOML table: it goes last
 UPDATE_ID = re.compile(r"update ([0-9a-f-]{36}) \((\w+)\) Failed")
 
 
@@ -38,11 +42,12 @@ class User:
                  config: str = "cluster.toml") -> None:
         self.cli, self.name, self.folder, self.sandbox = cli, name, folder, sandbox
         self.config = folder / config
+        self.tail = ""  # written after every config body (NO_ADDONS for this file's tests)
         self.eks = boto3.client("eks", endpoint_url=sandbox.url, region_name=REGION,
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def write(self, body: str) -> None:
-        self.config.write_text(f'name = "{self.name}"\n{LEAN}{body}')
+        self.config.write_text(f'name = "{self.name}"\n{LEAN}{body}{self.tail}')
 
     def run(self, *args: str, expect: int = 0) -> CliResult:
         result = self.cli(*args, "--config", str(self.config))
@@ -73,7 +78,9 @@ class User:
 
 @pytest.fixture
 def user(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer) -> User:
-    return User(cli, cluster_name, aws_env, stand_in)
+    user = User(cli, cluster_name, aws_env, stand_in)
+    user.tail = NO_ADDONS
+    return user
 
 
 def warnings(result: CliResult) -> list[str]:
@@ -194,6 +201,7 @@ def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
         with pytest.MonkeyPatch.context() as mp:
             user_environment(mp, sandbox_server.url, folder)
             user = User(run_cli, name, folder, sandbox_server, config="built.toml")
+            user.tail = NO_ADDONS
             user.write(BUILT)
             plan_before_up = json.loads(user.run("plan", "--output", "json").stdout)
             sandbox_server.configure(degraded_nodegroups=name)
@@ -211,6 +219,7 @@ def on_built(built: Built, aws_env: Path, stand_in: SandboxServer, monkeypatch: 
     its state, with a config file of the test's own that starts as BUILT."""
     monkeypatch.chdir(built.folder)
     user = User(run_cli, built.name, built.folder, stand_in, config=f"{request.node.name}.toml")
+    user.tail = NO_ADDONS
     user.write(BUILT)
     return user
 
