@@ -13,15 +13,17 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FAST, NO_FAULTS, SandboxResets, run_cli, user_environment
 
 from eksprivate.aws import Aws, is_mutating
-from eksprivate.sandbox import CallRecord, SandboxServer
+from eksprivate.sandbox import CallRecord, SandboxServer, Timing
 from eksprivate.steps.foreign_check import TEARDOWN_ONLY
 from tests.faults.helpers import Cli, CliResult
 
@@ -70,8 +72,8 @@ class Trace:
         return hits[0]
 
 
-@pytest.fixture
-def trace(monkeypatch: pytest.MonkeyPatch) -> Trace:
+def traced(monkeypatch: pytest.MonkeyPatch) -> Trace:
+    """A trace of every `Aws` made while `monkeypatch` lasts."""
     seen = Trace()
     original = Aws.__init__
 
@@ -83,6 +85,11 @@ def trace(monkeypatch: pytest.MonkeyPatch) -> Trace:
 
     monkeypatch.setattr(Aws, "__init__", init)
     return seen
+
+
+@pytest.fixture
+def trace(monkeypatch: pytest.MonkeyPatch) -> Trace:
+    return traced(monkeypatch)
 
 
 @pytest.fixture
@@ -141,28 +148,76 @@ def assert_nodegroups_came_after_cluster_and_endpoints(trace: Trace, start: int)
 
 
 # -- the whole life of a cluster ------------------------------------------------------------------------
+# One `up` is shared by the three tests below: the life (which goes on from it to rerun, status, plan and
+# `down`) and the two ordering tests, which read only what this `up` sent and got (its trace), never the account,
+# so the life's `down` cannot change what they see, whatever the order. The `up` runs with the endpoints slower
+# than the cluster and the add-ons slower than both, so that a node group sent too early, or a wait on an add-on
+# before the node groups, shows in its trace; nothing the life asserts depends on those durations. Its waits
+# are polled every 0.3 s, not the usual 0.03 (suite_speed.POLL_INTERVAL): the node groups wait out the add-ons
+# (no node is Ready without the CNI), and at 0.03 s polls that `up` made ~660 calls (~270 now). What these tests
+# read is the order of calls and answers, which the pace of polls does not change. The margins stay wide: the
+# add-ons (2.5 s, where the original add-on test had 2 s and no slow endpoints) are made once the cluster is
+# ACTIVE and the node groups once the endpoints are (0.8 s, seen within a poll), ~1.5 s before any add-on is
+# ACTIVE; coredns, made beside the node groups, is made ~0.5 s after the networking add-ons the groups wait on.
+ENDPOINTS_SLOWER = 1600.0  # x 0.0005 = 0.8 s; the cluster 0.27 s
+ADDONS_SLOWER = 5000.0  # x 0.0005 = 2.5 s; a node group 0.09 s
+SLOW_UP_POLL = "0.3"
 
 
-def test_up_rerun_status_plan_down(cli: Cli, cluster_name: str, stand_in: SandboxServer, aws_env: Path,
-                                   trace: Trace, look: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
-                                   ) -> None:
+@dataclass
+class Built:
+    name: str
+    folder: Path  # the user's folder: state/ is there
+    result: CliResult  # the `up`
+    calls: list[CallRecord]  # what the sandbox saw during it
+    trace: Trace  # what the client sent and got during it
+    metrics: dict[str, Any]  # its EKSPRIVATE_METRICS
+
+
+@pytest.fixture(scope="module")
+def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    folder = tmp_path_factory.mktemp("e2e")
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    defaults = {**Timing().as_dict(), **FAST, **NO_FAULTS}
+    sandbox_resets.before_test(sandbox_server)
+    with sandbox_resets.held():
+        slow = {"interface_endpoint_create": ENDPOINTS_SLOWER, "addon_create": ADDONS_SLOWER}
+        sandbox_server.configure(**{**defaults, **slow})
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                user_environment(mp, sandbox_server.url, folder)
+                mp.setenv("EKSPRIVATE_METRICS", str(folder / "up-metrics.json"))
+                mp.setenv("EKSPRIVATE_POLL_INTERVAL", SLOW_UP_POLL)
+                seen = traced(mp)
+                mark = len(sandbox_server.calls())
+                result = run_cli("up", "--name", name)
+                calls = sandbox_server.calls()[mark:]
+        finally:
+            sandbox_server.configure(**defaults)
+        ok(result)
+        yield Built(name, folder, result, calls, seen, metrics(folder / "up-metrics.json"))
+
+
+def test_up_rerun_status_plan_down(cli: Cli, built: Built, stand_in: SandboxServer, trace: Trace,
+                                   look: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster_name = built.name
     name = ["--name", cluster_name]
-    state = aws_env / "state" / f"{cluster_name}-{REGION}.json"
-    metrics_file = aws_env / "metrics.json"
+    monkeypatch.chdir(built.folder)
+    state = built.folder / "state" / f"{cluster_name}-{REGION}.json"
+    metrics_file = built.folder / "metrics.json"
     monkeypatch.setenv("EKSPRIVATE_METRICS", str(metrics_file))
 
-    # -- up ------------------------------------------------------------------------------------------
-    mark, start = len(stand_in.calls()), trace.mark()
-    ok(cli("up", *name))
-    made = metrics(metrics_file)["by_operation"]
+    # -- up (the shared one) ---------------------------------------------------------------------------
+    made = built.metrics["by_operation"]
     for op, count in {"ec2:CreateVpc": 1, "ec2:CreateSubnet": 3, "ec2:CreateRouteTable": 3,
                       "ec2:CreateSecurityGroup": 1, "ec2:CreateVpcEndpoint": len(INTERFACE) + 1,
                       "eks:CreateCluster": 1, "eks:CreateNodegroup": 3, "iam:CreateRole": 3,
                       "ec2:CreateLaunchTemplate": 1, "kms:CreateKey": 1, "ec2:CreateFlowLogs": 1}.items():
         assert made.get(op) == count, (op, made.get(op))
     assert not any(op.endswith(("InternetGateway", "NatGateway", ":CreateRoute")) for op in made)
-    assert_nodegroups_came_after_cluster_and_endpoints(trace, start)
-    assert not any(r.status and r.status >= 500 for r in since(stand_in, mark))
+    assert_nodegroups_came_after_cluster_and_endpoints(built.trace, 0)
+    assert not any(r.status and r.status >= 500 for r in built.calls)
     # The state: every id, 0600 in a 0700 folder.
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
@@ -297,29 +352,22 @@ def assert_teardown_order(down: list[CallRecord], trace: Trace, start: int, grou
 # -- ordering that the sandbox's fast paths could hide ----------------------------------------------------
 
 
-def test_nodegroups_wait_for_endpoints_slower_than_the_cluster(cli: Cli, cluster_name: str,
-                                                              stand_in: SandboxServer, trace: Trace) -> None:
+def test_nodegroups_wait_for_endpoints_slower_than_the_cluster(built: Built) -> None:
     """Nodes that start before the endpoints are available cannot join (NodeCreationFailure). Here the
-    endpoints take longer than the cluster, so only the graph keeps node groups waiting."""
-    stand_in.configure(interface_endpoint_create=1600.0)  # x 0.0005 = 0.8 s, the cluster 0.27 s
-    start = trace.mark()
-    ok(cli("up", "--name", cluster_name))
-    assert_nodegroups_came_after_cluster_and_endpoints(trace, start)
-    create = trace.index(start, "call", "CreateNodegroup")
-    active = trace.index(start, "answer", "DescribeCluster", lambda d: d.get("cluster", {}).get("status") == "ACTIVE")
+    endpoints take longer than the cluster (`built`), so only the graph keeps node groups waiting."""
+    trace = built.trace
+    assert_nodegroups_came_after_cluster_and_endpoints(trace, 0)
+    create = trace.index(0, "call", "CreateNodegroup")
+    active = trace.index(0, "answer", "DescribeCluster", lambda d: d.get("cluster", {}).get("status") == "ACTIVE")
     assert active < create
-    ok(cli("down", "--name", cluster_name, "--yes"))
 
 
-def test_nodegroups_start_once_the_networking_addons_exist_coredns_beside_them(
-        cli: Cli, cluster_name: str, stand_in: SandboxServer, trace: Trace) -> None:
+def test_nodegroups_start_once_the_networking_addons_exist_coredns_beside_them(built: Built) -> None:
     """Node groups need the networking add-ons to *exist* when their nodes boot, not to be ACTIVE; coredns is
     made beside them and waited on once they are ready. Naive code waits for each add-on's ACTIVE before the
     node groups (a minute or more on AWS), or makes coredns only after them: both lengthen `up`. Add-ons made
-    slow here, so that any wait on them shows."""
-    stand_in.configure(addon_create=4000.0)  # x 0.0005 = 2 s; a node group 0.09 s
-    start = trace.mark()
-    result = ok(cli("up", "--name", cluster_name))
+    slow here (`built`), so that any wait on them shows."""
+    trace, start, result = built.trace, 0, built.result
 
     def addon(name: str, status: str | None = None) -> Callable[[dict[str, Any]], bool]:
         return lambda d: (d.get("addonName", d.get("addon", {}).get("addonName")) == name

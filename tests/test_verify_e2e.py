@@ -43,6 +43,20 @@ def pinned_day(monkeypatch: pytest.MonkeyPatch) -> Any:
     eks_versions.reset()
 
 
+# Where a test checks what verify says of one thing broken (or of the public API), not the shape of the whole
+# cluster (test_verify_passes_on_what_up_built counts node groups, subnets and endpoints: a default cluster), a
+# lean cluster serves: two AZs, one node group, no flow logs (verify does not audit them); the secrets key
+# stays, verify fails a cluster without one. A fifth fewer calls than a default `up`.
+LEAN = "flow_logs = false\navailability_zones = 2\nper_az = false\n"
+
+
+@pytest.fixture
+def lean(aws_env: Path) -> tuple[str, str]:
+    """`--config` of a lean cluster (LEAN), for every command of a test."""
+    (aws_env / "lean.toml").write_text(LEAN)
+    return ("--config", "lean.toml")
+
+
 def ec2_client(url: str) -> Any:
     return boto3.client("ec2", endpoint_url=url, region_name=REGION, aws_access_key_id="intruder",
                         aws_secret_access_key="intruder")
@@ -108,33 +122,33 @@ def test_verify_passes_on_what_up_built(cli: CliRun, aws_env: Path, cluster_name
 
 
 def test_an_endpoint_policy_opened_behind_its_back_fails_verify_and_up_restores_it(
-        cli: CliRun, aws_env: Path, cluster_name: str, stand_in: SandboxServer) -> None:
-    up(cli, cluster_name)
+        cli: CliRun, aws_env: Path, cluster_name: str, stand_in: SandboxServer, lean: tuple[str, str]) -> None:
+    up(cli, cluster_name, *lean)
     s3 = state_ids(aws_env, cluster_name, "endpoints/s3")["endpoint_id"]
     ec2_client(stand_in.url).modify_vpc_endpoint(VpcEndpointId=s3, ResetPolicy=True)  # AWS's full access again
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, *lean)
     assert code == 1
     (fail,) = failures(report)
     assert fail["id"] == "endpoint.policy" and fail["resource"] == f"{s3} (s3)"
     assert "writes to other accounts' buckets" in fail["detail"]
 
-    planned = cli("plan", "--name", cluster_name, "--output", "json")
+    planned = cli("plan", "--name", cluster_name, "--output", "json", *lean)
     steps = {s["key"]: s for s in json.loads(planned.stdout)["steps"]}
     assert steps["endpoints"]["action"] == "update"
     assert "set the s3 endpoint policy (perimeter)" in steps["endpoints"]["details"]
     first = len(stand_in.calls())
-    up(cli, cluster_name)
+    up(cli, cluster_name, *lean)
     made = [r.operation for r in stand_in.calls()[first:] if not r.operation.startswith(("Describe", "List", "Get"))]
     assert made == ["ModifyVpcEndpoint"]  # in place: the endpoint, its routes and its id stay
     assert state_ids(aws_env, cluster_name, "endpoints/s3")["endpoint_id"] == s3
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, *lean)
     assert code == 0 and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0
 
 
 def test_a_public_but_limited_api_is_a_warning(cli: CliRun, aws_env: Path, cluster_name: str) -> None:
-    (aws_env / "eksprivate.toml").write_text('public_access_cidrs = ["203.0.113.0/24"]\n')
+    (aws_env / "eksprivate.toml").write_text(LEAN + 'public_access_cidrs = ["203.0.113.0/24"]\n')
     up(cli, cluster_name, "--config", "eksprivate.toml")
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, "--config", "eksprivate.toml")
     assert code == 0
     (public,) = [c for c in report["checks"] if c["status"] != "PASS"]
     assert public["id"] == "cluster.public-access" and public["status"] == "WARN"
@@ -142,8 +156,8 @@ def test_a_public_but_limited_api_is_a_warning(cli: CliRun, aws_env: Path, clust
 
 
 def test_verify_names_what_broke_and_up_repairs_what_it_owns(cli: CliRun, aws_env: Path, cluster_name: str,
-                                                             stand_in: SandboxServer) -> None:
-    up(cli, cluster_name)
+                                                             stand_in: SandboxServer, lean: tuple[str, str]) -> None:
+    up(cli, cluster_name, *lean)
     ec2 = ec2_client(stand_in.url)
     vpc_id = state_ids(aws_env, cluster_name, "vpc")["vpc_id"]
     sts_id = state_ids(aws_env, cluster_name, "endpoints/sts")["endpoint_id"]
@@ -151,19 +165,19 @@ def test_verify_names_what_broke_and_up_repairs_what_it_owns(cli: CliRun, aws_en
 
     # 1. Someone deletes the sts endpoint.
     ec2.delete_vpc_endpoints(VpcEndpointIds=[sts_id])
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, *lean)
     assert code == 1
     (fail,) = failures(report)
     assert fail["id"] == "endpoint.available" and fail["resource"] == f"sts (none in {vpc_id})"
     assert "IRSA" in fail["detail"] and "com.amazonaws.eu-central-1.sts" in fail["fix"]
-    text = cli("verify", "--name", cluster_name)
+    text = cli("verify", "--name", cluster_name, *lean)
     assert text.exit_code == 1 and "FAIL" in text.stdout and "1 fail" in text.stdout
 
     # 2. ... and gives one node subnet a way out: an internet gateway and a default route to it.
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
     ec2.create_route(RouteTableId=part["route_table_id"], DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, *lean)
     assert code == 1
     by_id = {c["id"]: c for c in failures(report)}
     assert set(by_id) == {"endpoint.available", "subnet.no-internet-route"}
@@ -175,7 +189,7 @@ def test_verify_names_what_broke_and_up_repairs_what_it_owns(cli: CliRun, aws_en
 
     # 3. plan: the endpoint is to be completed; the route is flagged "!" (eksprivate never adds one,
     #    so it does not delete one either: it may be someone's deliberate egress).
-    planned = cli("plan", "--name", cluster_name, "--output", "json")
+    planned = cli("plan", "--name", cluster_name, "--output", "json", *lean)
     assert planned.exit_code == 0, planned.stderr
     steps = {s["key"]: s for s in json.loads(planned.stdout)["steps"]}
     assert steps["endpoints"]["action"] == "create"
@@ -185,13 +199,13 @@ def test_verify_names_what_broke_and_up_repairs_what_it_owns(cli: CliRun, aws_en
 
     # 4. up repairs the endpoint, warns about the route and leaves it.
     first = len(stand_in.calls())
-    again = up(cli, cluster_name)
+    again = up(cli, cluster_name, *lean)
     made = [r.operation for r in stand_in.calls()[first:] if not r.operation.startswith(("Describe", "List", "Get"))]
     assert made == ["CreateVpcEndpoint"]
     assert f"{part['route_table_id']}" in again.stderr and "warning:" in again.stderr
     new_sts = state_ids(aws_env, cluster_name, "endpoints/sts")["endpoint_id"]
     assert new_sts != sts_id
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, *lean)
     assert code == 1
     (fail,) = failures(report)
     assert fail["id"] == "subnet.no-internet-route"
@@ -202,15 +216,15 @@ def test_verify_names_what_broke_and_up_repairs_what_it_owns(cli: CliRun, aws_en
     ec2.delete_route(RouteTableId=part["route_table_id"], DestinationCidrBlock="0.0.0.0/0")
     ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc_id)
     ec2.delete_internet_gateway(InternetGatewayId=igw)
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, *lean)
     assert code == 0 and report["summary"]["fail"] == 0 and report["summary"]["warn"] == 0
 
 
 def test_up_recreates_an_endpoint_deleted_moments_ago(cli: CliRun, aws_env: Path, cluster_name: str,
-                                                      stand_in: SandboxServer) -> None:
+                                                      stand_in: SandboxServer, lean: tuple[str, str]) -> None:
     """A deleted endpoint's ClientToken is spent: AWS answers a create that reuses it with the old,
     deleted endpoint. Here the old one is still `deleting` (it takes ~1 min on AWS) when `up` reruns."""
-    up(cli, cluster_name)
+    up(cli, cluster_name, *lean)
     old = state_ids(aws_env, cluster_name, "endpoints/sts")["endpoint_id"]
     # `deleting` for 30 s of sandbox time: all through this `up` (a few seconds), yet a regression (which
     # waits on the old endpoint until it is gone, then fails) costs 30 s, not AWS's 15-min timeout.
@@ -219,12 +233,12 @@ def test_up_recreates_an_endpoint_deleted_moments_ago(cli: CliRun, aws_env: Path
     ec2.delete_vpc_endpoints(VpcEndpointIds=[old])
     assert ec2.describe_vpc_endpoints(VpcEndpointIds=[old])["VpcEndpoints"][0]["State"] == "deleting"
 
-    up(cli, cluster_name)
+    up(cli, cluster_name, *lean)
     new = state_ids(aws_env, cluster_name, "endpoints/sts")["endpoint_id"]
     assert new != old
     (made,) = ec2.describe_vpc_endpoints(VpcEndpointIds=[new])["VpcEndpoints"]
     assert made["State"] == "available" and made["ServiceName"].endswith(".sts")
-    code, report = verify_json(cli, cluster_name)
+    code, report = verify_json(cli, cluster_name, *lean)
     assert code == 0, failures(report)
 
 

@@ -370,6 +370,10 @@ class OperatorPolicy:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._policy: dict[str, Any] | None = None
+        # A check's verdict depends only on the policy and the check: a life repeats the same few hundred
+        # checks (every poll is one), and evaluating each against every statement again was ~9 % of the
+        # sandbox's CPU under an enforced policy.
+        self._verdicts: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], bool] = {}
         self.refused: list[Check] = []
 
     def set(self, policy: Mapping[str, Any] | None) -> None:
@@ -377,6 +381,7 @@ class OperatorPolicy:
             raise ValueError("an IAM policy document needs a Statement")
         with self._lock:
             self._policy = json.loads(json.dumps(policy)) if policy is not None else None
+            self._verdicts = {}
             self.refused = []
 
     @property
@@ -390,8 +395,12 @@ class OperatorPolicy:
         if policy is None:
             return None
         req = read_request(environ, service, operation, region, protocol)
+        verdicts = self._verdicts
         for check in checks(req):
-            if not allowed(policy, check):
+            key = (check.action, check.resource, tuple(sorted(check.context.items())))
+            if key not in verdicts:
+                verdicts[key] = allowed(policy, check)
+            if not verdicts[key]:
                 with self._lock:
                     self.refused.append(check)
                 return denial(protocol, service, check)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_cli, user_environment
 
 from eksprivate.sandbox import SandboxServer, Timing
 
@@ -31,12 +32,18 @@ def hooks(monkeypatch: pytest.MonkeyPatch) -> SdkHooks:
 
 @pytest.fixture(scope="session")
 def clean_shape(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    """What an uninterrupted `up` makes (kinds and labels), taken from a real run, then torn down."""
+    """What an uninterrupted `up` makes (kinds and labels), taken from a real run, then torn down. In-process
+    (the same CLI a child runs, in a user's environment): nothing here is about processes, and a child costs
+    a CPU second more."""
     sandbox_server.configure(**FAST, throttle_rate=0.0, unavailable_rate=0.0, seed=0)
     name = f"clean-{uuid.uuid4().hex[:8]}"
-    kids = Children(child_env(sandbox_server.url), tmp_path_factory.mktemp("clean"))
-    kids.ok("up", "--name", name, "--region", "eu-central-1")
-    result = shape(inventory(sandbox_server.url, name))
-    kids.ok("down", "--name", name, "--region", "eu-central-1", "--yes")
+    target = ("--name", name, "--region", "eu-central-1")
+    with pytest.MonkeyPatch.context() as env:
+        user_environment(env, sandbox_server.url, tmp_path_factory.mktemp("clean"))
+        up = run_cli("up", *target)
+        assert up.exit_code == 0, f"`eksprivate up` failed:\n{up.stderr}"
+        result = shape(inventory(sandbox_server.url, name))
+        down = run_cli("down", *target, "--yes")
+        assert down.exit_code == 0, f"`eksprivate down` failed:\n{down.stderr}"
     assert inventory(sandbox_server.url, name) == []
     return result

@@ -8,33 +8,72 @@ Naive code checked the version only for a new cluster: on an existing one, `plan
 
 from __future__ import annotations
 
+import importlib
 import json
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import NO_FAULTS, SandboxResets, run_cli, user_environment
 
 from eksprivate.sandbox import SandboxServer, eks_versions
 from tests.test_updates_support import CliResult, User
 
+from .conftest import FAST
 from .helpers import SdkHooks
 
 BASE = 'per_az = false\nkubernetes_version = "{}"\n'
 TODAY = date(2026, 12, 7)
 
 
-@pytest.fixture
-def user(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[User]:
-    import importlib
-
+@contextmanager
+def pinned_to_today(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The client's date and the sandbox's calendar both on TODAY."""
     discover = importlib.import_module("eksprivate.verify.discover")  # the package exports a function so named
     monkeypatch.setattr(discover, "utc_today", lambda: TODAY)  # the client's date, as the sandbox's
     eks_versions.set_calendar(today=TODAY)
-    yield User(cli, cluster_name, aws_env, stand_in)
-    eks_versions.reset()
+    try:
+        yield
+    finally:
+        eks_versions.reset()
+
+
+@pytest.fixture
+def user(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[User]:
+    with pinned_to_today(monkeypatch):
+        yield User(cli, cluster_name, aws_env, stand_in)
+
+
+@pytest.fixture(scope="module")
+def built_on_134(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A cluster made on 1.34 (its name and the folder of its state), shared by the tests that only try
+    versions it refuses: a refusal changes nothing (each asserts so). The sandbox is held while they run."""
+    folder = tmp_path_factory.mktemp("on-134")
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    sandbox_server.configure(**FAST, **NO_FAULTS)
+    sandbox_resets.before_test(sandbox_server)
+    with sandbox_resets.held():
+        with pytest.MonkeyPatch.context() as mp, pinned_to_today(mp):
+            user_environment(mp, sandbox_server.url, folder)
+            maker = User(run_cli, name, folder, sandbox_server)
+            maker.write(BASE.format("1.34"))
+            maker.run("up")
+        yield name, folder
+
+
+@pytest.fixture
+def user_of_134(built_on_134: tuple[str, Path], cli: Callable[..., CliResult], stand_in: SandboxServer,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[User]:
+    name, folder = built_on_134
+    monkeypatch.chdir(folder)
+    with pinned_to_today(monkeypatch):
+        yield User(cli, name, folder, stand_in)
 
 
 def _error(result: CliResult) -> str:
@@ -48,9 +87,8 @@ def _error(result: CliResult) -> str:
     ("1.31", 'kubernetes_version "1.31" reached end of extended support on 2026-11-26'),
 ], ids=["not-offered", "past-extended-support"])
 def test_an_unoffered_version_is_refused_on_an_existing_cluster_before_any_change(
-        user: User, wanted: str, why: str) -> None:
-    user.write(BASE.format("1.34"))
-    user.run("up")
+        user_of_134: User, wanted: str, why: str) -> None:
+    user = user_of_134
     user.write(BASE.format(wanted))
     for command in ("plan", "up"):
         result, mutations = user.mutations(command, expect=2)
