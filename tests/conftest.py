@@ -101,6 +101,16 @@ def user_environment(monkeypatch: pytest.MonkeyPatch, url: str, folder: Path) ->
     monkeypatch.chdir(folder)
 
 
+@contextmanager
+def held_empty_sandbox(server: SandboxServer, resets: SandboxResets) -> Iterator[SandboxServer]:
+    """For a fixture wider than one test that builds something several tests then read: the sandbox emptied
+    and set as `stand_in` sets it, then held (not emptied before each test) until the block ends."""
+    server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
+    resets.before_test(server)
+    with resets.held():
+        yield server
+
+
 @pytest.fixture
 def aws_env(stand_in: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Environment of a user pointed at the stand-in (`user_environment`) in a fresh folder; returns it."""

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 
 import eksprivate.steps as steps_module
 from eksprivate.aws import is_mutating
@@ -29,28 +32,6 @@ def _step(plan: dict[str, object], key: str) -> dict[str, object]:
     assert isinstance(steps, list)
     found: dict[str, object] = next(s for s in steps if s["key"] == key)
     return found
-
-
-def test_up_makes_every_managed_addon_and_ends_with_all_active(user: User) -> None:
-    """Naive code leaves the cluster on whatever EKS bootstrapped (no add-on at all), or makes coredns and then
-    fails (or waits 20 min) on its DEGRADED status."""
-    user.write(BASE)
-    user.sandbox.clear_calls()
-    result = user.run("up")
-    calls = [c.operation for c in user.sandbox.calls() if is_mutating(c.operation)]
-    assert calls.count("CreateAddon") == 4
-    assert calls.index("CreateAddon") < calls.index("CreateNodegroup")  # the order itself: tests/test_e2e.py
-    addons = sorted(user.eks.list_addons(clusterName=user.name)["addons"])
-    assert addons == ["coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
-    for name in addons:
-        live = user.eks.describe_addon(clusterName=user.name, addonName=name)["addon"]
-        assert live["status"] == "ACTIVE", live
-        assert live["addonVersion"] == eks_addons.default_version(name, "1.32")
-    assert "DEGRADED" not in result.stderr
-    endpoints = user.state()["steps"]["endpoints"]["ids"]
-    assert any("eks-auth" in str(v) for v in endpoints.values()), endpoints  # Pod Identity's endpoint
-    _, mutations = user.mutations("up")
-    assert mutations == []  # converged: nothing to change
 
 
 def test_node_groups_made_before_the_cni_never_join(user: User, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,30 +155,6 @@ def test_a_downgrade_is_refused(user: User) -> None:
     assert "cannot downgrade" in result.stderr and not [m for m in mutations if "Version" in m]
 
 
-def test_status_names_the_support_window_and_warns_near_its_end(
-        user: User, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Naive `status` shows the version alone: the end of standard support (then a 6x bill or a forced upgrade)
-    comes as a surprise."""
-    import datetime
-    import importlib
-
-    from eksprivate.sandbox import eks_versions
-
-    day = datetime.date(2026, 2, 1)  # 50 days before 1.32 leaves standard support (2026-03-23)
-    monkeypatch.setattr(importlib.import_module("eksprivate.verify.discover"), "utc_today", lambda: day)
-    eks_versions.set_calendar(today=day)
-    try:
-        user.write(BASE)
-        user.run("up")
-        report = json.loads(user.run("status", "--output", "json").stdout)
-        assert report["kubernetes_support"]["status"] == "WARN"
-        assert "standard support ends 2026-03-23 (50 days left)" in report["kubernetes_support"]["detail"]
-        text = user.run("status")
-        assert "warning: Kubernetes 1.32: standard support ends 2026-03-23" in text.stderr
-    finally:
-        eks_versions.reset()
-
-
 def test_a_newer_ami_release_is_shown_and_rolled_only_when_asked(user: User, stand_in: SandboxServer) -> None:
     """Naive code never looks (nodes stay on their first AMI for years), or rolls every group whenever EKS
     publishes a release (an unplanned node replacement)."""
@@ -253,3 +210,82 @@ def test_down_removes_the_add_ons_with_the_cluster_and_the_csi_role(user: User) 
     iam = boto3.client("iam", endpoint_url=user.sandbox.url, region_name="us-east-1", aws_access_key_id="t",
                        aws_secret_access_key="t")
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(user.name)]
+
+
+# -- on one built cluster --------------------------------------------------------------------------------
+# The tests below read what one `up` of BASE made (the calls it sent, what it left, status, a rerun that must
+# change nothing) and change nothing, so they share that `up` (~0.8 CPU s each). While they run, the sandbox
+# is held (not emptied between tests: tests/conftest.py `SandboxResets`), which is why they come last here.
+
+@dataclass
+class Built:
+    name: str
+    folder: Path  # the user's folder: state/ and the config are there
+    up: CliResult  # the `up` that made it
+    calls: list[str]  # the operations the sandbox received during that `up`, in order
+
+
+@pytest.fixture(scope="module")
+def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    folder = tmp_path_factory.mktemp("day2")
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
+        with pytest.MonkeyPatch.context() as mp:
+            user_environment(mp, sandbox_server.url, folder)
+            user = User(run_cli, name, folder, sandbox_server)
+            user.write(BASE)
+            user.sandbox.clear_calls()
+            up = user.run("up")
+            calls = user.calls()
+        yield Built(name, folder, up, calls)
+
+
+@pytest.fixture
+def on_built(built: Built, aws_env: Path, stand_in: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> User:
+    """The user of the built cluster, in a test's user environment (`aws_env`) working in its folder."""
+    monkeypatch.chdir(built.folder)
+    return User(run_cli, built.name, built.folder, stand_in)
+
+
+def test_up_makes_every_managed_addon_and_ends_with_all_active(built: Built, on_built: User) -> None:
+    """Naive code leaves the cluster on whatever EKS bootstrapped (no add-on at all), or makes coredns and then
+    fails (or waits 20 min) on its DEGRADED status."""
+    user, result = on_built, built.up
+    calls = [operation for operation in built.calls if is_mutating(operation)]
+    assert calls.count("CreateAddon") == 4
+    assert calls.index("CreateAddon") < calls.index("CreateNodegroup")  # the order itself: tests/test_e2e.py
+    addons = sorted(user.eks.list_addons(clusterName=user.name)["addons"])
+    assert addons == ["coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
+    for name in addons:
+        live = user.eks.describe_addon(clusterName=user.name, addonName=name)["addon"]
+        assert live["status"] == "ACTIVE", live
+        assert live["addonVersion"] == eks_addons.default_version(name, "1.32")
+    assert "DEGRADED" not in result.stderr
+    endpoints = user.state()["steps"]["endpoints"]["ids"]
+    assert any("eks-auth" in str(v) for v in endpoints.values()), endpoints  # Pod Identity's endpoint
+    _, mutations = user.mutations("up")
+    assert mutations == []  # converged: nothing to change
+
+
+def test_status_names_the_support_window_and_warns_near_its_end(
+        on_built: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Naive `status` shows the version alone: the end of standard support (then a 6x bill or a forced upgrade)
+    comes as a surprise. (The date matters to what status reads, not to the `up` that made the cluster.)"""
+    import datetime
+    import importlib
+
+    from eksprivate.sandbox import eks_versions
+
+    user = on_built
+    day = datetime.date(2026, 2, 1)  # 50 days before 1.32 leaves standard support (2026-03-23)
+    monkeypatch.setattr(importlib.import_module("eksprivate.verify.discover"), "utc_today", lambda: day)
+    eks_versions.set_calendar(today=day)
+    try:
+        report = json.loads(user.run("status", "--output", "json").stdout)
+        assert report["kubernetes_support"]["status"] == "WARN"
+        assert "standard support ends 2026-03-23 (50 days left)" in report["kubernetes_support"]["detail"]
+        text = user.run("status")
+        assert "warning: Kubernetes 1.32: standard support ends 2026-03-23" in text.stderr
+    finally:
+        eks_versions.reset()

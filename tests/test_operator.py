@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 
 from eksprivate.aws import is_mutating
 from eksprivate.sandbox import SandboxServer
@@ -45,14 +48,16 @@ def client(sandbox_client: Callable[[str], Any]) -> Callable[[str], Any]:
 class Operator:
     """Edits the config file and runs eksprivate the way a person would."""
 
-    def __init__(self, cli: Cli, name: str, folder: Path, sandbox: SandboxServer) -> None:
+    def __init__(self, cli: Cli, name: str, folder: Path, sandbox: SandboxServer,
+                 config: str = "cluster.toml") -> None:
         self.cli = cli
         self.name = name
-        self.config = folder / "cluster.toml"
+        self.config = folder / config
         self.sandbox = sandbox
+        self.head = self.tail = ""  # written around every config body (`op` sets LEAN / NO_ADDONS)
 
     def write(self, body: str) -> None:
-        self.config.write_text(f'name = "{self.name}"\n{body}')
+        self.config.write_text(f'name = "{self.name}"\n{self.head}{body}{self.tail}')
 
     def run(self, *args: str, expect: int = 0) -> CliResult:
         result = self.cli(*args, "--config", str(self.config))
@@ -82,7 +87,10 @@ class Operator:
 
 @pytest.fixture
 def op(cli: Cli, cluster_name: str, aws_env: Path, stand_in: SandboxServer) -> Operator:
-    return Operator(cli, cluster_name, aws_env, stand_in)
+    """An operator whose clusters leave out what no test here looks at (LEAN, NO_ADDONS)."""
+    op = Operator(cli, cluster_name, aws_env, stand_in)
+    op.head, op.tail = LEAN, NO_ADDONS
+    return op
 
 
 def step(plan: dict[str, Any], key: str) -> dict[str, Any]:
@@ -110,6 +118,13 @@ def launch_template_names(client: Callable[[str], Any], cluster: str) -> list[st
 def warnings(result: CliResult) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("warning:")]
 
+
+# What no test here looks at, left out of the clusters of `op` (each command then sends about a fifth fewer
+# calls): the control-plane logs, the flow logs, the KMS key for secrets (tests/test_secure_defaults.py), and the
+# managed add-ons (an empty [addons] table: EKS bootstraps its self-managed networking add-ons instead; the
+# managed ones: tests/test_day2.py). The shared `built` cluster below keeps the default graph.
+LEAN = "control_plane_logging = false\nsecrets_encryption = false\nflow_logs = false\n"
+NO_ADDONS = "\n[addons]\n"  # a TOML table: it goes last
 
 WORKERS = """
 availability_zones = 2
@@ -292,44 +307,8 @@ disk_size = 30
     assert not {"nodegroup/extra", f"ecr/{dropped}"} & {s["key"] for s in plan["steps"]}
 
 
-def test_settings_that_cannot_change_in_place_are_reported_and_never_applied(
-        op: Operator, client: Callable[[str], Any]) -> None:
-    op.write(WORKERS)
-    op.up()
-    changed = (WORKERS.replace("availability_zones = 2", 'availability_zones = 3\nvpc_cidr = "10.30.0.0/16"\n'
-                               "imds_hop_limit = 2")
-               .replace('instance_types = ["t3.small"]', 'instance_types = ["t3.medium"]\ncapacity_type = "SPOT"\n'
-                        'ami_type = "BOTTLEROCKET_x86_64"\ndisk_size = 40'))
-    op.write(changed)
-
-    plan = op.plan()
-    reported = {key: [d for d in step(plan, key)["details"] if d.startswith("!")]
-                for key in ("vpc", "subnets", "nodegroup/workers", "launch-template/workers")}
-    assert any("vpc_cidr" in d and "10.30.0.0/16" in d and "down" in d for d in reported["vpc"])
-    assert any("availability_zones" in d and "cannot change" in d for d in reported["subnets"])
-    group = "\n".join(reported["nodegroup/workers"])
-    for words in ("instance types", "capacity_type", "ami_type"):
-        assert words in group
-    assert group.count("up --prune") >= 3  # each says what to do
-    template = "\n".join(reported["launch-template/workers"])
-    assert "disk_size" in template and "imds_hop_limit" in template
-    for key in reported:  # nothing applicable: `up` has nothing to do there
-        assert step(plan, key)["action"] == "none"
-    assert step(plan, "endpoint-sg")["action"] == "none"  # the rule stays on the VPC's real CIDR
-
-    text = op.run("plan").stdout
-    assert "vpc_cidr" in text and "instance types" in text
-
-    result, mutations = op.mutations_of("up")
-    assert mutations == []  # not even part of it (no subnet, no security group rule for the new CIDR)
-    said = "\n".join(warnings(result))
-    for words in ("vpc_cidr", "availability_zones", "instance types", "capacity_type", "ami_type", "disk_size"):
-        assert words in said
-    assert op.state()["inputs"]["availability_zones"] == ["eu-central-1a", "eu-central-1b"]
-    assert nodegroup(client, op.name, "workers")["instanceTypes"] == ["t3.small"]
-
-
 def test_endpoints_added_to_the_config_are_created_on_rerun(op: Operator, client: Callable[[str], Any]) -> None:
+    op.tail = ""  # the default add-ons: the Pod Identity agent's eks-auth endpoint is among those checked here
     op.write(WORKERS)
     op.up()
     op.write('endpoints = ["ssm", "ssmmessages", "ec2messages", "autoscaling"]\n' + WORKERS)
@@ -571,48 +550,6 @@ def test_ecr_repositories_created_locked_down_and_removed_by_down(
     assert client("eks").list_clusters()["clusters"].count(op.name) == 0
 
 
-# -- JSON for scripts -------------------------------------------------------------------------------------
-
-TARGET_KEYS = {"name", "region", "account", "state", "availability_zones"}
-STEP_KEYS = {"key", "title", "action", "resources", "details", "status"}
-
-
-def test_plan_and_status_json_shapes_are_stable(op: Operator) -> None:
-    op.write('ecr_repositories = ["mirror-' + op.name + '"]\n' + WORKERS)
-
-    def check(data: dict[str, Any], top: set[str]) -> None:
-        assert set(data) == top
-        assert isinstance(data["availability_zones"], list) and isinstance(data["steps"], list)
-        assert data["name"] == op.name and data["region"] == REGION and data["account"] == "123456789012"
-        for item in data["steps"]:
-            assert set(item) == STEP_KEYS, item
-            assert all(isinstance(item[k], str) for k in STEP_KEYS - {"details"})
-            assert isinstance(item["details"], list) and all(isinstance(d, str) for d in item["details"])
-
-    before = op.plan()
-    check(before, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})  # cost: docs/cost.md
-    # "upgrade" makes nothing: it runs a kubernetes_version raise (none here).
-    assert before["destroy"] is False and {s["action"] for s in before["steps"] if s["key"] != "upgrade"} == {"create"}
-    assert step(before, "upgrade")["action"] == "none"
-    op.up()
-    after = op.plan()
-    check(after, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})
-    assert [s["key"] for s in after["steps"]] == [s["key"] for s in before["steps"]]
-    assert {s["action"] for s in after["steps"]} == {"none"}
-    assert f"ecr/mirror-{op.name}" in [s["key"] for s in after["steps"]]
-    destroy = op.plan("--destroy")
-    check(destroy, TARGET_KEYS | {"destroy", "steps", "skipped_zones"})
-    assert destroy["destroy"] is True
-    assert {s["action"] for s in destroy["steps"] if s["key"] not in TEARDOWN_ONLY} == {"delete"}
-
-    status = json.loads(op.run("status", "--output", "json").stdout)
-    check(status, TARGET_KEYS | {"steps", "cost", "kubernetes_support"})
-    # status also shows down's teardown-only steps (what Kubernetes made, foreign blockers): none here.
-    assert {s["action"] for s in status["steps"] if s["key"] not in TEARDOWN_ONLY} == {"exists"}
-    assert {s["key"] for s in status["steps"]} == {s["key"] for s in after["steps"]} - {"upgrade"} | set(TEARDOWN_ONLY)
-    assert step(status, "nodegroup/workers")["status"] == "ACTIVE"
-
-
 def test_down_without_ecr_permissions_still_works_when_no_repository_was_made(tmp_path: Path) -> None:
     """The tag scan `down` and `status` run must not make ECR permissions a requirement for clusters
     that never had repositories."""
@@ -635,3 +572,125 @@ def test_down_without_ecr_permissions_still_works_when_no_repository_was_made(tm
     ledger.record("ecr/mirror/old", repository_name="mirror/old")  # what the state remembers still counts
     assert other_repositories(ctx, set(), scan=True) == ["mirror/old"]
     assert other_repositories(ctx, {"mirror/old"}, scan=True) == []
+
+
+# -- on one built cluster ---------------------------------------------------------------------------------
+# The tests below read what one `up` of `mirrored(name)` made (plan, status, a rerun that must change
+# nothing) and change nothing in AWS or in the state, so they share that `up` (~0.8 CPU s each) and each
+# writes its own config file beside its state. While they run, the sandbox is held (not emptied between
+# tests: tests/conftest.py `SandboxResets`), which is why they come last in this file.
+
+def mirrored(name: str) -> str:
+    """WORKERS with one ECR repository (an `ecr/` step among the default graph's steps)."""
+    return f'ecr_repositories = ["mirror-{name}"]\n' + WORKERS
+
+
+@dataclass
+class Built:
+    name: str
+    folder: Path  # the user's folder: state/ is there
+    plan_before_up: dict[str, Any]  # `plan --output json` on the empty account, before the `up` that made it
+
+
+@pytest.fixture(scope="module")
+def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    folder = tmp_path_factory.mktemp("operator")
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
+        with pytest.MonkeyPatch.context() as mp:
+            user_environment(mp, sandbox_server.url, folder)
+            op = Operator(run_cli, name, folder, sandbox_server, config="built.toml")
+            op.write(mirrored(name))
+            plan_before_up = op.plan()
+            op.up()
+        yield Built(name, folder, plan_before_up)
+
+
+@pytest.fixture
+def on_built(built: Built, aws_env: Path, stand_in: SandboxServer, monkeypatch: pytest.MonkeyPatch,
+             request: pytest.FixtureRequest) -> Operator:
+    """An operator of the built cluster, in a test's user environment (`aws_env`) working in the folder that
+    holds its state, with a config file of the test's own that starts as the one `built` used."""
+    monkeypatch.chdir(built.folder)
+    op = Operator(run_cli, built.name, built.folder, stand_in, config=f"{request.node.name}.toml")
+    op.write(mirrored(built.name))
+    return op
+
+
+def test_settings_that_cannot_change_in_place_are_reported_and_never_applied(
+        on_built: Operator, client: Callable[[str], Any]) -> None:
+    op = on_built
+    changed = (mirrored(op.name)
+               .replace("availability_zones = 2", 'availability_zones = 3\nvpc_cidr = "10.30.0.0/16"\n'
+                        "imds_hop_limit = 2")
+               .replace('instance_types = ["t3.small"]', 'instance_types = ["t3.medium"]\ncapacity_type = "SPOT"\n'
+                        'ami_type = "BOTTLEROCKET_x86_64"\ndisk_size = 40'))
+    op.write(changed)
+
+    plan = op.plan()
+    reported = {key: [d for d in step(plan, key)["details"] if d.startswith("!")]
+                for key in ("vpc", "subnets", "nodegroup/workers", "launch-template/workers")}
+    assert any("vpc_cidr" in d and "10.30.0.0/16" in d and "down" in d for d in reported["vpc"])
+    assert any("availability_zones" in d and "cannot change" in d for d in reported["subnets"])
+    group = "\n".join(reported["nodegroup/workers"])
+    for words in ("instance types", "capacity_type", "ami_type"):
+        assert words in group
+    assert group.count("up --prune") >= 3  # each says what to do
+    template = "\n".join(reported["launch-template/workers"])
+    assert "disk_size" in template and "imds_hop_limit" in template
+    for key in reported:  # nothing applicable: `up` has nothing to do there
+        assert step(plan, key)["action"] == "none"
+    assert step(plan, "endpoint-sg")["action"] == "none"  # the rule stays on the VPC's real CIDR
+
+    text = op.run("plan").stdout
+    assert "vpc_cidr" in text and "instance types" in text
+
+    result, mutations = op.mutations_of("up")
+    assert mutations == []  # not even part of it (no subnet, no security group rule for the new CIDR)
+    said = "\n".join(warnings(result))
+    for words in ("vpc_cidr", "availability_zones", "instance types", "capacity_type", "ami_type", "disk_size"):
+        assert words in said
+    assert op.state()["inputs"]["availability_zones"] == ["eu-central-1a", "eu-central-1b"]
+    assert nodegroup(client, op.name, "workers")["instanceTypes"] == ["t3.small"]
+
+
+# -- JSON for scripts -------------------------------------------------------------------------------------
+
+TARGET_KEYS = {"name", "region", "account", "state", "availability_zones"}
+STEP_KEYS = {"key", "title", "action", "resources", "details", "status"}
+
+
+def test_plan_and_status_json_shapes_are_stable(built: Built, on_built: Operator) -> None:
+    op = on_built
+
+    def check(data: dict[str, Any], top: set[str]) -> None:
+        assert set(data) == top
+        assert isinstance(data["availability_zones"], list) and isinstance(data["steps"], list)
+        assert data["name"] == op.name and data["region"] == REGION and data["account"] == "123456789012"
+        for item in data["steps"]:
+            assert set(item) == STEP_KEYS, item
+            assert all(isinstance(item[k], str) for k in STEP_KEYS - {"details"})
+            assert isinstance(item["details"], list) and all(isinstance(d, str) for d in item["details"])
+
+    before = built.plan_before_up
+    check(before, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})  # cost: docs/cost.md
+    # "upgrade" makes nothing: it runs a kubernetes_version raise (none here).
+    assert before["destroy"] is False and {s["action"] for s in before["steps"] if s["key"] != "upgrade"} == {"create"}
+    assert step(before, "upgrade")["action"] == "none"
+    after = op.plan()
+    check(after, TARGET_KEYS | {"destroy", "steps", "skipped_zones", "cost"})
+    assert [s["key"] for s in after["steps"]] == [s["key"] for s in before["steps"]]
+    assert {s["action"] for s in after["steps"]} == {"none"}
+    assert f"ecr/mirror-{op.name}" in [s["key"] for s in after["steps"]]
+    destroy = op.plan("--destroy")
+    check(destroy, TARGET_KEYS | {"destroy", "steps", "skipped_zones"})
+    assert destroy["destroy"] is True
+    assert {s["action"] for s in destroy["steps"] if s["key"] not in TEARDOWN_ONLY} == {"delete"}
+
+    status = json.loads(op.run("status", "--output", "json").stdout)
+    check(status, TARGET_KEYS | {"steps", "cost", "kubernetes_support"})
+    # status also shows down's teardown-only steps (what Kubernetes made, foreign blockers): none here.
+    assert {s["action"] for s in status["steps"] if s["key"] not in TEARDOWN_ONLY} == {"exists"}
+    assert {s["key"] for s in status["steps"]} == {s["key"] for s in after["steps"]} - {"upgrade"} | set(TEARDOWN_ONLY)
+    assert step(status, "nodegroup/workers")["status"] == "ACTIVE"

@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
 import pytest
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 
 from eksprivate.aws import is_mutating
 from eksprivate.sandbox import SandboxServer
 
 REGION = "eu-central-1"
 LEAN = "flow_logs = false\nsecrets_encryption = false\navailability_zones = 2\n"
+# The clusters of this file's tests also leave out the managed add-ons (EKS bootstraps its self-managed
+# networking add-ons instead): what they check is the cluster's and the node groups' updates and statuses.
+# tests/test_day2.py, whose subject the add-ons are, uses `User` with them.
+NO_ADDONS = "\n[addons]\n"  # a TOML table: it goes last
 UPDATE_ID = re.compile(r"update ([0-9a-f-]{36}) \((\w+)\) Failed")
 
 
@@ -31,14 +38,16 @@ class CliResult(Protocol):
 class User:
     """Writes the config and runs eksprivate; sees AWS through boto3 and the sandbox's call log."""
 
-    def __init__(self, cli: Callable[..., CliResult], name: str, folder: Path, sandbox: SandboxServer) -> None:
+    def __init__(self, cli: Callable[..., CliResult], name: str, folder: Path, sandbox: SandboxServer,
+                 config: str = "cluster.toml") -> None:
         self.cli, self.name, self.folder, self.sandbox = cli, name, folder, sandbox
-        self.config = folder / "cluster.toml"
+        self.config = folder / config
+        self.tail = ""  # written after every config body (NO_ADDONS for this file's tests)
         self.eks = boto3.client("eks", endpoint_url=sandbox.url, region_name=REGION,
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def write(self, body: str) -> None:
-        self.config.write_text(f'name = "{self.name}"\n{LEAN}{body}')
+        self.config.write_text(f'name = "{self.name}"\n{LEAN}{body}{self.tail}')
 
     def run(self, *args: str, expect: int = 0) -> CliResult:
         result = self.cli(*args, "--config", str(self.config))
@@ -69,7 +78,9 @@ class User:
 
 @pytest.fixture
 def user(cli: Callable[..., CliResult], cluster_name: str, aws_env: Path, stand_in: SandboxServer) -> User:
-    return User(cli, cluster_name, aws_env, stand_in)
+    user = User(cli, cluster_name, aws_env, stand_in)
+    user.tail = NO_ADDONS
+    return user
 
 
 def warnings(result: CliResult) -> list[str]:
@@ -104,20 +115,6 @@ def test_a_failed_cluster_update_fails_up_naming_the_update(user: User, stand_in
     assert mutations == []
 
 
-def test_a_failed_nodegroup_update_fails_up_naming_the_update(user: User, stand_in: SandboxServer) -> None:
-    """Naive code waits for the node group to be ACTIVE again, which it also is after a failed update."""
-    user.write("per_az = false\nmax_size = 2\n")
-    user.run("up")
-    user.write("per_az = false\nmax_size = 3\n")
-    stand_in.configure(fail_next_update=user.name)
-    result = user.run("up", expect=1)
-    match = UPDATE_ID.search(result.stderr)
-    assert match is not None and match[2] == "ConfigUpdate", result.stderr
-    assert "node group nodes" in result.stderr and "OperationNotPermitted" in result.stderr
-    ng = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]
-    assert ng["scalingConfig"]["maxSize"] == 2 and ng["status"] == "ACTIVE"
-
-
 def test_update_calls_are_judged_by_describe_update(user: User) -> None:
     """Each config change is one UpdateClusterConfig followed by DescribeUpdate polls until Successful."""
     user.write('public_access_cidrs = ["203.0.113.0/24"]\n')
@@ -133,16 +130,6 @@ def test_update_calls_are_judged_by_describe_update(user: User) -> None:
 
 
 # -- support type ----------------------------------------------------------------------------------------
-
-def test_create_sends_standard_support_by_default(user: User) -> None:
-    """Naive code sends no upgradePolicy: EKS (and the sandbox) then make the cluster EXTENDED."""
-    user.write("")
-    plan = json.loads(user.run("plan", "--output", "json").stdout)
-    cluster = next(s for s in plan["steps"] if s["key"] == "cluster")
-    assert any("support type STANDARD" in d for d in cluster["details"])
-    user.run("up")
-    assert user.cluster()["upgradePolicy"] == {"supportType": "STANDARD"}
-
 
 def test_extended_support_by_config_warns_and_verify_warns(user: User) -> None:
     user.write('support_type = "EXTENDED"\n')
@@ -187,12 +174,85 @@ def test_a_bad_support_type_is_refused_before_anything_is_made(user: User) -> No
     assert not (user.folder / "state").exists()
 
 
+# -- on one built cluster --------------------------------------------------------------------------------
+# The tests below share one `up` of BUILT (~0.8 CPU s each): the plan before it, the `up` itself (made while
+# the sandbox reads the cluster's node groups DEGRADED), and reruns that change nothing in AWS (a degraded
+# group; a node group update the sandbox fails, which leaves the group as it was: the test checks it). Each
+# writes its own config file beside the shared state. While they run, the sandbox is held (not emptied
+# between tests: tests/conftest.py `SandboxResets`), which is why they come last in this file.
+
+BUILT = "per_az = false\nmax_size = 2\n"
+
+
+@dataclass
+class Built:
+    name: str
+    folder: Path  # the user's folder: state/ is there
+    plan_before_up: dict[str, Any]  # `plan --output json` on the empty account
+    up: CliResult  # the `up` that made it, while the sandbox read its node groups DEGRADED
+
+
+@pytest.fixture(scope="module")
+def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    folder = tmp_path_factory.mktemp("updates")
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
+        with pytest.MonkeyPatch.context() as mp:
+            user_environment(mp, sandbox_server.url, folder)
+            user = User(run_cli, name, folder, sandbox_server, config="built.toml")
+            user.tail = NO_ADDONS
+            user.write(BUILT)
+            plan_before_up = json.loads(user.run("plan", "--output", "json").stdout)
+            sandbox_server.configure(degraded_nodegroups=name)
+            try:
+                up = user.run("up")
+            finally:
+                sandbox_server.configure(degraded_nodegroups=None)
+        yield Built(name, folder, plan_before_up, up)
+
+
+@pytest.fixture
+def on_built(built: Built, aws_env: Path, stand_in: SandboxServer, monkeypatch: pytest.MonkeyPatch,
+             request: pytest.FixtureRequest) -> User:
+    """The user of the built cluster, in a test's user environment (`aws_env`) working in the folder that holds
+    its state, with a config file of the test's own that starts as BUILT."""
+    monkeypatch.chdir(built.folder)
+    user = User(run_cli, built.name, built.folder, stand_in, config=f"{request.node.name}.toml")
+    user.tail = NO_ADDONS
+    user.write(BUILT)
+    return user
+
+
+def test_create_sends_standard_support_by_default(built: Built, on_built: User) -> None:
+    """Naive code sends no upgradePolicy: EKS (and the sandbox) then make the cluster EXTENDED."""
+    plan = built.plan_before_up  # BUILT sets no support_type
+    cluster = next(s for s in plan["steps"] if s["key"] == "cluster")
+    assert any("support type STANDARD" in d for d in cluster["details"])
+    assert on_built.cluster()["upgradePolicy"] == {"supportType": "STANDARD"}
+
+
+def test_a_failed_nodegroup_update_fails_up_naming_the_update(on_built: User, stand_in: SandboxServer) -> None:
+    """Naive code waits for the node group to be ACTIVE again, which it also is after a failed update."""
+    user = on_built  # made with max_size = 2
+    user.write(BUILT.replace("max_size = 2", "max_size = 3"))
+    stand_in.configure(fail_next_update=user.name)
+    try:
+        result = user.run("up", expect=1)
+    finally:
+        stand_in.configure(fail_next_update=None)  # spent by that run; a test failing sooner leaves none behind
+    match = UPDATE_ID.search(result.stderr)
+    assert match is not None and match[2] == "ConfigUpdate", result.stderr
+    assert "node group nodes" in result.stderr and "OperationNotPermitted" in result.stderr
+    ng = user.eks.describe_nodegroup(clusterName=user.name, nodegroupName="nodes")["nodegroup"]
+    assert ng["scalingConfig"]["maxSize"] == 2 and ng["status"] == "ACTIVE"
+
+
 # -- DEGRADED node groups -----------------------------------------------------------------------------------
 
-def test_a_degraded_nodegroup_is_a_warning_not_a_failure(user: User, stand_in: SandboxServer) -> None:
+def test_a_degraded_nodegroup_is_a_warning_not_a_failure(on_built: User, stand_in: SandboxServer) -> None:
     """Naive code counts DEGRADED among the failed statuses: `up` exits 1 although the group serves."""
-    user.write("per_az = false\n")
-    user.run("up")
+    user = on_built
     stand_in.configure(degraded_nodegroups=user.name)
     try:
         result = user.run("up")
@@ -202,13 +262,7 @@ def test_a_degraded_nodegroup_is_a_warning_not_a_failure(user: User, stand_in: S
         stand_in.configure(degraded_nodegroups=None)
 
 
-def test_a_nodegroup_that_turns_degraded_while_created_ends_the_wait(user: User, stand_in: SandboxServer) -> None:
+def test_a_nodegroup_that_turns_degraded_while_created_ends_the_wait(built: Built) -> None:
     """botocore's NodegroupActive waiter does not stop on DEGRADED: naive code would poll until its
-    40-minute timeout. Here the first `up` ends, with the warning."""
-    user.write("per_az = false\n")
-    stand_in.configure(degraded_nodegroups=user.name)
-    try:
-        result = user.run("up")
-    finally:
-        stand_in.configure(degraded_nodegroups=None)
-    assert any("is DEGRADED" in w for w in warnings(result))
+    40-minute timeout. Here the first `up` ends, with the warning (`built` made the cluster so)."""
+    assert any("is DEGRADED" in w for w in warnings(built.up))
