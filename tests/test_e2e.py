@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST, NO_FAULTS, SandboxResets, run_cli, user_environment
+from conftest import FAST, NO_FAULTS, SandboxResets, held_empty_sandbox, run_cli, user_environment
 
 from eksprivate.aws import Aws, is_mutating
 from eksprivate.sandbox import CallRecord, SandboxServer, Timing
@@ -180,8 +180,7 @@ def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
     folder = tmp_path_factory.mktemp("e2e")
     name = f"t-{uuid.uuid4().hex[:10]}"
     defaults = {**Timing().as_dict(), **FAST, **NO_FAULTS}
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
         slow = {"interface_endpoint_create": ENDPOINTS_SLOWER, "addon_create": ADDONS_SLOWER}
         sandbox_server.configure(**{**defaults, **slow})
         try:

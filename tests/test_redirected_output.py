@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CliResult, SandboxResets, held_empty_sandbox, run_cli, user_environment
 
-from eksprivate.sandbox import SandboxServer, Timing
-from tests.conftest import FAST, NO_FAULTS, CliResult, SandboxResets, run_cli, user_environment
+from eksprivate.sandbox import SandboxServer
 
 AWS_ID = re.compile(r"\b(?:vpc|subnet|rtb|sg|vpce|lt|fl|eni)-[0-9a-f]{8,17}\b")
 
@@ -42,9 +42,7 @@ def built_config(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
     folder = tmp_path_factory.mktemp("redirected")
     config = folder / "cluster.toml"
     config.write_text(f'name = "t-{uuid.uuid4().hex[:10]}"\nper_az = false\n')
-    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
         with pytest.MonkeyPatch.context() as env:
             user_environment(env, sandbox_server.url, folder)
             up = run_cli("up", "--config", str(config))

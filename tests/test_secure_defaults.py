@@ -27,10 +27,11 @@ from typing import Any
 import boto3
 import pytest
 import suite_speed
+from conftest import held_empty_sandbox
 from typer.testing import CliRunner
 
 from eksprivate.aws import Aws
-from eksprivate.sandbox import CallRecord, SandboxServer, Timing
+from eksprivate.sandbox import CallRecord, SandboxServer
 
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"  # moto's account for any credentials
@@ -184,13 +185,10 @@ def built(sandbox_server: SandboxServer, sandbox_resets: Any,
     """`eksprivate up` with nothing but a log retention in the config, as a user with session credentials."""
     from eksprivate.cli import app
 
-    sandbox_server.configure(**{**Timing().as_dict(), "time_scale": 0.0005},
-                             throttle_rate=0.0, unavailable_rate=0.0, seed=0)
     folder = tmp_path_factory.mktemp("secure-defaults")
     name = f"sd-{uuid.uuid4().hex[:10]}"
     recorder = Sent()
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():  # the module's tests read what this `up` made
+    with held_empty_sandbox(sandbox_server, sandbox_resets):  # the module's tests read what this `up` made
         with pytest.MonkeyPatch.context() as mp:
             mp.chdir(folder)
             recorder.install(mp)

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import FAST, NO_FAULTS, SandboxResets, run_cli, user_environment
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 from faults.helpers import Cli, CliResult
 
 from eksprivate import cli as cli_module
 from eksprivate import ui
-from eksprivate.sandbox import SandboxServer, Timing
+from eksprivate.sandbox import SandboxServer
 
 REGION = "eu-central-1"
 STEPS = 20  # the default config's graph: the steps that make something (4 managed add-ons among them)
@@ -169,9 +169,7 @@ def built(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     folder = tmp_path_factory.mktemp("terminal")
     name = f"t-{uuid.uuid4().hex[:10]}"
-    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
         with pytest.MonkeyPatch.context() as mp:
             user_environment(mp, sandbox_server.url, folder)
             first = run_cli("up", "--name", name)

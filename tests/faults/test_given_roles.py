@@ -13,9 +13,9 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FAST, NO_FAULTS, SandboxResets, run_cli, user_environment
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 
-from eksprivate.sandbox import CallRecord, SandboxServer, Timing
+from eksprivate.sandbox import CallRecord, SandboxServer
 from eksprivate.sandbox.operator_policy import Check
 
 from .helpers import REGION, Cli, CliResult, Item, SdkHooks, Seen, inventory, mutating_calls, refused_on_input
@@ -153,9 +153,7 @@ def given_life(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
     their test always was). The life is over when this returns, so the tests after it start empty."""
     folder = tmp_path_factory.mktemp("given")
     name = f"t-{uuid.uuid4().hex[:10]}"
-    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held(), pytest.MonkeyPatch.context() as mp:
+    with held_empty_sandbox(sandbox_server, sandbox_resets), pytest.MonkeyPatch.context() as mp:
         user_environment(mp, sandbox_server.url, folder)
         hooks = SdkHooks(mp)
         team = make_team(_iam(sandbox_server))
@@ -340,9 +338,7 @@ MISFITS: dict[str, tuple[Bad, tuple[str, ...]]] = {
 def misfit_team(sandbox_server: SandboxServer, sandbox_resets: SandboxResets) -> Iterator[Team]:
     """One team for every misfit test (made once; the sandbox is held, not emptied, while `TestMisfits` runs):
     each test only adds its own misfit role, under a name of its own, and nothing else is made."""
-    sandbox_server.configure(**{**Timing().as_dict(), **FAST}, **NO_FAULTS)
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
         yield make_team(_iam(sandbox_server))
 
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NO_FAULTS, SandboxResets, run_cli, user_environment
+from conftest import SandboxResets, held_empty_sandbox, run_cli, user_environment
 
 from eksprivate.sandbox import SandboxServer, eks_versions
 from tests.test_updates_support import CliResult, User
 
-from .conftest import FAST
 from .helpers import SdkHooks
 
 BASE = 'per_az = false\nkubernetes_version = "{}"\n'
@@ -56,9 +55,7 @@ def built_on_134(sandbox_server: SandboxServer, sandbox_resets: SandboxResets,
     versions it refuses: a refusal changes nothing (each asserts so). The sandbox is held while they run."""
     folder = tmp_path_factory.mktemp("on-134")
     name = f"t-{uuid.uuid4().hex[:10]}"
-    sandbox_server.configure(**FAST, **NO_FAULTS)
-    sandbox_resets.before_test(sandbox_server)
-    with sandbox_resets.held():
+    with held_empty_sandbox(sandbox_server, sandbox_resets):
         with pytest.MonkeyPatch.context() as mp, pinned_to_today(mp):
             user_environment(mp, sandbox_server.url, folder)
             maker = User(run_cli, name, folder, sandbox_server)
